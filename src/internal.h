@@ -1,0 +1,59 @@
+/* Internal helpers shared by the portable core. No OS headers here. */
+#ifndef MPROC_INTERNAL_H
+#define MPROC_INTERNAL_H
+
+#include "mproc.h"
+#include "os.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Record an OS error code for mproc_os_error() and return MPROC_EOS. */
+int mproc__fail_os(int os_error);
+/* The same, taking the error from errno / GetLastError(). */
+int mproc__fail_os_last(void);
+
+/* Allocation that reports failure as NULL (callers return MPROC_ENOMEM). */
+void *mproc__calloc(size_t n, size_t size);
+
+/* Milliseconds left before deadline_ms (mproc__os_now_ms() based), clamped
+   at 0; MPROC_FOREVER passes through. */
+int mproc__remaining_ms(uint64_t deadline_ms, int timeout_ms);
+/* Deadline for a timeout (UINT64_MAX for MPROC_FOREVER). */
+uint64_t mproc__deadline_ms(int timeout_ms);
+
+/* 64-bit FNV-1a, used as an integrity check (not a MAC) on framed data. */
+uint64_t mproc__fnv1a64(const void *data, size_t len, uint64_t seed);
+#define MPROC__FNV_SEED 0xcbf29ce484222325ULL
+
+/* Little-endian fixed-width encoding for data that crosses processes. */
+static inline void mproc__put_u32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16); p[3] = (unsigned char)(v >> 24);
+}
+static inline uint32_t mproc__get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+static inline void mproc__put_u64(unsigned char *p, uint64_t v)
+{
+    mproc__put_u32(p, (uint32_t)v);
+    mproc__put_u32(p + 4, (uint32_t)(v >> 32));
+}
+static inline uint64_t mproc__get_u64(const unsigned char *p)
+{
+    return (uint64_t)mproc__get_u32(p) | ((uint64_t)mproc__get_u32(p + 4) << 32);
+}
+
+/* Process-wide state of the bootstrap (bootstrap.c). */
+/* 1 when this process was spawned by mproc and has not passed the guard:
+   starting processes from here is refused with MPROC_EBOOTSTRAP. */
+int mproc__bootstrap_pending(void);
+/* Refuse to start a process from a child that has not passed the guard:
+   returns MPROC_EBOOTSTRAP (and says why on stderr) or 0. */
+int mproc__check_may_start(void);
+
+#endif
