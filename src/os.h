@@ -1,7 +1,7 @@
 /*
  * The OS seam: every capability mproc needs from the operating system, on
  * one page. Implemented twice, in src/posix/ and src/win32/; the portable
- * core (src/*.c) calls only these and never asks which OS it runs on.
+ * core (the .c files in src/) calls only these and never asks which OS it runs on.
  *
  * Conventions: functions return 0 or a negative MPROC_E* code; an OS failure
  * is reported through mproc__fail_os() (so mproc_os_error() can name it) and
@@ -89,12 +89,18 @@ typedef struct mproc__os_spawn_req {
 /* Start the program again in child mode: the child gets an environment
    variable MPROC__CHILD_ENV naming its two channel handles (decoded by
    mproc__os_child_channels) and the listed handles, and no other handle
-   of the parent's beyond stdin/stdout/stderr. */
+   of the parent's beyond stdin/stdout/stderr. req->boot_read and
+   req->status_write are consumed, on success and failure alike: the
+   backend closes the parent's copies as soon as the child no longer needs
+   them (POSIX: before returning; Windows, where the child pulls them out
+   of the parent: when the process has ended or at mproc__os_proc_free). */
 int mproc__os_spawn(const mproc__os_spawn_req *req, mproc__os_proc **out);
 /* In a spawned child: decode MPROC__CHILD_ENV's value into the two channel
    handles (on Windows this duplicates them out of the parent). */
 int mproc__os_child_channels(const char *env_value, mproc__handle *boot_read,
                              mproc__handle *status_write);
+/* 1 if the fork start method exists here. */
+int mproc__os_has_fork(void);
 /* fork(): *is_child is set to 1 in the child (out is then NULL).
    MPROC_ENOTSUP on Windows. */
 int mproc__os_fork(mproc__os_proc **out, int *is_child);
@@ -133,12 +139,119 @@ void mproc__os_global_lock(void);
 void mproc__os_global_unlock(void);
 
 /* ---- synchronisation objects (sync.c) ------------------------------------ */
-/* (added by the synchronisation work) */
+/* A sync block: MPROC__SYNC_BLOCK bytes of memory shared between processes
+   that hold the atomic state words of one Lock, RLock, Semaphore, Event,
+   Condition or Barrier (the algorithms are written once, in src/sync.c),
+   plus whatever the backend needs to sleep and wake on those words. It has
+   no name in any namespace: it reaches other processes only through its
+   handles (the registry passes them to children), so nothing can outlive
+   the processes using it. The last MPROC__SYNC_RESERVED bytes belong to the
+   backend. */
+#define MPROC__SYNC_BLOCK 4096
+#define MPROC__SYNC_RESERVED 64
+#define MPROC__SYNC_MAX_HANDLES 2
+typedef struct mproc__os_sync mproc__os_sync;
+/* A new zero-filled block. */
+int mproc__os_sync_create(mproc__os_sync **b);
+/* A block over handles valid in this process (e.g. inherited ones). The
+   handles stay the caller's: the block maps them / keeps its own copies. */
+int mproc__os_sync_open(const mproc__handle *h, size_t n, mproc__os_sync **b);
+/* The handles that make up the block (at most MPROC__SYNC_MAX_HANDLES), for
+   a registry entry; owned by the block. Returns how many. */
+size_t mproc__os_sync_handles(const mproc__os_sync *b, mproc__handle *h);
+void *mproc__os_sync_mem(const mproc__os_sync *b);
+/* Unmaps and closes the block's own handles. */
+void mproc__os_sync_free(mproc__os_sync *b);
+/* Sleep while *word == expected, at most timeout_ms (MPROC_FOREVER: no
+   limit). 0 when woken, when *word differs, or spuriously; MPROC_ETIMEDOUT.
+   word lies inside b's memory. Callers always loop and re-check. */
+int mproc__os_park(mproc__os_sync *b, uint32_t *word, uint32_t expected, int timeout_ms);
+/* Wake up to n sleepers parked on word (UINT32_MAX: all). */
+void mproc__os_unpark(mproc__os_sync *b, uint32_t *word, uint32_t n);
+/* 1 if process pid has ended (exited, killed, or a zombie not yet reaped);
+   0 if it may still run. */
+int mproc__os_owner_gone(int64_t pid);
+/* Run fn in the child after every fork() (refreshes cached pids); a no-op
+   where there is no fork. Registers at most once per fn. */
+void mproc__os_sync_atfork(void (*fn)(void));
 
 /* ---- shared memory (shm.c) ------------------------------------------------ */
-/* (added by the synchronisation work) */
+/* Segments for mproc_shm_*: names were validated by shm.c (1..30 characters
+   of [A-Za-z0-9._-], without any leading '/'); the handle is mapped with
+   mproc__os_map. Sizes are the whole object's, as created. */
+#define MPROC__SHM_NAME_MAX 104 /* generated names included, with the NUL */
+/* A user-named object: owner-only, exclusive (MPROC_EEXIST if it exists). */
+int mproc__os_shm_create_named(const char *name, size_t size, mproc__handle *h);
+/* An object with a generated, unguessable name written to name[cap]: it can
+   be opened by that name while this process lives and vanishes with the
+   process, even when it is SIGKILLed. */
+int mproc__os_shm_create_private(size_t size, char *name, size_t cap, mproc__handle *h);
+/* Open either kind by name: MPROC_ENOENT if there is none. *size is the
+   object's size as far as the OS knows it (may be rounded up to pages). */
+int mproc__os_shm_open(const char *name, mproc__handle *h, size_t *size);
+/* Remove the name (the memory lives on while mapped). For a private object
+   created here, *h may be replaced by another handle to the same memory. */
+int mproc__os_shm_unlink(const char *name, int created_here, mproc__handle *h);
+/* Size of the object behind h as far as the OS knows it. */
+int mproc__os_shm_size(mproc__handle h, size_t *size);
+/* A duplicate of h owned by the caller (close-on-exec / not inheritable). */
+int mproc__os_shm_dup(mproc__handle h, mproc__handle *out);
 
 /* ---- message channels (pipe.c) ------------------------------------------- */
-/* (added by the pipes-and-queues work) */
+/* One end of a byte channel that carries mproc's framed messages (conn.c).
+   POSIX: a socketpair end (duplex) or a pipe end (one-way). Windows: an
+   overlapped named-pipe handle plus the OVERLAPPED state a timed read and
+   a readiness wait need. Owns its handle: free closes it. */
+typedef struct mproc__os_chan mproc__os_chan;
+#define MPROC__CHAN_READ  0x1
+#define MPROC__CHAN_WRITE 0x2
+#define MPROC__CHAN_SOCK  0x4   /* POSIX: a socket (MSG_NOSIGNAL etc.) */
+
+/* A connected pair. duplex: both ends read and write; else a reads, b
+   writes. Kernel buffers are enlarged where the OS allows it. */
+int mproc__os_chan_pair(mproc__os_chan **a, mproc__os_chan **b, int duplex);
+/* Wrap a handle received from another process (takes ownership, also on
+   failure). flags: MPROC__CHAN_* as reported by mproc__os_chan_flags. */
+int mproc__os_chan_wrap(mproc__handle h, int flags, mproc__os_chan **out);
+mproc__handle mproc__os_chan_handle(const mproc__os_chan *c);
+int mproc__os_chan_flags(const mproc__os_chan *c);
+void mproc__os_chan_free(mproc__os_chan *c);
+/* A channel end of its own around a duplicate of h (h stays open). */
+int mproc__os_chan_dup(mproc__handle h, int flags, mproc__os_chan **out);
+/* Write hdr then body completely (blocking). MPROC_ECLOSED if the reader
+   has gone; never raises SIGPIPE. */
+int mproc__os_chan_send(mproc__os_chan *c, const void *hdr, size_t hdr_len,
+                        const void *body, size_t body_len);
+/* Read between 1 and cap bytes, waiting at most timeout_ms for the first:
+   0 with *got >= 1, MPROC_ETIMEDOUT (*got 0), MPROC_ECLOSED at end of
+   stream. */
+int mproc__os_chan_recv(mproc__os_chan *c, void *buf, size_t cap, size_t *got,
+                        int timeout_ms);
+/* Readiness for mproc_wait. arm gives a handle to wait on with
+   mproc__os_wait_any (POSIX: the descriptor itself; Windows: the event of
+   an overlapped read posted into buf[0..cap)). disarm ends the wait: the
+   armed read is cancelled and *got says how many bytes it delivered into
+   buf (always 0 on POSIX); returns MPROC_ECLOSED if it saw end of stream. */
+int mproc__os_chan_arm(mproc__os_chan *c, void *buf, size_t cap, mproc__handle *waitable);
+int mproc__os_chan_disarm(mproc__os_chan *c, size_t *got);
+
+/* Wait until at least one of n handles is ready (POSIX: readable or hung
+   up; Windows: signalled), with no limit on n. Sets ready[i] to 0/1 and
+   returns how many are ready, or MPROC_ETIMEDOUT. */
+int mproc__os_wait_any(const mproc__handle *h, size_t n, unsigned char *ready,
+                       int timeout_ms);
+
+/* A doorbell for the queue: producers ring it, waiters wait for it with
+   mproc__os_wait_any(rd) and drain it. POSIX: a non-blocking pipe;
+   Windows: a manual-reset event (rd == wr, one handle). A ring is sticky
+   until drained; ringing an already rung bell is a no-op. */
+int mproc__os_bell_create(mproc__handle *rd, mproc__handle *wr);
+void mproc__os_bell_ring(mproc__handle wr);
+void mproc__os_bell_drain(mproc__handle rd);
+/* 1 if the process has ended (exited, killed, or a zombie), else 0. The
+   queue uses it to recover a lock whose holder died. */
+int mproc__os_pid_gone(int64_t pid);
+/* Yield the CPU to another runnable thread (spin-then-sleep waits). */
+void mproc__os_yield(void);
 
 #endif

@@ -1,0 +1,136 @@
+/* The child side of the spawn protocol: mproc_main_guard(). */
+#include "bootstrap.h"
+#include "process.h"
+
+#include <stdio.h>
+
+/* 1 once this process may start processes: it is the main process, or a
+   child that has passed the guard. */
+static int guard_passed;
+
+int mproc__bootstrap_pending(void)
+{
+    char buf[128];
+    return !guard_passed && mproc__os_getenv(MPROC__CHILD_ENV, buf, sizeof buf) != MPROC_ENOENT;
+}
+
+int mproc__check_may_start(void)
+{
+    if (!mproc__bootstrap_pending()) return 0;
+    fprintf(stderr,
+            "mproc: a process was started before mproc_main_guard() ran in this child.\n"
+            "       Call mproc_main_guard(argc, argv) first in main(): the spawn start\n"
+            "       method re-executes the program, and without the guard the child\n"
+            "       would run the parent's code again.\n");
+    return MPROC_EBOOTSTRAP;
+}
+
+/* Reads the whole message from the channel into a malloc'd buffer. */
+static int read_message(mproc__handle h, unsigned char **out, size_t *len)
+{
+    unsigned char header[MPROC__BOOT_HEADER];
+    size_t total;
+    int rc = mproc__os_read_all(h, header, sizeof header, NULL, MPROC_FOREVER);
+    if (rc) return rc;
+    if ((rc = mproc__boot_header_len(header, &total))) return rc;
+    unsigned char *buf = malloc(total);
+    if (!buf) return MPROC_ENOMEM;
+    memcpy(buf, header, sizeof header);
+    rc = mproc__os_read_all(h, buf + sizeof header, total - sizeof header, NULL, MPROC_FOREVER);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    *len = total;
+    return 0;
+}
+
+/* The same image, and a target that really is the function the parent
+   named: checked before jumping anywhere. */
+static int resolve_target(const mproc__boot *b, mproc_target *target)
+{
+    unsigned char id[32], digest[16];
+    void *addr;
+    int rc = mproc__os_image_id(id);
+    if (rc) return rc;
+    if (memcmp(id, b->image_id, sizeof id) != 0) return MPROC_EBOOTSTRAP;
+    if ((rc = mproc__os_module_to_addr(b->module, b->offset, &addr))) return rc;
+    mproc__code_digest(addr, digest);
+    if (memcmp(digest, b->code_digest, sizeof digest) != 0) return MPROC_EBOOTSTRAP;
+    memcpy(target, &addr, sizeof *target);
+    return 0;
+}
+
+static int adopt_objects(const mproc__boot *b)
+{
+    for (size_t i = 0; i < b->nobjects; i++) {
+        int rc = mproc__registry_add(&b->objects[i]);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int map_argument(mproc__boot *b, const void **arg)
+{
+    void *addr;
+    if (!b->arg_in_shm) {
+        *arg = b->arg;
+        return 0;
+    }
+    int rc = mproc__os_map(b->arg_shm, b->arg_len, 0, &addr);
+    mproc__os_close(b->arg_shm); /* the mapping keeps the memory */
+    if (rc) return rc;
+    *arg = addr;
+    return 0;
+}
+
+static void bootstrap_failed(const char *what, int rc)
+{
+    fprintf(stderr, "mproc: child bootstrap failed (%s): %s\n", what, mproc_strerror(rc));
+    fflush(stderr);
+    mproc__os_exit_now(MPROC_EXIT_BOOTSTRAP);
+}
+
+/* Runs the child: never returns. */
+static void run_child(const char *env_value)
+{
+    mproc__handle boot_read, status_write;
+    unsigned char *msg;
+    size_t len;
+    mproc_target target;
+    const void *arg;
+    static mproc__boot boot; /* large; lives as long as the child */
+    int rc = mproc__os_child_channels(env_value, &boot_read, &status_write);
+    if (rc) bootstrap_failed("channels", rc);
+    if ((rc = read_message(boot_read, &msg, &len))) bootstrap_failed("reading", rc);
+    if ((rc = mproc__boot_decode(msg, len, &boot))) bootstrap_failed("message", rc);
+    if ((rc = resolve_target(&boot, &target))) bootstrap_failed("target", rc);
+    if ((rc = adopt_objects(&boot))) bootstrap_failed("objects", rc);
+    if ((rc = map_argument(&boot, &arg))) bootstrap_failed("argument", rc);
+    mproc__set_child_identity(boot.name, boot.parent_pid);
+    mproc__os_unsetenv(MPROC__CHILD_ENV);
+    guard_passed = 1;
+    /* The acknowledgement tells the parent that the guard ran; the status
+       channel stays open until exit. */
+    if ((rc = mproc__os_write_all(status_write, "A", 1))) bootstrap_failed("ack", rc);
+    mproc__os_close(boot_read);
+    int code = target(arg, boot.arg_len);
+    exit(code & 0xff);
+}
+
+int mproc_main_guard(int argc, char **argv)
+{
+    char env_value[128];
+    (void)argc;
+    (void)argv;
+    if (guard_passed) return 0;
+    int rc = mproc__os_getenv(MPROC__CHILD_ENV, env_value, sizeof env_value);
+    if (rc == MPROC_ENOENT) {
+        guard_passed = 1;
+        return 0;
+    }
+    if (rc) bootstrap_failed("environment", rc);
+    run_child(env_value);
+    return MPROC_EBOOTSTRAP; /* not reached */
+}

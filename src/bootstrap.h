@@ -1,0 +1,43 @@
+/* The bootstrap message: what a spawned child needs to run its target.
+   Framed, versioned, checksummed and validated field by field; a malformed
+   message is MPROC_EPROTO, never undefined behaviour. */
+#ifndef MPROC_BOOTSTRAP_H
+#define MPROC_BOOTSTRAP_H
+
+#include "ref.h"
+
+#define MPROC__BOOT_HEADER 24
+#define MPROC__BOOT_MAX (256 * 1024)       /* whole message, bytes */
+#define MPROC__BOOT_INLINE_ARG (8 * 1024)  /* larger arguments travel in shm */
+#define MPROC__BOOT_MAX_OBJECTS 32
+#define MPROC__NAME_MAX 256
+
+typedef struct mproc__boot {
+    char module[MPROC__MODULE_PATH_MAX]; /* "" = main program */
+    uint64_t offset;                     /* target's offset in module */
+    unsigned char code_digest[16];       /* first bytes of the target's code */
+    unsigned char image_id[32];
+    char name[MPROC__NAME_MAX];
+    int64_t parent_pid;
+    uint32_t flags;                      /* MPROC__BOOT_DAEMON */
+    const unsigned char *arg;            /* inline argument (points into the message) */
+    size_t arg_len;
+    int arg_in_shm;                      /* else inline */
+    mproc__handle arg_shm;               /* child-side handle when arg_in_shm */
+    size_t nobjects;
+    mproc__entry objects[MPROC__BOOT_MAX_OBJECTS]; /* child-side handles */
+} mproc__boot;
+
+#define MPROC__BOOT_DAEMON 0x1u
+
+/* Encode into a malloc'd buffer. */
+int mproc__boot_encode(const mproc__boot *b, unsigned char **buf, size_t *len);
+/* Total message length announced by a header (validated), or MPROC_EPROTO. */
+int mproc__boot_header_len(const unsigned char header[MPROC__BOOT_HEADER], size_t *total);
+/* Decode and validate a whole message; out->arg points into buf. */
+int mproc__boot_decode(const unsigned char *buf, size_t len, mproc__boot *out);
+
+/* The code digest of a function: its first 16 bytes. */
+void mproc__code_digest(const void *fn_addr, unsigned char digest[16]);
+
+#endif

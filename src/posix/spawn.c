@@ -1,0 +1,411 @@
+/* POSIX processes: spawn self (posix_spawn, or fork+exec on the portable
+   path), fork, wait without a SIGCHLD handler (pidfd on Linux, a sentinel
+   pipe elsewhere), signals. */
+#include "../internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#if defined(__linux__)
+#  include <sys/syscall.h>
+#endif
+#if defined(__APPLE__)
+#  include <mach-o/dyld.h>
+#endif
+
+extern char **environ;
+
+#if defined(__linux__) && !defined(MPROC_PORTABLE_POSIX) && defined(SYS_pidfd_open)
+#  define USE_PIDFD 1
+#  define USE_POSIX_SPAWN 1
+#elif defined(__APPLE__)
+#  define USE_POSIX_SPAWN 1 /* with POSIX_SPAWN_CLOEXEC_DEFAULT */
+#endif
+
+struct mproc__os_proc {
+    pid_t pid;
+    int wait_fd;    /* pidfd, or the sentinel pipe's read end, or -1 */
+    int reaped;
+    int exitcode;
+};
+
+/* First descriptor number the child's channels and passed handles take. */
+#define CHILD_FD_BASE 3
+
+int mproc__os_has_fork(void) { return 1; }
+
+/* ---- reaping processes nobody waits for any more ------------------------- */
+static pid_t orphans[256];
+static size_t n_orphans;
+
+static void reap_orphans_locked(void)
+{
+    size_t i = 0;
+    while (i < n_orphans) {
+        pid_t r;
+        do r = waitpid(orphans[i], NULL, WNOHANG); while (r < 0 && errno == EINTR);
+        if (r == 0) i++;
+        else orphans[i] = orphans[--n_orphans]; /* reaped, or not ours any more */
+    }
+}
+
+static void adopt_orphan(pid_t pid)
+{
+    mproc__os_global_lock();
+    reap_orphans_locked();
+    if (n_orphans < sizeof orphans / sizeof orphans[0]) orphans[n_orphans++] = pid;
+    mproc__os_global_unlock();
+}
+
+/* ---- the child's environment and program --------------------------------- */
+static int exe_path(const char *exe, char *buf, size_t cap)
+{
+    if (exe) {
+        if (strlen(exe) >= cap) return MPROC_EINVAL;
+        strcpy(buf, exe);
+        return 0;
+    }
+#if defined(__APPLE__)
+    uint32_t size = (uint32_t)cap;
+    return _NSGetExecutablePath(buf, &size) == 0 ? 0 : MPROC_EINVAL;
+#else
+    /* The kernel's link to our own image: right even if the file was
+       renamed, and no argv[0] guessing. */
+    if (strlen("/proc/self/exe") >= cap) return MPROC_EINVAL;
+    strcpy(buf, "/proc/self/exe");
+    return 0;
+#endif
+}
+
+/* environ without any MPROC_CHILD, plus our own entry. */
+static char **child_environment(char *own_entry)
+{
+    size_t n = 0, k = 0, name_len = strlen(MPROC__CHILD_ENV);
+    while (environ[n]) n++;
+    char **env = malloc((n + 2) * sizeof *env);
+    if (!env) return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!(strncmp(environ[i], MPROC__CHILD_ENV, name_len) == 0 && environ[i][name_len] == '='))
+            env[k++] = environ[i];
+    env[k++] = own_entry;
+    env[k] = NULL;
+    return env;
+}
+
+/* The descriptors the child receives, in order: they become 3, 4, ... */
+typedef struct fd_plan {
+    int src[MPROC__MAX_PASS + 3];
+    int n;
+    int high; /* staging area above every source and target */
+} fd_plan;
+
+static void plan_fds(fd_plan *plan, const mproc__os_spawn_req *req, int sentinel)
+{
+    plan->n = 0;
+    plan->src[plan->n++] = (int)req->boot_read;
+    plan->src[plan->n++] = (int)req->status_write;
+    plan->src[plan->n++] = sentinel; /* -1 when pidfd does the waiting */
+    for (size_t i = 0; i < req->npass; i++) plan->src[plan->n++] = (int)req->pass[i];
+    plan->high = CHILD_FD_BASE + plan->n;
+    for (int i = 0; i < plan->n; i++)
+        if (plan->src[i] >= plan->high) plan->high = plan->src[i] + 1;
+}
+
+#if defined(USE_POSIX_SPAWN)
+/* Two rounds of dup2 (sources to a staging area, then down to 3, 4, ...)
+   so no source is overwritten before it is copied; then close the rest. */
+static int spawn_with_posix_spawn(const char *path, char **argv, char **env, const fd_plan *plan,
+                                  pid_t *pid)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t none;
+    int rc = posix_spawn_file_actions_init(&fa);
+    if (rc) return mproc__fail_os(rc);
+    if ((rc = posix_spawnattr_init(&attr))) {
+        posix_spawn_file_actions_destroy(&fa);
+        return mproc__fail_os(rc);
+    }
+    short flags = POSIX_SPAWN_SETSIGMASK;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    for (int i = 0; i < plan->n && !rc; i++)
+        if (plan->src[i] >= 0) rc = posix_spawn_file_actions_adddup2(&fa, plan->src[i], plan->high + i);
+    for (int i = 0; i < plan->n && !rc; i++)
+        if (plan->src[i] >= 0)
+            rc = posix_spawn_file_actions_adddup2(&fa, plan->high + i, CHILD_FD_BASE + i);
+#if defined(__APPLE__)
+    flags |= POSIX_SPAWN_CLOEXEC_DEFAULT;
+    for (int i = 0; i < plan->n && !rc; i++)
+        if (plan->src[i] >= 0) rc = posix_spawn_file_actions_addinherit_np(&fa, CHILD_FD_BASE + i);
+#else
+    if (!rc) rc = posix_spawn_file_actions_addclosefrom_np(&fa, CHILD_FD_BASE + plan->n);
+#endif
+    if (!rc) rc = posix_spawnattr_setflags(&attr, flags);
+    if (!rc) rc = posix_spawn(pid, path, &fa, &attr, argv, env);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    return rc ? mproc__fail_os(rc) : 0;
+}
+#else
+/* In the forked child: only async-signal-safe calls from here on. */
+static void exec_child(const char *path, char **argv, char **env, const fd_plan *plan, int err_fd)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    for (int i = 0; i < plan->n; i++)
+        if (plan->src[i] >= 0 && dup2(plan->src[i], plan->high + i) < 0) goto fail;
+    for (int i = 0; i < plan->n; i++)
+        if (plan->src[i] >= 0 && dup2(plan->high + i, CHILD_FD_BASE + i) < 0) goto fail;
+    if (dup2(err_fd, plan->high + plan->n) < 0) goto fail;
+    err_fd = plan->high + plan->n;
+    fcntl(err_fd, F_SETFD, FD_CLOEXEC);
+    for (int fd = CHILD_FD_BASE + plan->n; fd < plan->high + plan->n; fd++) close(fd);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34) || defined(__FreeBSD__)
+    closefrom(err_fd + 1);
+#else
+    for (int fd = err_fd + 1; fd < 65536; fd++) close(fd);
+#endif
+    pthread_sigmask(SIG_SETMASK, &none, NULL);
+    execve(path, argv, env);
+fail:;
+    int e = errno;
+    while (write(err_fd, &e, sizeof e) < 0 && errno == EINTR) {}
+    _exit(127);
+}
+
+/* fork+exec with an error pipe: EOF means exec succeeded. */
+static int spawn_with_fork(const char *path, char **argv, char **env, const fd_plan *plan, pid_t *pid)
+{
+    mproc__handle er, ew;
+    int rc = mproc__os_pipe(&er, &ew), child_errno = 0;
+    if (rc) return rc;
+    pid_t child = fork();
+    if (child == 0) exec_child(path, argv, env, plan, (int)ew);
+    int fork_errno = errno;
+    mproc__os_close(ew);
+    if (child < 0) {
+        mproc__os_close(er);
+        return mproc__fail_os(fork_errno);
+    }
+    size_t got = 0;
+    mproc__os_read_all(er, &child_errno, sizeof child_errno, &got, MPROC_FOREVER);
+    mproc__os_close(er);
+    if (got == sizeof child_errno) {
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {}
+        return mproc__fail_os(child_errno);
+    }
+    *pid = child;
+    return 0;
+}
+#endif
+
+/* ---- waiting -------------------------------------------------------------- */
+static int open_wait_fd(pid_t pid, int sentinel_read)
+{
+#if defined(USE_PIDFD)
+    (void)sentinel_read;
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd; /* -1 (old kernel): waits fall back to polling waitpid */
+#else
+    (void)pid;
+    return sentinel_read;
+#endif
+}
+
+static int make_sentinel(int *r, int *w)
+{
+#if defined(USE_PIDFD)
+    *r = *w = -1;
+    return 0;
+#else
+    mproc__handle hr, hw;
+    int rc = mproc__os_pipe(&hr, &hw);
+    *r = (int)hr;
+    *w = (int)hw;
+    return rc;
+#endif
+}
+
+static mproc__os_proc *new_proc(pid_t pid, int wait_fd)
+{
+    mproc__os_proc *p = mproc__calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->pid = pid;
+    p->wait_fd = wait_fd;
+    return p;
+}
+
+int mproc__os_spawn(const mproc__os_spawn_req *req, mproc__os_proc **out)
+{
+    char path[PATH_MAX], env_entry[96];
+    char *argv[] = {path, "--mproc-child", NULL};
+    fd_plan plan;
+    int sentinel_r, sentinel_w;
+    pid_t pid = -1;
+    int rc = exe_path(req->exe, path, sizeof path);
+    if (!rc && req->npass > MPROC__MAX_PASS) rc = MPROC_EINVAL;
+    if (!rc) rc = make_sentinel(&sentinel_r, &sentinel_w);
+    if (rc) {
+        mproc__os_close(req->boot_read);
+        mproc__os_close(req->status_write);
+        return rc;
+    }
+    plan_fds(&plan, req, sentinel_w);
+    snprintf(env_entry, sizeof env_entry, "%s=%d,%d,%d", MPROC__CHILD_ENV, CHILD_FD_BASE,
+             CHILD_FD_BASE + 1, plan.n);
+    char **env = child_environment(env_entry);
+    if (!env) rc = MPROC_ENOMEM;
+#if defined(USE_POSIX_SPAWN)
+    if (!rc) rc = spawn_with_posix_spawn(path, argv, env, &plan, &pid);
+#else
+    if (!rc) rc = spawn_with_fork(path, argv, env, &plan, &pid);
+#endif
+    free(env);
+    mproc__os_close(req->boot_read);
+    mproc__os_close(req->status_write);
+    mproc__os_close(sentinel_w);
+    for (size_t i = 0; i < req->npass; i++) req->pass_in_child[i] = CHILD_FD_BASE + 3 + (int)i;
+    if (!rc && !(*out = new_proc(pid, open_wait_fd(pid, sentinel_r)))) {
+        kill(pid, SIGKILL);
+        adopt_orphan(pid);
+        rc = MPROC_ENOMEM;
+    }
+    if (rc) mproc__os_close(sentinel_r);
+    return rc;
+}
+
+int mproc__os_child_channels(const char *env_value, mproc__handle *boot_read,
+                             mproc__handle *status_write)
+{
+    int r, w, n;
+    char tail;
+    if (sscanf(env_value, "%d,%d,%d%c", &r, &w, &n, &tail) != 3 || r != CHILD_FD_BASE ||
+        w != CHILD_FD_BASE + 1 || n < 3 || n > MPROC__MAX_PASS + 3)
+        return MPROC_EPROTO;
+    /* Everything the parent handed over stays private to this process. */
+    for (int fd = CHILD_FD_BASE; fd < CHILD_FD_BASE + n; fd++)
+        if (fcntl(fd, F_GETFD) >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    if (fcntl(r, F_GETFD) < 0 || fcntl(w, F_GETFD) < 0) return mproc__fail_os_last();
+    *boot_read = r;
+    *status_write = w;
+    return 0;
+}
+
+int mproc__os_fork(mproc__os_proc **out, int *is_child)
+{
+    int sentinel_r, sentinel_w;
+    int rc = make_sentinel(&sentinel_r, &sentinel_w);
+    if (rc) return rc;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int err = errno;
+        mproc__os_close(sentinel_r);
+        mproc__os_close(sentinel_w);
+        return mproc__fail_os(err);
+    }
+    if (pid == 0) {
+        mproc__os_close(sentinel_r); /* the write end stays open until exit */
+        *is_child = 1;
+        *out = NULL;
+        return 0;
+    }
+    mproc__os_close(sentinel_w);
+    *is_child = 0;
+    if (!(*out = new_proc(pid, open_wait_fd(pid, sentinel_r)))) {
+        kill(pid, SIGKILL);
+        adopt_orphan(pid);
+        mproc__os_close(sentinel_r);
+        return MPROC_ENOMEM;
+    }
+    return 0;
+}
+
+void mproc__os_exit_now(int code) { _exit(code); }
+
+int64_t mproc__os_proc_pid(const mproc__os_proc *p) { return p ? (int64_t)p->pid : 0; }
+
+static int decode_status(int status)
+{
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return -WTERMSIG(status);
+    return -1;
+}
+
+/* 1 reaped, 0 still running, or an error. */
+static int try_reap(mproc__os_proc *p)
+{
+    int status;
+    pid_t r;
+    do r = waitpid(p->pid, &status, WNOHANG); while (r < 0 && errno == EINTR);
+    if (r < 0) return mproc__fail_os_last();
+    if (r == 0) return 0;
+    p->reaped = 1;
+    p->exitcode = decode_status(status);
+    return 1;
+}
+
+/* When the wait handle cannot tell (no pidfd; a forked grandchild holding
+   the sentinel): poll waitpid with a growing sleep, at most 10 ms. */
+static int poll_reap(mproc__os_proc *p, uint64_t deadline, int timeout_ms)
+{
+    int nap = 1;
+    for (;;) {
+        int rc = try_reap(p);
+        if (rc) return rc < 0 ? rc : 0;
+        int left = mproc__remaining_ms(deadline, timeout_ms);
+        if (left == 0) return MPROC_ETIMEDOUT;
+        mproc__os_sleep_ms(left < 0 || left > nap ? nap : left);
+        if (nap < 10) nap *= 2;
+    }
+}
+
+int mproc__os_proc_wait(mproc__os_proc *p, int timeout_ms, int *exitcode)
+{
+    uint64_t deadline = mproc__deadline_ms(timeout_ms);
+    int rc = 0;
+    if (!p->reaped && p->wait_fd >= 0) {
+        rc = mproc__os_wait_readable(p->wait_fd, timeout_ms);
+        if (rc < 0) return rc;
+        if (rc == 0) return MPROC_ETIMEDOUT;
+    }
+    if (!p->reaped && (rc = poll_reap(p, deadline, timeout_ms))) return rc;
+    *exitcode = p->exitcode;
+    return 0;
+}
+
+int mproc__os_proc_signal(mproc__os_proc *p, int hard)
+{
+    if (p->reaped) return 0;
+    /* Not reaped yet, so the pid cannot have been reused. */
+    if (kill(p->pid, hard ? SIGKILL : SIGTERM) != 0 && errno != ESRCH) return mproc__fail_os_last();
+    return 0;
+}
+
+mproc__handle mproc__os_proc_wait_handle(const mproc__os_proc *p)
+{
+    return p && !p->reaped ? p->wait_fd : MPROC__NO_HANDLE;
+}
+
+void mproc__os_proc_free(mproc__os_proc *p, int kill_it)
+{
+    if (!p) return;
+    if (!p->reaped) {
+        if (kill_it) {
+            int code;
+            kill(p->pid, SIGKILL);
+            mproc__os_proc_wait(p, MPROC_FOREVER, &code);
+        } else {
+            adopt_orphan(p->pid);
+        }
+    }
+    if (p->wait_fd >= 0) close(p->wait_fd);
+    free(p);
+}

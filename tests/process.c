@@ -1,0 +1,407 @@
+/* Process lifecycle across real processes: exit codes, signals, timeouts,
+   states, names, arguments, fd hygiene, the main guard, bad input. */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bootstrap.h"
+#include "os.h"
+#ifndef _WIN32
+#  include <fcntl.h>
+#  include <signal.h>
+#  include <unistd.h>
+#endif
+
+/* ---- child targets ---------------------------------------------------------- */
+static int return_arg_byte(const void *arg, size_t len)
+{
+    return len == 1 ? *(const unsigned char *)arg : 100;
+}
+
+static int return_minus_one(const void *arg, size_t len)
+{
+    (void)arg; (void)len;
+    return -1;
+}
+
+/* Runs until killed: the tests end it with terminate/kill. */
+static int run_forever(const void *arg, size_t len)
+{
+    (void)arg; (void)len;
+    for (;;) mproc__os_sleep_ms(1000);
+    return 0;
+}
+
+static int check_name(const void *arg, size_t len)
+{
+    return strlen(mproc_current_name()) == len && memcmp(mproc_current_name(), arg, len) == 0 ? 0 : 1;
+}
+
+static int check_parent_pid(const void *arg, size_t len)
+{
+    int64_t parent;
+    if (len != sizeof parent) return 2;
+    memcpy(&parent, arg, sizeof parent);
+    if (mproc_parent_pid() != parent) return 1;
+    return mproc_current_pid() != parent ? 0 : 3;
+}
+
+static unsigned char pattern_byte(size_t i) { return (unsigned char)((i * 2654435761u) >> 13); }
+
+static int check_big_argument(const void *arg, size_t len)
+{
+    const unsigned char *p = arg;
+    if (len != (size_t)64 << 20) return 2;
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != pattern_byte(i)) return 1;
+    return 0;
+}
+
+static int child_starts_child(const void *arg, size_t len)
+{
+    (void)arg; (void)len;
+    unsigned char code = 9;
+    mproc_process *p;
+    if (mproc_process_create(&p, return_arg_byte, &code, 1, NULL)) return 1;
+    if (mproc_process_start(p)) return 2;
+    int ec = -1;
+    if (mproc_process_join(p, TU_JOIN_TIMEOUT_MS) || mproc_process_exitcode(p, &ec)) return 3;
+    mproc_process_destroy(p);
+    return ec == 9 ? 0 : 4;
+}
+
+#ifndef _WIN32
+static int check_fd_closed(const void *arg, size_t len)
+{
+    int fd;
+    if (len != sizeof fd) return 2;
+    memcpy(&fd, arg, sizeof fd);
+    return fcntl(fd, F_GETFD) == -1 ? 0 : 1;
+}
+
+static int die_by_abort(const void *arg, size_t len)
+{
+    (void)arg; (void)len;
+    abort();
+    return 0;
+}
+#endif
+
+/* ---- tests ------------------------------------------------------------------ */
+static void test_exit_codes(void **state)
+{
+    (void)state;
+    unsigned char codes[] = {0, 1, 7, 42, 255};
+    for (size_t i = 0; i < sizeof codes; i++)
+        assert_int_equal(tu_run_child(return_arg_byte, &codes[i], 1), codes[i]);
+    assert_int_equal(tu_run_child(return_minus_one, NULL, 0), 255);
+}
+
+static void test_states_and_wrong_order(void **state)
+{
+    (void)state;
+    unsigned char code = 3;
+    int ec;
+    mproc_process *p;
+    assert_int_equal(mproc_process_create(&p, return_arg_byte, &code, 1, NULL), 0);
+    assert_int_equal(mproc_process_is_alive(p), 0);
+    assert_int_equal(mproc_process_pid(p), 0);
+    assert_int_equal(mproc_process_join(p, 0), MPROC_ESTATE);
+    assert_int_equal(mproc_process_exitcode(p, &ec), MPROC_ESTATE);
+    assert_int_equal(mproc_process_terminate(p), MPROC_ESTATE);
+    assert_int_equal(mproc_process_kill(p), MPROC_ESTATE);
+    assert_int_equal(mproc_process_start(p), 0);
+    assert_int_equal(mproc_process_start(p), MPROC_ESTATE);
+    assert_true(mproc_process_pid(p) > 0);
+    assert_true(mproc_process_pid(p) != mproc_current_pid());
+    assert_int_equal(tu_join(p), 3);
+    assert_int_equal(mproc_process_is_alive(p), 0);
+    assert_int_equal(mproc_process_join(p, 0), 0); /* joining again is fine */
+    assert_int_equal(mproc_process_terminate(p), 0); /* already ended: no-op */
+    assert_int_equal(mproc_process_start(p), MPROC_ESTATE);
+    mproc_process_destroy(p);
+}
+
+static void test_join_timeout_then_terminate(void **state)
+{
+    (void)state;
+    int ec;
+    mproc_process *p = tu_start(run_forever, NULL, 0);
+    assert_int_equal(mproc_process_join(p, 0), MPROC_ETIMEDOUT);
+    assert_int_equal(mproc_process_join(p, 50), MPROC_ETIMEDOUT);
+    assert_int_equal(mproc_process_is_alive(p), 1);
+    assert_int_equal(mproc_process_exitcode(p, &ec), MPROC_ESTATE);
+    assert_int_equal(mproc_process_terminate(p), 0);
+    assert_int_equal(tu_join(p), -15);
+    assert_int_equal(mproc_process_is_alive(p), 0);
+    mproc_process_destroy(p);
+}
+
+static void test_kill(void **state)
+{
+    (void)state;
+    mproc_process *p = tu_start(run_forever, NULL, 0);
+    assert_int_equal(mproc_process_kill(p), 0);
+    assert_int_equal(tu_join(p), -9);
+    mproc_process_destroy(p);
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    mproc_process *p;
+    assert_string_equal(mproc_current_name(), "MainProcess");
+    assert_int_equal(mproc_process_create(&p, return_minus_one, NULL, 0, NULL), 0);
+    assert_memory_equal(mproc_process_name(p), "Process-", 8);
+    assert_true(atoi(mproc_process_name(p) + 8) > 0);
+    mproc_process_destroy(p);
+
+    const char *name = "worker-alpha";
+    mproc_process_options opt = {name, 0, MPROC_METHOD_DEFAULT};
+    assert_int_equal(mproc_process_create(&p, check_name, name, strlen(name), &opt), 0);
+    assert_string_equal(mproc_process_name(p), name);
+    assert_int_equal(mproc_process_start(p), 0);
+    assert_int_equal(tu_join(p), 0);
+    mproc_process_destroy(p);
+}
+
+static void test_parent_pid(void **state)
+{
+    (void)state;
+    int64_t me = mproc_current_pid();
+    assert_int_equal(tu_run_child(check_parent_pid, &me, sizeof me), 0);
+}
+
+static void test_many_at_once(void **state)
+{
+    (void)state;
+    enum { N = 5 };
+    mproc_process *ps[N];
+    unsigned char codes[N];
+    for (int i = 0; i < N; i++) {
+        codes[i] = (unsigned char)(10 + i);
+        ps[i] = tu_start(return_arg_byte, &codes[i], 1);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(tu_join(ps[i]), 10 + i);
+        mproc_process_destroy(ps[i]);
+    }
+}
+
+static void test_argument_64mib(void **state)
+{
+    (void)state;
+    size_t len = (size_t)64 << 20;
+    unsigned char *big = malloc(len);
+    assert_non_null(big);
+    for (size_t i = 0; i < len; i++) big[i] = pattern_byte(i);
+    mproc_process *p;
+    assert_int_equal(mproc_process_create(&p, check_big_argument, big, len, NULL), 0);
+    memset(big, 0, len); /* copied at create: the caller may reuse it */
+    free(big);
+    assert_int_equal(mproc_process_start(p), 0);
+    assert_int_equal(tu_join(p), 0);
+    mproc_process_destroy(p);
+}
+
+static void test_grandchild(void **state)
+{
+    (void)state;
+    assert_int_equal(tu_run_child(child_starts_child, NULL, 0), 0);
+}
+
+static void test_missing_guard(void **state)
+{
+    (void)state;
+    mproc_process *p;
+    int ec = -1000;
+    assert_int_equal(mproc_set_executable(MPROC_NOGUARD_HELPER), 0);
+    assert_int_equal(mproc_process_create(&p, return_minus_one, NULL, 0, NULL), 0);
+    int started = mproc_process_start(p);
+    assert_int_equal(mproc_set_executable(NULL), 0); /* before any assert can fail */
+    assert_int_equal(started, 0);
+    assert_int_equal(mproc_process_join(p, TU_JOIN_TIMEOUT_MS), MPROC_EBOOTSTRAP);
+    /* the helper's own start was refused with MPROC_EBOOTSTRAP: exit 42 */
+    assert_int_equal(mproc_process_exitcode(p, &ec), 0);
+    assert_int_equal(ec, 42);
+    mproc_process_destroy(p);
+}
+
+static void test_start_methods(void **state)
+{
+    (void)state;
+    unsigned char code = 77;
+    mproc_process *p;
+    mproc_process_options opt = {NULL, 0, MPROC_FORK};
+#ifdef _WIN32
+    assert_int_equal(mproc_set_start_method(MPROC_FORK), MPROC_ENOTSUP);
+    assert_int_equal(mproc_process_create(&p, return_arg_byte, &code, 1, &opt), MPROC_ENOTSUP);
+#else
+    assert_int_equal(mproc_process_create(&p, return_arg_byte, &code, 1, &opt), 0);
+    assert_int_equal(mproc_process_start(p), 0);
+    assert_int_equal(tu_join(p), 77);
+    mproc_process_destroy(p);
+    assert_int_equal(mproc_set_start_method(MPROC_FORK), 0);
+    assert_int_equal(mproc_get_start_method(), MPROC_FORK);
+    assert_int_equal(tu_run_child(return_arg_byte, &code, 1), 77);
+#endif
+    assert_int_equal(mproc_set_start_method(MPROC_SPAWN), 0);
+    assert_int_equal(mproc_get_start_method(), MPROC_SPAWN);
+    assert_int_equal(mproc_set_start_method((mproc_start_method)99), MPROC_EINVAL);
+}
+
+static void test_daemon_destroy_kills(void **state)
+{
+    (void)state;
+    mproc_process *p;
+    mproc_process_options opt = {NULL, 1, MPROC_METHOD_DEFAULT};
+    assert_int_equal(mproc_process_create(&p, run_forever, NULL, 0, &opt), 0);
+    assert_int_equal(mproc_process_start(p), 0);
+    int64_t pid = mproc_process_pid(p);
+    assert_int_equal(mproc_process_is_alive(p), 1);
+    mproc_process_destroy(p); /* kills and reaps a running daemon */
+    assert_int_equal(mproc__os_pid_alive(pid), 0);
+}
+
+static void test_fd_hygiene(void **state)
+{
+    (void)state;
+#ifdef _WIN32
+    skip(); /* Windows: handles reach a child only through DuplicateHandle */
+#else
+    int raw[2], fds[2];
+    assert_int_equal(pipe(raw), 0);
+    /* Deliberately without close-on-exec, and above the numbers a child's
+       own channels take (3, 4, ...). */
+    fds[0] = fcntl(raw[0], F_DUPFD, 100);
+    fds[1] = fcntl(raw[1], F_DUPFD, 100);
+    assert_true(fds[0] >= 100 && fds[1] >= 100);
+    close(raw[0]);
+    close(raw[1]);
+    assert_int_equal(tu_run_child(check_fd_closed, &fds[0], sizeof fds[0]), 0);
+    assert_int_equal(tu_run_child(check_fd_closed, &fds[1], sizeof fds[1]), 0);
+    close(fds[0]);
+    close(fds[1]);
+#endif
+}
+
+static void test_crash_is_negative_signal(void **state)
+{
+    (void)state;
+#ifdef _WIN32
+    skip(); /* abort() exits with status 3 on Windows */
+#else
+    assert_int_equal(tu_run_child(die_by_abort, NULL, 0), -SIGABRT);
+#endif
+}
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    mproc_process *p = NULL;
+    int ec;
+    char long_name[400];
+    memset(long_name, 'x', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    mproc_process_options named = {long_name, 0, MPROC_METHOD_DEFAULT};
+    mproc_process_options bad_method = {NULL, 0, (mproc_start_method)42};
+    assert_int_equal(mproc_process_create(NULL, return_minus_one, NULL, 0, NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_process_create(&p, NULL, NULL, 0, NULL), MPROC_EINVAL);
+    assert_null(p);
+    assert_int_equal(mproc_process_create(&p, return_minus_one, NULL, 5, NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_process_create(&p, return_minus_one, NULL, 0, &named), MPROC_EINVAL);
+    assert_int_equal(mproc_process_create(&p, return_minus_one, NULL, 0, &bad_method), MPROC_EINVAL);
+    assert_null(p);
+    assert_int_equal(mproc_process_start(NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_process_join(NULL, 0), MPROC_EINVAL);
+    assert_int_equal(mproc_process_is_alive(NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_process_exitcode(NULL, &ec), MPROC_EINVAL);
+    assert_int_equal(mproc_process_terminate(NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_process_kill(NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_process_pid(NULL), 0);
+    assert_null(mproc_process_name(NULL));
+    mproc_process_destroy(NULL);
+    assert_int_equal(mproc_set_executable(""), MPROC_EINVAL);
+    assert_int_equal(mproc_process_create(&p, return_minus_one, NULL, 0, NULL), 0);
+    assert_int_equal(mproc_process_exitcode(p, NULL), MPROC_EINVAL);
+    mproc_process_destroy(p);
+}
+
+static void test_strerror(void **state)
+{
+    (void)state;
+    for (int e = MPROC_EINVAL; e >= MPROC_EINTR; e--) {
+        assert_non_null(strstr(mproc_strerror(e), "MPROC_E"));
+        for (int f = e - 1; f >= MPROC_EINTR; f--)
+            assert_string_not_equal(mproc_strerror(e), mproc_strerror(f));
+    }
+    assert_string_equal(mproc_strerror(12345), "unknown mproc error");
+}
+
+/* ---- the bootstrap message parser rejects every malformed message ------- */
+static unsigned char *valid_message(size_t *len)
+{
+    static mproc__boot b;
+    unsigned char *msg;
+    memset(&b, 0, sizeof b);
+    strcpy(b.module, "libexample.so");
+    strcpy(b.name, "Process-1");
+    b.parent_pid = 1234;
+    b.arg = (const unsigned char *)"hello";
+    b.arg_len = 5;
+    b.nobjects = 1;
+    b.objects[0].kind = 1;
+    b.objects[0].nhandles = 2;
+    assert_int_equal(mproc__boot_encode(&b, &msg, len), 0);
+    return msg;
+}
+
+static void test_bootstrap_rejects_corruption(void **state)
+{
+    (void)state;
+    size_t len;
+    unsigned char *msg = valid_message(&len);
+    mproc__boot *out = malloc(sizeof *out);
+    assert_non_null(out);
+    assert_int_equal(mproc__boot_decode(msg, len, out), 0);
+    assert_string_equal(out->name, "Process-1");
+    assert_int_equal(out->arg_len, 5);
+    assert_int_equal(out->nobjects, 1);
+    for (size_t cut = 0; cut < len; cut++)
+        assert_int_equal(mproc__boot_decode(msg, cut, out), MPROC_EPROTO);
+    for (size_t i = 0; i < len; i++)
+        for (int bit = 0; bit < 8; bit++) {
+            msg[i] ^= (unsigned char)(1u << bit);
+            assert_int_equal(mproc__boot_decode(msg, len, out), MPROC_EPROTO);
+            msg[i] ^= (unsigned char)(1u << bit);
+        }
+    free(out);
+    free(msg);
+}
+
+int main(int argc, char **argv)
+{
+    if (mproc_main_guard(argc, argv) != 0) return 3;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exit_codes),
+        cmocka_unit_test(test_states_and_wrong_order),
+        cmocka_unit_test(test_join_timeout_then_terminate),
+        cmocka_unit_test(test_kill),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_parent_pid),
+        cmocka_unit_test(test_many_at_once),
+        cmocka_unit_test(test_argument_64mib),
+        cmocka_unit_test(test_grandchild),
+        cmocka_unit_test(test_missing_guard),
+        cmocka_unit_test(test_start_methods),
+        cmocka_unit_test(test_daemon_destroy_kills),
+        cmocka_unit_test(test_fd_hygiene),
+        cmocka_unit_test(test_crash_is_negative_signal),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_bootstrap_rejects_corruption),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
