@@ -85,7 +85,7 @@ static int map_argument(mproc__boot *b, const void **arg)
     return 0;
 }
 
-static void bootstrap_failed(const char *what, int rc)
+MPROC__NORETURN static void bootstrap_failed(const char *what, int rc)
 {
     fprintf(stderr, "mproc: child bootstrap failed (%s): %s\n", what, mproc_strerror(rc));
     fflush(stderr);
@@ -93,7 +93,7 @@ static void bootstrap_failed(const char *what, int rc)
 }
 
 /* Runs the child: never returns. */
-static void run_child(const char *env_value)
+MPROC__NORETURN static void run_child(const char *env_value)
 {
     mproc__handle boot_read, status_write;
     unsigned char *msg;

@@ -9,6 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(_MSC_VER)
+#  define MPROC__NORETURN __declspec(noreturn)
+#else
+#  define MPROC__NORETURN _Noreturn
+#endif
+
 /* Record an OS error code for mproc_os_error() and return MPROC_EOS. */
 int mproc__fail_os(int os_error);
 /* The same, taking the error from errno / GetLastError(). */

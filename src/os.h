@@ -105,6 +105,11 @@ int mproc__os_has_fork(void);
    MPROC_ENOTSUP on Windows. */
 int mproc__os_fork(mproc__os_proc **out, int *is_child);
 /* Terminate the calling process at once with code, skipping atexit. */
+#if defined(_MSC_VER)
+__declspec(noreturn)
+#else
+_Noreturn
+#endif
 void mproc__os_exit_now(int code);
 int64_t mproc__os_proc_pid(const mproc__os_proc *p);
 /* Wait up to timeout_ms for the process to end: 0 with *exitcode set
@@ -231,7 +236,8 @@ int mproc__os_chan_recv(mproc__os_chan *c, void *buf, size_t cap, size_t *got,
    mproc__os_wait_any (POSIX: the descriptor itself; Windows: the event of
    an overlapped read posted into buf[0..cap)). disarm ends the wait: the
    armed read is cancelled and *got says how many bytes it delivered into
-   buf (always 0 on POSIX); returns MPROC_ECLOSED if it saw end of stream. */
+   buf (always 0 on POSIX). disarm returns MPROC_ECLOSED if it saw end of
+   stream, 1 if data is waiting in the channel, else 0. */
 int mproc__os_chan_arm(mproc__os_chan *c, void *buf, size_t cap, mproc__handle *waitable);
 int mproc__os_chan_disarm(mproc__os_chan *c, size_t *got);
 

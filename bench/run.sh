@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every benchmark and prints their tables (markdown) one after another.
+# Usage: bench/run.sh [BUILD_DIR]   (default: build-bench, configured Release)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+build=${1:-$root/build-bench}
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMPROC_BUILD_TESTS=OFF \
+      -DMPROC_BUILD_EXAMPLES=OFF -DMPROC_BUILD_BENCH=ON >/dev/null
+cmake --build "$build" -j2 >/dev/null
+echo "# mproc benchmarks ($(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), python: /usr/bin/python3)"
+for b in "$build"/bench/bench_*; do
+  [ -x "$b" ] || continue
+  "$b"
+done
