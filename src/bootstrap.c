@@ -50,14 +50,16 @@ static int read_message(mproc__handle h, unsigned char **out, size_t *len)
    named: checked before jumping anywhere. */
 static int resolve_target(const mproc__boot *b, mproc_target *target)
 {
-    unsigned char id[32], digest[16];
+    static const unsigned char unknown[32];
+    unsigned char id[32];
     void *addr;
     int rc = mproc__os_image_id(id);
     if (rc) return rc;
-    if (memcmp(id, b->image_id, sizeof id) != 0) return MPROC_EBOOTSTRAP;
-    if ((rc = mproc__os_module_to_addr(b->module, b->offset, &addr))) return rc;
-    mproc__code_digest(addr, digest);
-    if (memcmp(digest, b->code_digest, sizeof digest) != 0) return MPROC_EBOOTSTRAP;
+    /* The parent sends no image id when it spawns another program
+       (mproc_set_executable): the code digest still has to match. */
+    if (memcmp(b->image_id, unknown, sizeof id) != 0 && memcmp(id, b->image_id, sizeof id) != 0)
+        return MPROC_EBOOTSTRAP;
+    if ((rc = mproc__fnref_resolve(&b->target, &addr))) return rc;
     memcpy(target, &addr, sizeof *target);
     return 0;
 }

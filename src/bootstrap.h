@@ -4,6 +4,7 @@
 #ifndef MPROC_BOOTSTRAP_H
 #define MPROC_BOOTSTRAP_H
 
+#include "fnref.h"
 #include "ref.h"
 
 #define MPROC__BOOT_HEADER 24
@@ -13,9 +14,7 @@
 #define MPROC__NAME_MAX 256
 
 typedef struct mproc__boot {
-    char module[MPROC__MODULE_PATH_MAX]; /* "" = main program */
-    uint64_t offset;                     /* target's offset in module */
-    unsigned char code_digest[16];       /* first bytes of the target's code */
+    mproc__fnref target;
     unsigned char image_id[32];
     char name[MPROC__NAME_MAX];
     int64_t parent_pid;
@@ -36,8 +35,5 @@ int mproc__boot_encode(const mproc__boot *b, unsigned char **buf, size_t *len);
 int mproc__boot_header_len(const unsigned char header[MPROC__BOOT_HEADER], size_t *total);
 /* Decode and validate a whole message; out->arg points into buf. */
 int mproc__boot_decode(const unsigned char *buf, size_t len, mproc__boot *out);
-
-/* The code digest of a function: its first 16 bytes. */
-void mproc__code_digest(const void *fn_addr, unsigned char digest[16]);
 
 #endif

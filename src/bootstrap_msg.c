@@ -28,7 +28,7 @@ static unsigned char *field(writer *w, uint32_t type, size_t len)
 static size_t encoded_size(const mproc__boot *b)
 {
     size_t n = MPROC__BOOT_HEADER + BOOT_TRAILER;
-    n += 8 + 24 + strlen(b->module);
+    n += 8 + 24 + strlen(b->target.module);
     n += 8 + 32 + 8 + strlen(b->name) + 8 + 8 + 8 + 4;
     n += b->arg_in_shm ? 8 + 16 : 8 + b->arg_len;
     for (size_t i = 0; i < b->nobjects; i++)
@@ -55,11 +55,11 @@ int mproc__boot_encode(const mproc__boot *b, unsigned char **buf, size_t *len)
     if (total > MPROC__BOOT_MAX || b->nobjects > MPROC__BOOT_MAX_OBJECTS) return MPROC_EINVAL;
     writer w = {malloc(total), MPROC__BOOT_HEADER, total, 0};
     if (!w.p) return MPROC_ENOMEM;
-    size_t mlen = strlen(b->module), nlen = strlen(b->name);
+    size_t mlen = strlen(b->target.module), nlen = strlen(b->name);
     unsigned char *v = field(&w, F_TARGET, 24 + mlen);
-    mproc__put_u64(v, b->offset);
-    memcpy(v + 8, b->code_digest, 16);
-    memcpy(v + 24, b->module, mlen);
+    mproc__put_u64(v, b->target.offset);
+    memcpy(v + 8, b->target.digest, 16);
+    memcpy(v + 24, b->target.module, mlen);
     memcpy(field(&w, F_IMAGE, 32), b->image_id, 32);
     memcpy(field(&w, F_NAME, nlen), b->name, nlen);
     mproc__put_u64(field(&w, F_PARENT, 8), (uint64_t)b->parent_pid);
@@ -130,9 +130,9 @@ static int decode_field(uint32_t type, const unsigned char *v, uint32_t n, mproc
     switch (type) {
     case F_TARGET:
         if (n < 24) return MPROC_EPROTO;
-        out->offset = mproc__get_u64(v);
-        memcpy(out->code_digest, v + 8, 16);
-        return copy_text(out->module, sizeof out->module, v + 24, n - 24);
+        out->target.offset = mproc__get_u64(v);
+        memcpy(out->target.digest, v + 8, 16);
+        return copy_text(out->target.module, sizeof out->target.module, v + 24, n - 24);
     case F_IMAGE:
         if (n != 32) return MPROC_EPROTO;
         memcpy(out->image_id, v, 32);
@@ -187,9 +187,4 @@ int mproc__boot_decode(const unsigned char *buf, size_t len, mproc__boot *out)
     uint32_t required = (1u << F_TARGET) | (1u << F_IMAGE) | (1u << F_PARENT) | (1u << F_NAME);
     if ((seen & required) != required || count != nfields) return MPROC_EPROTO;
     return 0;
-}
-
-void mproc__code_digest(const void *fn_addr, unsigned char digest[16])
-{
-    memcpy(digest, fn_addr, 16);
 }

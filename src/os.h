@@ -139,6 +139,14 @@ int mproc__os_mutex_create(mproc__os_mutex **m);
 void mproc__os_mutex_lock(mproc__os_mutex *m);
 void mproc__os_mutex_unlock(mproc__os_mutex *m);
 void mproc__os_mutex_destroy(mproc__os_mutex *m);
+/* Condition variable paired with an mproc__os_mutex. wait returns 0 when
+   signalled (or spuriously), MPROC_ETIMEDOUT after timeout_ms. */
+typedef struct mproc__os_cond mproc__os_cond;
+int mproc__os_cond_create(mproc__os_cond **c);
+int mproc__os_cond_wait(mproc__os_cond *c, mproc__os_mutex *m, int timeout_ms);
+void mproc__os_cond_signal(mproc__os_cond *c);
+void mproc__os_cond_broadcast(mproc__os_cond *c);
+void mproc__os_cond_destroy(mproc__os_cond *c);
 /* A mutex usable before anything is initialised (registry, counters). */
 void mproc__os_global_lock(void);
 void mproc__os_global_unlock(void);

@@ -9,9 +9,7 @@ enum { ST_CREATED, ST_RUNNING, ST_ENDED };
 struct mproc_process {
     int state;
     mproc_target target;
-    char module[MPROC__MODULE_PATH_MAX];
-    uint64_t offset;
-    unsigned char code_digest[16];
+    mproc__fnref target_ref;
     char name[MPROC__NAME_MAX];
     int daemon;
     mproc_start_method method;
@@ -97,8 +95,7 @@ static int resolve_target(mproc_process *p, mproc_target target)
     void *addr;
     memcpy(&addr, &target, sizeof addr);
     p->target = target;
-    mproc__code_digest(addr, p->code_digest);
-    return mproc__os_addr_to_module(addr, p->module, sizeof p->module, &p->offset);
+    return mproc__fnref_make(addr, &p->target_ref);
 }
 
 static int set_options(mproc_process *p, const mproc_process_options *opt)
@@ -173,9 +170,7 @@ static void translate_handles(mproc__boot *b, const mproc__handle *in_child, siz
 static void fill_boot(const mproc_process *p, mproc__boot *b)
 {
     memset(b, 0, sizeof *b);
-    snprintf(b->module, sizeof b->module, "%s", p->module);
-    b->offset = p->offset;
-    memcpy(b->code_digest, p->code_digest, sizeof b->code_digest);
+    b->target = p->target_ref;
     snprintf(b->name, sizeof b->name, "%s", p->name);
     b->parent_pid = mproc__os_getpid();
     b->flags = p->daemon ? MPROC__BOOT_DAEMON : 0;
@@ -188,7 +183,7 @@ static int send_bootstrap(mproc__boot *b, mproc__handle boot_write)
 {
     unsigned char *msg;
     size_t len;
-    int rc = mproc__os_image_id(b->image_id);
+    int rc = spawn_exe ? 0 : mproc__os_image_id(b->image_id);
     if (!rc) rc = mproc__boot_encode(b, &msg, &len);
     if (rc) return rc;
     rc = mproc__os_write_all(boot_write, msg, len);

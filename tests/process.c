@@ -346,7 +346,7 @@ static unsigned char *valid_message(size_t *len)
     static mproc__boot b;
     unsigned char *msg;
     memset(&b, 0, sizeof b);
-    strcpy(b.module, "libexample.so");
+    strcpy(b.target.module, "libexample.so");
     strcpy(b.name, "Process-1");
     b.parent_pid = 1234;
     b.arg = (const unsigned char *)"hello";

@@ -1,7 +1,9 @@
 /* POSIX threads and mutexes for the parent's own background work. */
 #include "../internal.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <time.h>
 
 struct mproc__os_thread {
     pthread_t tid;
@@ -68,4 +70,61 @@ void mproc__os_mutex_destroy(mproc__os_mutex *m)
     if (!m) return;
     pthread_mutex_destroy(&m->m);
     free(m);
+}
+
+struct mproc__os_cond {
+    pthread_cond_t c;
+};
+
+int mproc__os_cond_create(mproc__os_cond **out)
+{
+    pthread_condattr_t attr;
+    mproc__os_cond *c = mproc__calloc(1, sizeof *c);
+    if (!c) return MPROC_ENOMEM;
+    int rc = pthread_condattr_init(&attr);
+#if !defined(__APPLE__)
+    /* Deadlines on the monotonic clock: immune to wall-clock jumps. */
+    if (!rc) rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+#endif
+    if (!rc) rc = pthread_cond_init(&c->c, &attr);
+    pthread_condattr_destroy(&attr);
+    if (rc) {
+        free(c);
+        return mproc__fail_os(rc);
+    }
+    *out = c;
+    return 0;
+}
+
+int mproc__os_cond_wait(mproc__os_cond *c, mproc__os_mutex *m, int timeout_ms)
+{
+    if (timeout_ms < 0) {
+        pthread_cond_wait(&c->c, &m->m);
+        return 0;
+    }
+#if defined(__APPLE__)
+    struct timespec rel = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+    int rc = pthread_cond_timedwait_relative_np(&c->c, &m->m, &rel);
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    int rc = pthread_cond_timedwait(&c->c, &m->m, &ts);
+#endif
+    return rc == ETIMEDOUT ? MPROC_ETIMEDOUT : 0;
+}
+
+void mproc__os_cond_signal(mproc__os_cond *c) { pthread_cond_signal(&c->c); }
+void mproc__os_cond_broadcast(mproc__os_cond *c) { pthread_cond_broadcast(&c->c); }
+
+void mproc__os_cond_destroy(mproc__os_cond *c)
+{
+    if (!c) return;
+    pthread_cond_destroy(&c->c);
+    free(c);
 }
