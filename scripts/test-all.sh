@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Every test mproc has, as CI runs them: installs what is missing, then
+#   1. native Debug, -Werror, ASan+UBSan
+#   2. the portable-POSIX build (the fallbacks macOS uses), -Werror
+#   3. TSan
+#   4. install + find_package/pkg-config consumers
+#   5. fuzzers, a short run each (clang/libFuzzer)
+#   6. MinGW-w64 cross build with every test under Wine
+# Usage: scripts/test-all.sh [stage...]  (stages: asan portable tsan install fuzz windows)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${MPROC_TEST_DIR:-$root/build-test}
+stages=("$@")
+[ ${#stages[@]} -gt 0 ] || stages=(asan portable tsan install fuzz windows)
+"$root/scripts/install-deps.sh" all
+
+native() { # name, extra cmake args...
+  local name=$1; shift
+  echo "==== $name"
+  cmake -S "$root" -B "$out/$name" -DCMAKE_BUILD_TYPE=Debug -DMPROC_WERROR=ON \
+        -DMPROC_BUILD_BENCH=OFF "$@" >/dev/null
+  cmake --build "$out/$name" -j2 >/dev/null
+  ctest --test-dir "$out/$name" --output-on-failure -j2
+}
+
+for s in "${stages[@]}"; do
+  case $s in
+    asan) native asan -DMPROC_SANITIZE=address,undefined ;;
+    portable) native portable -DMPROC_PORTABLE_POSIX=ON ;;
+    tsan) native tsan -DMPROC_SANITIZE=thread ;;
+    install) echo "==== install"; "$root/scripts/check-install.sh" "$out/install" ;;
+    fuzz) [ -x "$root/scripts/fuzz.sh" ] && { echo "==== fuzz"; "$root/scripts/fuzz.sh" "$out/fuzz" 20; } ;;
+    windows) echo "==== windows (MinGW + Wine)"; "$root/scripts/test-windows.sh" "$out/windows" ;;
+    *) echo "unknown stage $s" >&2; exit 2 ;;
+  esac
+done
+echo "all test stages passed: ${stages[*]}"
