@@ -94,6 +94,27 @@ MPROC__NORETURN static void bootstrap_failed(const char *what, int rc)
     mproc__os_exit_now(MPROC_EXIT_BOOTSTRAP);
 }
 
+/* A daemon child ends with its parent, however the parent ends: the parent
+   holds the bootstrap channel's write end for as long as it lives, so end
+   of stream here means it is gone (the kernel closes it even after
+   SIGKILL). Needs no signal, no PR_SET_PDEATHSIG (which fires when the
+   creating *thread* exits) and works alike on every OS. */
+static void watch_parent(void *channel)
+{
+    char byte;
+    mproc__handle h = (mproc__handle)(intptr_t)channel;
+    while (mproc__os_read_all(h, &byte, 1, NULL, MPROC_FOREVER) == 0) {}
+    mproc__os_exit_now(MPROC_EXIT_PARENT_GONE);
+}
+
+void mproc__watch_parent(mproc__handle channel)
+{
+    static mproc__os_thread *watcher; /* lives as long as the process */
+    int rc = mproc__os_thread_start(&watcher, watch_parent, (void *)(intptr_t)channel);
+    if (rc) bootstrap_failed("parent watch", rc);
+    /* never joined: it lives as long as the process */
+}
+
 /* Runs the child: never returns. */
 MPROC__NORETURN static void run_child(const char *env_value)
 {
@@ -114,9 +135,12 @@ MPROC__NORETURN static void run_child(const char *env_value)
     mproc__os_unsetenv(MPROC__CHILD_ENV);
     guard_passed = 1;
     /* The acknowledgement tells the parent that the guard ran; the status
-       channel stays open until exit. */
-    if ((rc = mproc__os_write_all(status_write, "A", 1))) bootstrap_failed("ack", rc);
-    mproc__os_close(boot_read);
+       channel stays open until exit. A parent already gone does not stop a
+       non-daemon child (Python's semantics); a daemon's watch ends it. */
+    rc = mproc__os_write_all(status_write, "A", 1);
+    if (rc && rc != MPROC_ECLOSED) bootstrap_failed("ack", rc);
+    if (boot.flags & MPROC__BOOT_DAEMON) mproc__watch_parent(boot_read);
+    else mproc__os_close(boot_read);
     int code = target(arg, boot.arg_len);
     exit(code & 0xff);
 }

@@ -28,6 +28,8 @@ typedef struct mproc__boot {
 } mproc__boot;
 
 #define MPROC__BOOT_DAEMON 0x1u
+/* Exit status of a daemon child whose parent has gone. */
+#define MPROC_EXIT_PARENT_GONE 122
 
 /* Encode into a malloc'd buffer. */
 int mproc__boot_encode(const mproc__boot *b, unsigned char **buf, size_t *len);

@@ -21,6 +21,7 @@ struct mproc_process {
     /* while running */
     mproc__os_proc *os;
     mproc__handle status_read;  /* child's ack, then end of stream */
+    mproc__handle parent_alive; /* daemons: held open while we live */
     int acked;
     int exitcode;
     int bootstrap_failed;
@@ -128,6 +129,7 @@ int mproc_process_create(mproc_process **out, mproc_target target, const void *a
     if (!p) return MPROC_ENOMEM;
     p->arg_shm = MPROC__NO_HANDLE;
     p->status_read = MPROC__NO_HANDLE;
+    p->parent_alive = MPROC__NO_HANDLE;
     int rc = set_options(p, opt);
     if (!rc) rc = resolve_target(p, target);
     if (!rc) rc = copy_argument(p, arg, arg_len);
@@ -218,7 +220,9 @@ static int start_spawn(mproc_process *p)
         mproc__os_close(st_w);
     }
     free(b);
-    mproc__os_close(boot_w);
+    /* A daemon watches this channel for our death: keep it open. */
+    if (!rc && p->daemon) p->parent_alive = boot_w;
+    else mproc__os_close(boot_w);
     if (rc && p->os) {
         mproc__os_proc_free(p->os, 1);
         p->os = NULL;
@@ -235,16 +239,28 @@ static int start_fork(mproc_process *p)
 {
     int is_child = 0;
     int64_t parent = mproc__os_getpid();
-    fflush(NULL); /* or the child would print the parent's buffered output again */
-    int rc = mproc__os_fork(&p->os, &is_child);
+    mproc__handle watch_r = MPROC__NO_HANDLE, watch_w = MPROC__NO_HANDLE;
+    int rc = p->daemon ? mproc__os_pipe(&watch_r, &watch_w) : 0;
     if (rc) return rc;
+    fflush(NULL); /* or the child would print the parent's buffered output again */
+    if ((rc = mproc__os_fork(&p->os, &is_child))) {
+        mproc__os_close(watch_r);
+        mproc__os_close(watch_w);
+        return rc;
+    }
     if (is_child) {
         mproc__set_child_identity(p->name, parent);
+        if (p->daemon) {
+            mproc__os_close(watch_w);
+            mproc__watch_parent(watch_r);
+        }
         int code = p->target(argument_bytes(p), p->arg_len);
         fflush(NULL);
         mproc__os_exit_now(code & 0xff);
     }
     p->acked = 1;
+    mproc__os_close(watch_r);
+    p->parent_alive = watch_w;
     return 0;
 }
 
@@ -307,15 +323,19 @@ static void check_ack(mproc_process *p)
     else if (p->exitcode >= 0) p->bootstrap_failed = 1;
 }
 
+static void close_handle(mproc__handle *h)
+{
+    if (*h != MPROC__NO_HANDLE) mproc__os_close(*h);
+    *h = MPROC__NO_HANDLE;
+}
+
 static void mark_ended(mproc_process *p, int code)
 {
     p->exitcode = code;
     p->state = ST_ENDED;
     check_ack(p);
-    if (p->status_read != MPROC__NO_HANDLE) {
-        mproc__os_close(p->status_read);
-        p->status_read = MPROC__NO_HANDLE;
-    }
+    close_handle(&p->status_read);
+    close_handle(&p->parent_alive);
     if (p->daemon) untrack_daemon(p);
 }
 
@@ -394,9 +414,10 @@ void mproc_process_destroy(mproc_process *p)
     } else if (p->os) {
         mproc__os_proc_free(p->os, 0);
     }
-    if (p->status_read != MPROC__NO_HANDLE) mproc__os_close(p->status_read);
+    close_handle(&p->status_read);
+    close_handle(&p->parent_alive);
+    close_handle(&p->arg_shm);
     if (p->arg_map) mproc__os_unmap(p->arg_map, p->arg_len);
-    if (p->arg_shm != MPROC__NO_HANDLE) mproc__os_close(p->arg_shm);
     free(p->arg);
     free(p);
 }

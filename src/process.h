@@ -12,4 +12,8 @@ mproc__handle mproc__process_wait_handle(mproc_process *p);
 /* Child-side state set by the guard (bootstrap.c), read by process.c. */
 void mproc__set_child_identity(const char *name, int64_t parent_pid);
 
+/* In a daemon child: end this process when the parent's end of channel
+   closes (the parent has died). Starts a watcher thread. */
+void mproc__watch_parent(mproc__handle channel);
+
 #endif

@@ -89,6 +89,45 @@ static int die_by_abort(const void *arg, size_t len)
 }
 #endif
 
+/* A daemon's target: records its pid in the file named by arg (written
+   under a temporary name and renamed, so a reader sees it whole), then runs
+   until it is ended. */
+static int record_pid_and_run(const void *arg, size_t len)
+{
+    char path[256], tmp[272];
+    if (len >= sizeof path) return 2;
+    memcpy(path, arg, len);
+    path[len] = '\0';
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return 4;
+    fprintf(f, "%lld\n", (long long)mproc_current_pid());
+    fclose(f);
+    if (rename(tmp, path) != 0) return 5;
+    return run_forever(NULL, 0);
+}
+
+/* Starts such a daemon, waits until it runs, then dies abruptly (no atexit,
+   no cleanup, like a SIGKILL): the daemon must follow. */
+static int start_daemon_then_vanish(const void *arg, size_t len)
+{
+    char path[256];
+    mproc_process *d;
+    mproc_process_options opt = {"orphaned-daemon", 1, MPROC_METHOD_DEFAULT};
+    if (len >= sizeof path) return 2;
+    memcpy(path, arg, len);
+    path[len] = '\0';
+    if (mproc_process_create(&d, record_pid_and_run, arg, len, &opt) || mproc_process_start(d))
+        return 3;
+    uint64_t deadline = mproc__os_now_ms() + TU_JOIN_TIMEOUT_MS;
+    FILE *f;
+    while (!(f = fopen(path, "r")) && mproc__os_now_ms() < deadline) mproc__os_sleep_ms(5);
+    if (!f) return 6;
+    fclose(f);
+    mproc__os_exit_now(0);
+    return 0;
+}
+
 /* ---- tests ------------------------------------------------------------------ */
 static void test_exit_codes(void **state)
 {
@@ -265,6 +304,26 @@ static void test_daemon_destroy_kills(void **state)
     assert_int_equal(mproc__os_pid_alive(pid), 0);
 }
 
+static void test_daemon_dies_with_parent(void **state)
+{
+    (void)state;
+    char path[64];
+    long long daemon_pid = 0;
+    snprintf(path, sizeof path, "daemon-pid-%lld.txt", (long long)mproc_current_pid());
+    remove(path);
+    assert_int_equal(tu_run_child(start_daemon_then_vanish, path, strlen(path)), 0);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%lld", &daemon_pid), 1);
+    fclose(f);
+    remove(path);
+    assert_true(daemon_pid > 0);
+    /* Wait for the daemon to notice (normally well under a second). */
+    uint64_t deadline = mproc__os_now_ms() + TU_JOIN_TIMEOUT_MS;
+    while (mproc__os_pid_alive(daemon_pid) && mproc__os_now_ms() < deadline) mproc__os_sleep_ms(10);
+    assert_int_equal(mproc__os_pid_alive(daemon_pid), 0);
+}
+
 static void test_fd_hygiene(void **state)
 {
     (void)state;
@@ -397,6 +456,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_missing_guard),
         cmocka_unit_test(test_start_methods),
         cmocka_unit_test(test_daemon_destroy_kills),
+        cmocka_unit_test(test_daemon_dies_with_parent),
         cmocka_unit_test(test_fd_hygiene),
         cmocka_unit_test(test_crash_is_negative_signal),
         cmocka_unit_test(test_bad_input),

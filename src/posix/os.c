@@ -13,6 +13,10 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__APPLE__) || defined(__FreeBSD__)
+#  include <sys/sysctl.h>
+#  include <sys/user.h>
+#endif
 #if defined(__linux__)
 #  include <sys/random.h>
 #  include <sys/syscall.h>
@@ -72,10 +76,44 @@ int mproc__os_random(void *buf, size_t len)
 #endif
 }
 
+/* A zombie has ended: it only waits for its parent to reap it. Lock
+   owner-death detection depends on seeing it as dead. */
+static int is_zombie(int64_t pid)
+{
+#if defined(__linux__)
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
+    int fd;
+    do fd = open(path, O_RDONLY | O_CLOEXEC); while (fd < 0 && errno == EINTR);
+    if (fd < 0) return errno == ENOENT;
+    ssize_t n;
+    do n = read(fd, buf, sizeof buf - 1); while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')'); /* the name may contain ')' */
+    return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+#elif defined(__APPLE__) || defined(__FreeBSD__)
+    struct kinfo_proc info;
+    size_t size = sizeof info;
+    int mib[4] = {CTL_KERN, KERN_PROC, KERN_PROC_PID, (int)pid};
+    if (sysctl(mib, 4, &info, &size, NULL, 0) != 0 || size == 0) return 0;
+#  if defined(__APPLE__)
+    return info.kp_proc.p_stat == SZOMB;
+#  else
+    return info.ki_stat == SZOMB;
+#  endif
+#else
+    (void)pid;
+    return 0;
+#endif
+}
+
 int mproc__os_pid_alive(int64_t pid)
 {
-    if (pid <= 0) return 0;
-    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+    if (pid <= 0 || pid > INT32_MAX) return 0;
+    if (kill((pid_t)pid, 0) != 0 && errno != EPERM) return 0;
+    return !is_zombie(pid);
 }
 
 int mproc__os_getenv(const char *name, char *buf, size_t cap)

@@ -75,10 +75,25 @@ static int exe_path(const char *exe, char *buf, size_t cap)
     uint32_t size = (uint32_t)cap;
     return _NSGetExecutablePath(buf, &size) == 0 ? 0 : MPROC_EINVAL;
 #else
-    /* The kernel's link to our own image: right even if the file was
-       renamed, and no argv[0] guessing. */
-    if (strlen("/proc/self/exe") >= cap) return MPROC_EINVAL;
-    strcpy(buf, "/proc/self/exe");
+    /* The kernel's link to our own image, resolved once: no argv[0]
+       guessing, and under valgrind (which virtualises the readlink but not
+       an exec of /proc/self/exe itself) children run the real program.
+       If the file has been deleted, the link itself still works. */
+    static char resolved[PATH_MAX];
+    mproc__os_global_lock();
+    if (!resolved[0]) {
+        ssize_t n = readlink("/proc/self/exe", resolved, sizeof resolved - 1);
+        const char *deleted = " (deleted)";
+        size_t dl = strlen(deleted);
+        if (n <= 0 || (size_t)n >= sizeof resolved - 1 ||
+            ((size_t)n > dl && memcmp(resolved + n - dl, deleted, dl) == 0))
+            strcpy(resolved, "/proc/self/exe");
+        else
+            resolved[n] = '\0';
+    }
+    mproc__os_global_unlock();
+    if (strlen(resolved) >= cap) return MPROC_EINVAL;
+    strcpy(buf, resolved);
     return 0;
 #endif
 }
