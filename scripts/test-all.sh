@@ -4,14 +4,14 @@
 #   2. the portable-POSIX build (the fallbacks macOS uses), -Werror
 #   3. TSan
 #   4. install + find_package/pkg-config consumers
-#   5. fuzzers, a short run each (clang/libFuzzer)
+#   5. fuzzers, a short run each (clang/libFuzzer); valgrind memcheck
 #   6. MinGW-w64 cross build with every test under Wine
-# Usage: scripts/test-all.sh [stage...]  (stages: asan portable tsan install fuzz windows)
+# Usage: scripts/test-all.sh [stage...]  (stages: asan portable tsan install fuzz valgrind windows)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${MPROC_TEST_DIR:-$root/build-test}
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(asan portable tsan install fuzz windows)
+[ ${#stages[@]} -gt 0 ] || stages=(asan portable tsan install fuzz valgrind windows)
 "$root/scripts/install-deps.sh" all
 
 native() { # name, extra cmake args...
@@ -30,6 +30,7 @@ for s in "${stages[@]}"; do
     tsan) native tsan -DMPROC_SANITIZE=thread ;;
     install) echo "==== install"; "$root/scripts/check-install.sh" "$out/install" ;;
     fuzz) [ -x "$root/scripts/fuzz.sh" ] && { echo "==== fuzz"; "$root/scripts/fuzz.sh" "$out/fuzz" 20; } ;;
+    valgrind) echo "==== valgrind"; "$root/scripts/valgrind.sh" "$out/valgrind" ;;
     windows) echo "==== windows (MinGW + Wine)"; "$root/scripts/test-windows.sh" "$out/windows" ;;
     *) echo "unknown stage $s" >&2; exit 2 ;;
   esac

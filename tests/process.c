@@ -128,6 +128,24 @@ static int start_daemon_then_vanish(const void *arg, size_t len)
     return 0;
 }
 
+/* Spawned from several threads at once: the argument must be this child's
+   own, and no descriptor beyond its own channels (3..5) may be open. */
+typedef struct spawn_job { uint32_t thread, round, magic; } spawn_job;
+#define SPAWN_JOB_MAGIC 0x5eedf00du
+
+static int check_job_and_fds(const void *arg, size_t len)
+{
+    spawn_job job;
+    if (len != sizeof job) return 2;
+    memcpy(&job, arg, sizeof job);
+    if (job.magic != SPAWN_JOB_MAGIC || job.thread >= 64 || job.round >= 64) return 2;
+#ifndef _WIN32
+    for (int fd = 6; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) != -1) return 1;
+#endif
+    return (int)(10 + job.thread * 8 + job.round) & 0xff;
+}
+
 /* ---- tests ------------------------------------------------------------------ */
 static void test_exit_codes(void **state)
 {
@@ -324,6 +342,47 @@ static void test_daemon_dies_with_parent(void **state)
     assert_int_equal(mproc__os_pid_alive(daemon_pid), 0);
 }
 
+enum { SPAWN_THREADS = 4, SPAWN_ROUNDS = 6 };
+static int spawn_results[SPAWN_THREADS][SPAWN_ROUNDS];
+
+/* Each round also holds an inheritable (no close-on-exec) pipe open while
+   spawning, the way unrelated code in a real program might. */
+static void spawn_rounds(void *arg)
+{
+    uint32_t t = (uint32_t)(uintptr_t)arg;
+    for (uint32_t r = 0; r < SPAWN_ROUNDS; r++) {
+        spawn_job job = {t, r, SPAWN_JOB_MAGIC};
+        mproc_process *p;
+        int code = -1000;
+#ifndef _WIN32
+        int fds[2] = {-1, -1};
+        if (pipe(fds) != 0) fds[0] = fds[1] = -1;
+#endif
+        if (mproc_process_create(&p, check_job_and_fds, &job, sizeof job, NULL) == 0) {
+            if (mproc_process_start(p) == 0 && mproc_process_join(p, TU_JOIN_TIMEOUT_MS) == 0)
+                mproc_process_exitcode(p, &code);
+            mproc_process_destroy(p);
+        }
+#ifndef _WIN32
+        close(fds[0]);
+        close(fds[1]);
+#endif
+        spawn_results[t][r] = code;
+    }
+}
+
+static void test_spawn_from_threads(void **state)
+{
+    (void)state;
+    mproc__os_thread *threads[SPAWN_THREADS];
+    for (uintptr_t t = 0; t < SPAWN_THREADS; t++)
+        assert_int_equal(mproc__os_thread_start(&threads[t], spawn_rounds, (void *)t), 0);
+    for (int t = 0; t < SPAWN_THREADS; t++) mproc__os_thread_join(threads[t]);
+    for (int t = 0; t < SPAWN_THREADS; t++)
+        for (int r = 0; r < SPAWN_ROUNDS; r++)
+            assert_int_equal(spawn_results[t][r], 10 + t * 8 + r);
+}
+
 static void test_fd_hygiene(void **state)
 {
     (void)state;
@@ -458,6 +517,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_daemon_destroy_kills),
         cmocka_unit_test(test_daemon_dies_with_parent),
         cmocka_unit_test(test_fd_hygiene),
+        cmocka_unit_test(test_spawn_from_threads),
         cmocka_unit_test(test_crash_is_negative_signal),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_strerror),

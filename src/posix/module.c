@@ -1,6 +1,10 @@
 /* POSIX: which loaded module holds an address, and back; the identity of
    our own executable. */
 #include "../internal.h"
+#include "posix.h"
+
+#include <limits.h>
+#include <unistd.h>
 
 #include <errno.h>
 #include <sys/stat.h>
@@ -118,17 +122,39 @@ int mproc__os_module_to_addr(const char *path, uint64_t offset, void **addr)
 }
 #endif
 
+int mproc__posix_self_exe(char *buf, size_t cap)
+{
+#if defined(__APPLE__)
+    uint32_t size = (uint32_t)cap;
+    return _NSGetExecutablePath(buf, &size) == 0 ? 0 : MPROC_EINVAL;
+#else
+    /* If the file has been deleted the link itself still works. */
+    static char resolved[PATH_MAX];
+    mproc__os_global_lock();
+    if (!resolved[0]) {
+        const char *deleted = " (deleted)";
+        size_t dl = strlen(deleted);
+        ssize_t n = readlink("/proc/self/exe", resolved, sizeof resolved - 1);
+        if (n <= 0 || (size_t)n >= sizeof resolved - 1 ||
+            ((size_t)n > dl && memcmp(resolved + n - dl, deleted, dl) == 0))
+            strcpy(resolved, "/proc/self/exe");
+        else
+            resolved[n] = '\0';
+    }
+    mproc__os_global_unlock();
+    if (strlen(resolved) >= cap) return MPROC_EINVAL;
+    strcpy(buf, resolved);
+    return 0;
+#endif
+}
+
 int mproc__os_image_id(unsigned char id[32])
 {
     struct stat st;
-#if defined(__APPLE__)
-    char path[4096];
-    uint32_t size = sizeof path;
-    if (_NSGetExecutablePath(path, &size) != 0) return MPROC_EINVAL;
+    char path[PATH_MAX];
+    int rc = mproc__posix_self_exe(path, sizeof path);
+    if (rc) return rc;
     if (stat(path, &st) != 0) return mproc__fail_os_last();
-#else
-    if (stat("/proc/self/exe", &st) != 0) return mproc__fail_os_last();
-#endif
     memset(id, 0, 32);
     mproc__put_u64(id, (uint64_t)st.st_dev);
     mproc__put_u64(id + 8, (uint64_t)st.st_ino);

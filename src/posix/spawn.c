@@ -2,6 +2,7 @@
    path), fork, wait without a SIGCHLD handler (pidfd on Linux, a sentinel
    pipe elsewhere), signals. */
 #include "../internal.h"
+#include "posix.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,9 +15,6 @@
 #include <unistd.h>
 #if defined(__linux__)
 #  include <sys/syscall.h>
-#endif
-#if defined(__APPLE__)
-#  include <mach-o/dyld.h>
 #endif
 
 extern char **environ;
@@ -66,36 +64,10 @@ static void adopt_orphan(pid_t pid)
 /* ---- the child's environment and program --------------------------------- */
 static int exe_path(const char *exe, char *buf, size_t cap)
 {
-    if (exe) {
-        if (strlen(exe) >= cap) return MPROC_EINVAL;
-        strcpy(buf, exe);
-        return 0;
-    }
-#if defined(__APPLE__)
-    uint32_t size = (uint32_t)cap;
-    return _NSGetExecutablePath(buf, &size) == 0 ? 0 : MPROC_EINVAL;
-#else
-    /* The kernel's link to our own image, resolved once: no argv[0]
-       guessing, and under valgrind (which virtualises the readlink but not
-       an exec of /proc/self/exe itself) children run the real program.
-       If the file has been deleted, the link itself still works. */
-    static char resolved[PATH_MAX];
-    mproc__os_global_lock();
-    if (!resolved[0]) {
-        ssize_t n = readlink("/proc/self/exe", resolved, sizeof resolved - 1);
-        const char *deleted = " (deleted)";
-        size_t dl = strlen(deleted);
-        if (n <= 0 || (size_t)n >= sizeof resolved - 1 ||
-            ((size_t)n > dl && memcmp(resolved + n - dl, deleted, dl) == 0))
-            strcpy(resolved, "/proc/self/exe");
-        else
-            resolved[n] = '\0';
-    }
-    mproc__os_global_unlock();
-    if (strlen(resolved) >= cap) return MPROC_EINVAL;
-    strcpy(buf, resolved);
+    if (!exe) return mproc__posix_self_exe(buf, cap);
+    if (strlen(exe) >= cap) return MPROC_EINVAL;
+    strcpy(buf, exe);
     return 0;
-#endif
 }
 
 /* environ without any MPROC_CHILD, plus our own entry. */
