@@ -148,6 +148,37 @@ MPROC_API int mproc_process_cpu_count(void);
 typedef struct mproc_ref { unsigned char bytes[64]; } mproc_ref;
 
 /* ---- synchronisation ----------------------------------------------------- */
+/*
+ * Locks, semaphores, events, conditions and barriers shared between
+ * processes. Share one with a child by copying its ref (mproc_X_ref) into
+ * the child's argument or a pool initializer's argument; the child calls
+ * mproc_X_attach on it. Attaching a forged, zeroed or wrong-kind ref is
+ * MPROC_EINVAL; a ref whose object was destroyed by its creator before the
+ * child started (or never handed to this process) is MPROC_ENOENT.
+ *
+ * Lifetime: the creator's destroy removes the object from its registry
+ * (new children can no longer receive it); processes that attached keep
+ * using it until they destroy their handle. The objects have no name in
+ * any namespace -- on Linux a memfd, on macOS an shm object unlinked at
+ * creation, on Windows an unnamed section + semaphore -- so nothing of them
+ * can outlive the processes using them, even when these are SIGKILLed.
+ *
+ * Every wait takes timeout_ms: MPROC_FOREVER waits without limit, 0 only
+ * tries, a positive value gives up with MPROC_ETIMEDOUT after that many
+ * milliseconds -- never earlier, and typically within 0.1-0.2 ms after it
+ * (Linux futex, macOS back-off sleep, Windows high-resolution timer; about
+ * a millisecond on real Windows). Below -1 is MPROC_EINVAL.
+ *
+ * Dead holders: a Lock or RLock whose holder process ends while holding it
+ * (crash, kill) is not lost: the next acquirer gets it with
+ * MPROC_EOWNERDEAD (it holds the lock; the data it protects may be half
+ * updated). Waiters notice within about 0.2 s. If the dead holder's pid is
+ * reused by a new process before any waiter looks, the lock stays held until
+ * that process ends too. Other objects have no owner: a process that dies
+ * while it waits on a Condition may use up one notify, and one that never
+ * reaches a Barrier leaves the others waiting until their timeout (as in
+ * Python).
+ */
 typedef struct mproc_lock mproc_lock;
 typedef struct mproc_rlock mproc_rlock;
 typedef struct mproc_sem mproc_sem;
@@ -155,8 +186,10 @@ typedef struct mproc_event mproc_event;
 typedef struct mproc_cond mproc_cond;
 typedef struct mproc_barrier mproc_barrier;
 
-/* Lock: any process may release it (like Python's). acquire returns 0,
-   MPROC_ETIMEDOUT, or MPROC_EOWNERDEAD (acquired; the last holder died). */
+/* Lock (multiprocessing.Lock): not recursive, and any thread of any process
+   may release it. acquire returns 0, MPROC_ETIMEDOUT, or MPROC_EOWNERDEAD
+   (acquired; the last holder died holding it). Acquiring it twice from one
+   thread without a release waits for the timeout, as in Python. */
 MPROC_API int mproc_lock_create(mproc_lock **l);
 MPROC_API int mproc_lock_acquire(mproc_lock *l, int timeout_ms);
 MPROC_API int mproc_lock_release(mproc_lock *l);  /* ESTATE if not held */
@@ -164,7 +197,9 @@ MPROC_API void mproc_lock_destroy(mproc_lock *l);
 MPROC_API int mproc_lock_ref(const mproc_lock *l, mproc_ref *ref);
 MPROC_API int mproc_lock_attach(const mproc_ref *ref, mproc_lock **l);
 
-/* RLock: owned by one thread of one process, recursive. */
+/* RLock: owned by one thread of one process, recursive (each acquire needs
+   a release). acquire: 0, MPROC_ETIMEDOUT, MPROC_EOWNERDEAD (acquired once,
+   the dead owner's recursion is forgotten). */
 MPROC_API int mproc_rlock_create(mproc_rlock **l);
 MPROC_API int mproc_rlock_acquire(mproc_rlock *l, int timeout_ms);
 MPROC_API int mproc_rlock_release(mproc_rlock *l); /* ESTATE if not the owner */
@@ -172,15 +207,23 @@ MPROC_API void mproc_rlock_destroy(mproc_rlock *l);
 MPROC_API int mproc_rlock_ref(const mproc_rlock *l, mproc_ref *ref);
 MPROC_API int mproc_rlock_attach(const mproc_ref *ref, mproc_rlock **l);
 
-/* Semaphore; max > 0 makes it a BoundedSemaphore. */
+/* Semaphore with an initial value; max > 0 makes it a BoundedSemaphore
+   (value <= max, else create is MPROC_EINVAL). Values are limited to
+   2^31-1. release: MPROC_EINVAL if it would pass max (or 2^31-1). A
+   semaphore has no owner: a process that dies does not give back what it
+   acquired. */
 MPROC_API int mproc_sem_create(mproc_sem **s, unsigned value, unsigned max);
-MPROC_API int mproc_sem_acquire(mproc_sem *s, int timeout_ms);
-MPROC_API int mproc_sem_release(mproc_sem *s);   /* EINVAL past max */
+MPROC_API int mproc_sem_acquire(mproc_sem *s, int timeout_ms); /* 0 or ETIMEDOUT */
+MPROC_API int mproc_sem_release(mproc_sem *s);
+/* The current value (a snapshot; Python's get_value, also on macOS). */
 MPROC_API int mproc_sem_value(mproc_sem *s, unsigned *value);
 MPROC_API void mproc_sem_destroy(mproc_sem *s);
 MPROC_API int mproc_sem_ref(const mproc_sem *s, mproc_ref *ref);
 MPROC_API int mproc_sem_attach(const mproc_ref *ref, mproc_sem **s);
 
+/* Event: a flag. wait returns 0 once the flag is set (also if it was set
+   and cleared again while this waiter slept, as in Python), or
+   MPROC_ETIMEDOUT. */
 MPROC_API int mproc_event_create(mproc_event **e);
 MPROC_API int mproc_event_set(mproc_event *e);
 MPROC_API int mproc_event_clear(mproc_event *e);
@@ -190,8 +233,16 @@ MPROC_API void mproc_event_destroy(mproc_event *e);
 MPROC_API int mproc_event_ref(const mproc_event *e, mproc_ref *ref);
 MPROC_API int mproc_event_attach(const mproc_ref *ref, mproc_event **e);
 
-/* Condition over an RLock (its own when lock is NULL). wait/notify need the
-   lock held by the caller (MPROC_ESTATE otherwise). */
+/* Condition over an RLock (its own when lock is NULL; a given lock must
+   outlive the condition). wait and notify need the lock held by the
+   calling thread (MPROC_ESTATE otherwise). wait releases the lock
+   completely (whatever its recursion depth), sleeps until notified or the
+   timeout, and re-acquires it before returning in every case: 0 if
+   notified, MPROC_ETIMEDOUT, or MPROC_EOWNERDEAD (notified or not, the lock
+   is held again; its previous holder died). notify(n) wakes at most n of
+   the processes/threads waiting at the time of the call (never one that
+   starts waiting later); notify_all wakes all of them. The condition's ref
+   carries its lock: mproc_cond_lock() in the attaching process gives it. */
 MPROC_API int mproc_cond_create(mproc_cond **c, mproc_rlock *lock);
 MPROC_API mproc_rlock *mproc_cond_lock(mproc_cond *c);
 MPROC_API int mproc_cond_acquire(mproc_cond *c, int timeout_ms);
@@ -203,26 +254,60 @@ MPROC_API void mproc_cond_destroy(mproc_cond *c);
 MPROC_API int mproc_cond_ref(const mproc_cond *c, mproc_ref *ref);
 MPROC_API int mproc_cond_attach(const mproc_ref *ref, mproc_cond **c);
 
-/* Barrier: wait returns the arrival index (0..parties-1) or MPROC_EBROKEN. */
+/* Barrier for parties (1..2^31-1) waiters. wait returns the arrival index
+   (0 for the first to arrive .. parties-1 for the one that trips it), or:
+   MPROC_EBROKEN if the barrier is or becomes broken (aborted, reset while
+   this waiter waited, or another waiter timed out); MPROC_ETIMEDOUT for
+   the waiter whose timeout expired, which also breaks the barrier. A broken
+   barrier fails every wait until mproc_barrier_reset(). */
 MPROC_API int mproc_barrier_create(mproc_barrier **b, unsigned parties);
 MPROC_API int mproc_barrier_wait(mproc_barrier *b, int timeout_ms);
 MPROC_API int mproc_barrier_abort(mproc_barrier *b);
 MPROC_API int mproc_barrier_reset(mproc_barrier *b);
+MPROC_API int mproc_barrier_parties(mproc_barrier *b);
+MPROC_API int mproc_barrier_n_waiting(mproc_barrier *b);  /* 0 while broken */
+MPROC_API int mproc_barrier_broken(mproc_barrier *b);     /* 1, 0 or error */
 MPROC_API void mproc_barrier_destroy(mproc_barrier *b);
 MPROC_API int mproc_barrier_ref(const mproc_barrier *b, mproc_ref *ref);
 MPROC_API int mproc_barrier_attach(const mproc_ref *ref, mproc_barrier **b);
 
 /* ---- shared memory ------------------------------------------------------- */
+/*
+ * A block of memory shared between processes (multiprocessing.shared_memory).
+ *
+ * Names: 1 to 30 characters of [A-Za-z0-9._-], optionally after one '/'
+ * (dropped: mproc_shm_name gives the name without it). 30 is macOS's limit;
+ * anything else is MPROC_EINVAL.
+ *
+ * name NULL: a generated, unguessable name. The segment can be opened with
+ * mproc_shm_open(name) by any process of the same user while its creator's
+ * handle lives; it disappears when the creator destroys it or ends --
+ * even by SIGKILL: on Linux it is a memfd reached through /proc/<pid>/fd (no
+ * file in /dev/shm at all), on macOS a cleaner process started on first use
+ * unlinks it, on Windows a named section dies with its last handle.
+ *
+ * A name given by the caller: created exclusively (MPROC_EEXIST if such a
+ * segment exists), owner-only (0600 / the default DACL). On POSIX it lives
+ * until mproc_shm_unlink(), even after every process ended, as POSIX shared
+ * memory does. On Windows ("Local\<name>") it lives only while some process
+ * holds a handle to it, and unlink does nothing.
+ *
+ * The memory starts zero-filled, 64-byte aligned. mproc_shm_size is the size
+ * asked for at create on every platform. A segment that another program
+ * made can be opened by name too; it is then used whole.
+ */
 typedef struct mproc_shm mproc_shm;
-/* name NULL: a generated name, openable with mproc_shm_open() while the
-   program lives and removed when it ends (even by SIGKILL). A name given by
-   the caller lives until mproc_shm_unlink(), as POSIX shared memory does. */
-MPROC_API int mproc_shm_create(mproc_shm **s, const char *name, size_t size);
+MPROC_API int mproc_shm_create(mproc_shm **s, const char *name, size_t size); /* size > 0 */
+/* MPROC_ENOENT if there is no such segment. */
 MPROC_API int mproc_shm_open(mproc_shm **s, const char *name);
 MPROC_API void *mproc_shm_ptr(mproc_shm *s);
 MPROC_API size_t mproc_shm_size(const mproc_shm *s);
 MPROC_API const char *mproc_shm_name(const mproc_shm *s);
+/* Remove the name: later opens fail with MPROC_ENOENT; mappings stay valid.
+   MPROC_ENOENT if the name is already gone. A generated name can only be
+   removed by its creator (elsewhere this returns 0 and does nothing). */
 MPROC_API int mproc_shm_unlink(mproc_shm *s);
+/* Unmaps and closes this process's handle (see above for the name). */
 MPROC_API void mproc_shm_destroy(mproc_shm *s);
 MPROC_API int mproc_shm_ref(const mproc_shm *s, mproc_ref *ref);
 MPROC_API int mproc_shm_attach(const mproc_ref *ref, mproc_shm **s);
@@ -231,19 +316,46 @@ MPROC_API int mproc_shm_attach(const mproc_ref *ref, mproc_shm **s);
 typedef struct mproc_conn mproc_conn;
 typedef struct mproc_queue mproc_queue;
 
-/* duplex 0: a is the read end, b the write end. */
+/* A connected pair (Python's Pipe). duplex 0: a is the read end, b the
+   write end; duplex 1: both ends send and receive. Messages arrive whole
+   and in order, any size (0 bytes up; tested to 1 GiB). A peer that has
+   gone is MPROC_ECLOSED (at a message boundary) or MPROC_EPROTO (it went
+   mid-message, or the stream is corrupt; the conn then stays broken);
+   never a hang or a torn message. Sending never raises SIGPIPE.
+   Hand an end to a child with mproc_conn_ref + the child's argument; the
+   parent keeps its copy open (as in Python): destroy it so the other side
+   sees end of stream. A conn reads ahead, so hand an end over before
+   reading from it here. One thread per direction at a time. */
 MPROC_API int mproc_pipe(mproc_conn **a, mproc_conn **b, int duplex);
 MPROC_API int mproc_conn_send(mproc_conn *c, const void *buf, size_t len);
-/* *buf is freed with mproc_free(). MPROC_ECLOSED at end of stream. */
+/* *buf is freed with mproc_free(). MPROC_ECLOSED at end of stream,
+   MPROC_ETIMEDOUT if no whole message came in time: a message partly
+   received stays in the conn and the next call resumes it. */
 MPROC_API int mproc_conn_recv(mproc_conn *c, void **buf, size_t *len, int timeout_ms);
 /* Into a caller buffer; a message larger than cap is MPROC_EINVAL with *len
    set to its size and the message left in place. */
 MPROC_API int mproc_conn_recv_into(mproc_conn *c, void *buf, size_t cap, size_t *len,
                                    int timeout_ms);
+/* 1 if data (or end of stream) is there to receive, 0 if not in time. */
 MPROC_API int mproc_conn_poll(mproc_conn *c, int timeout_ms);   /* 1 ready, 0 not */
 MPROC_API void mproc_conn_destroy(mproc_conn *c);
 MPROC_API int mproc_conn_ref(const mproc_conn *c, mproc_ref *ref);
+/* In a child the end moves into the new conn (attach each ref once); in
+   the creator it gives a second handle on the same end. */
 MPROC_API int mproc_conn_attach(const mproc_ref *ref, mproc_conn **c);
+
+/* Queue (multi-producer, multi-consumer; Python's Queue). Messages are
+   copied into a ring in shared memory owned by the queue: put returns once
+   the message is stored, so a process may exit right after put and a
+   parent may join children before draining. maxsize > 0 bounds the number
+   of messages (put waits; MPROC_ETIMEDOUT when still full); a message of
+   any size works (large ones stream through the ring while a consumer
+   reads). get: MPROC_ETIMEDOUT when empty. A producer that dies mid-put
+   never leaves a partial message visible. close: this object puts and gets
+   no more (MPROC_ECLOSED). SIMPLE: size is MPROC_ENOTSUP; JOINABLE: put
+   counts a task, task_done ends one (MPROC_ESTATE if none is open), join
+   waits for all (MPROC_ENOTSUP on other kinds). One thread per queue
+   object at a time: attach again for another thread. */
 
 #define MPROC_QUEUE_SIMPLE   0x1  /* SimpleQueue: no size, no maxsize */
 #define MPROC_QUEUE_JOINABLE 0x2  /* JoinableQueue: task_done / join */
@@ -274,58 +386,126 @@ typedef struct mproc_waitable {
 MPROC_API int mproc_wait(mproc_waitable *items, size_t count, int timeout_ms);
 
 /* ---- pool ---------------------------------------------------------------- */
+/*
+ * A pool of worker processes (Python's multiprocessing.Pool). Workers are
+ * spawned (or forked) mproc processes; functions given to the pool are
+ * found in the worker by module and offset, like process targets, so any
+ * function of the program or of a library loaded at start-up works. Items
+ * and map results travel through shared memory.
+ *
+ * A worker that dies (crash, abort, kill, exit() inside a task) fails only
+ * the item it was running, with MPROC_ECHILD and a message saying how it
+ * ended; items it finished keep their results and items it had not started
+ * run on another worker. A replacement is started and no call hangs. All
+ * calls may be made from several threads at once.
+ */
 typedef struct mproc_pool mproc_pool;
 typedef struct mproc_iter mproc_iter;
 typedef struct mproc_async mproc_async;
 typedef struct mproc_buf mproc_buf;
 
-typedef int (*mproc_map_fn)(const void *item, void *result);        /* 0 = ok */
+/* A map function: reads one item, writes one result of the map's result
+   size. Returns 0 for success; non-zero fails the item with MPROC_ETASK. */
+typedef int (*mproc_map_fn)(const void *item, void *result);
+/* An apply function: any input, a result of any size built with
+   mproc_buf_append. Returns 0 for success; non-zero fails with MPROC_ETASK. */
 typedef int (*mproc_task_fn)(const void *in, size_t in_len, mproc_buf *out);
+/* Appends to a task's result (in the worker). 0, MPROC_EINVAL, MPROC_ENOMEM. */
 MPROC_API int mproc_buf_append(mproc_buf *out, const void *data, size_t len);
-/* In a worker: a message for the parent describing why this task fails. */
+/* In a worker, inside a task: fail the current item (also when the function
+   then returns 0) with this printf-style message, which the parent reads
+   with mproc_pool_last_error (at most 255 bytes). */
 MPROC_API void mproc_task_fail(const char *fmt, ...);
 
 typedef struct mproc_pool_options {
     int processes;              /* 0: mproc_process_cpu_count() */
     mproc_target initializer;   /* run once in each worker; NULL: none */
-    const void *initarg; size_t initarg_len;
-    int maxtasksperchild;       /* 0: workers live as long as the pool */
+    const void *initarg; size_t initarg_len; /* copied; refs inside reach the workers */
+    int maxtasksperchild;       /* 0: workers live as long as the pool; else a worker
+                                   is replaced after this many tasks (a map chunk or
+                                   an apply is one task) */
     mproc_start_method method;  /* 0: the default */
-    int task_timeout_ms;        /* 0: none; an overdue task's worker is killed */
+    int task_timeout_ms;        /* 0: none; else the worker running an item for
+                                   longer is killed and replaced, and the item
+                                   fails with MPROC_ETIMEDOUT */
 } mproc_pool_options;
 
-#define MPROC_UNORDERED 0x1
+#define MPROC_UNORDERED 0x1   /* imap: results in completion order */
 
+/* Starts the workers. An initializer that fails (returns non-zero) makes
+   its worker exit; after three such starts in a row the pool's work fails
+   with MPROC_ECHILD instead of being retried for ever. MPROC_EINVAL for
+   negative counts, MPROC_ENOTSUP for fork where there is none,
+   MPROC_EBOOTSTRAP in a child before its main guard. */
 MPROC_API int mproc_pool_create(mproc_pool **pool, const mproc_pool_options *opt);
+/* results[i] = fn(items[i]) for count items of item_size bytes, results of
+   result_size bytes written straight into results (result_size 0: none).
+   chunksize 0: Python's default, ceil(count / (4 * processes)). Returns 0
+   when every item succeeded, else the code of the lowest failing item
+   (MPROC_ETASK, MPROC_ECHILD, MPROC_ETIMEDOUT, MPROC_ECLOSED if the pool was
+   terminated meanwhile); the results of the other items are still written.
+   count 0 does nothing. item_size + result_size may be at most 256 KiB
+   (MPROC_EINVAL beyond). MPROC_ECLOSED after close. */
 MPROC_API int mproc_pool_map(mproc_pool *pool, mproc_map_fn fn,
                              const void *items, size_t item_size, size_t count,
                              void *results, size_t result_size, size_t chunksize);
+/* The same lazily: the items array must stay valid until the iterator is
+   destroyed. Only a bounded window of results runs ahead of the consumer,
+   so memory stays flat however long the input. chunksize 0: as map, at
+   most 4096. flags: 0 (ordered) or MPROC_UNORDERED. */
 MPROC_API int mproc_pool_imap(mproc_pool *pool, mproc_map_fn fn,
                               const void *items, size_t item_size, size_t count,
                               size_t result_size, size_t chunksize, int flags,
                               mproc_iter **it);
+/* The next result into result (NULL: skip it) and its item's index: 0, the
+   item's own error (MPROC_ETASK, MPROC_ECHILD, ...; *index set, details in
+   mproc_pool_last_error), MPROC_EDONE after the last item, or
+   MPROC_ETIMEDOUT when nothing came within timeout_ms (*index SIZE_MAX). */
 MPROC_API int mproc_iter_next(mproc_iter *it, void *result, size_t *index, int timeout_ms);
+/* Abandons the remaining items (those running finish and are dropped). */
 MPROC_API void mproc_iter_destroy(mproc_iter *it);
+/* fn(in) in a worker; *out (free with mproc_free, NULL when empty) and
+   *out_len get its result. 0, MPROC_ETASK, MPROC_ECHILD, MPROC_ETIMEDOUT,
+   MPROC_ECLOSED. Inputs and results may have any size. */
 MPROC_API int mproc_pool_apply(mproc_pool *pool, mproc_task_fn fn, const void *in,
                                size_t in_len, void **out, size_t *out_len);
+/* Submits fn(in) (the input is copied) and returns at once; the pool works
+   on it whether or not the caller waits. */
 MPROC_API int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn,
                                      const void *in, size_t in_len, mproc_async **res);
+/* 0 once finished (successfully or not), or MPROC_ETIMEDOUT. */
 MPROC_API int mproc_async_wait(mproc_async *r, int timeout_ms);
+/* 1 if finished, 0 if not. */
 MPROC_API int mproc_async_ready(mproc_async *r);
+/* Waits like mproc_async_wait, then the task's outcome; *out gets a copy of
+   the result each time (free with mproc_free; out may be NULL). */
 MPROC_API int mproc_async_get(mproc_async *r, void **out, size_t *out_len, int timeout_ms);
+/* Frees the handle; a task not yet started is dropped. Iterators and async
+   results may outlive their pool (their outcome is then final). */
 MPROC_API void mproc_async_destroy(mproc_async *r);
 typedef struct mproc_task_error {
     size_t index; int code; char message[256];
 } mproc_task_error;
+/* The failure last reported by a call on this pool: the lowest failing item
+   of a map, an imap item, an apply (index 0). MPROC_ENOENT if none. */
 MPROC_API int mproc_pool_last_error(mproc_pool *pool, mproc_task_error *err);
+/* Item counters for progress reporting: submitted, done (succeeded) and
+   failed items (an apply is one item), workers replaced (died, timed out
+   or retired by maxtasksperchild). */
 typedef struct mproc_pool_stats {
     uint64_t submitted, done, failed;  /* items */
     uint64_t workers_replaced;
 } mproc_pool_stats;
 MPROC_API int mproc_pool_stats_get(mproc_pool *pool, mproc_pool_stats *st);
+/* No new work (MPROC_ECLOSED); submitted work still runs, then the workers
+   exit. */
 MPROC_API int mproc_pool_close(mproc_pool *pool);
+/* Kills the workers at once; unfinished work fails with MPROC_ECLOSED. */
 MPROC_API int mproc_pool_terminate(mproc_pool *pool);
+/* After close or terminate: waits until every worker has exited.
+   MPROC_ESTATE before. */
 MPROC_API int mproc_pool_join(mproc_pool *pool);
+/* Terminates (if still running), joins and frees the pool. */
 MPROC_API void mproc_pool_destroy(mproc_pool *pool);
 
 #ifdef __cplusplus

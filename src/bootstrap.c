@@ -77,7 +77,11 @@ static int map_argument(mproc__boot *b, const void **arg)
 {
     void *addr;
     if (!b->arg_in_shm) {
-        *arg = b->arg;
+        /* Its own malloc'd copy: inside the message the bytes sit at any
+           offset, and targets may read them as a struct. */
+        if (!(addr = malloc(b->arg_len ? b->arg_len : 1))) return MPROC_ENOMEM;
+        if (b->arg_len) memcpy(addr, b->arg, b->arg_len);
+        *arg = addr;
         return 0;
     }
     int rc = mproc__os_map(b->arg_shm, b->arg_len, 0, &addr);

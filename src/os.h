@@ -29,7 +29,9 @@ int64_t mproc__os_getpid(void);
 int64_t mproc__os_getppid(void);
 uint64_t mproc__os_thread_id(void);        /* unique within the process */
 int mproc__os_random(void *buf, size_t len); /* OS CSPRNG */
-/* 1 if a process with this pid exists, 0 if not. */
+/* 1 if process pid may still run; 0 once it has ended (exited, killed, or
+   a zombie not yet reaped — lock owner-death detection depends on that).
+   When the OS cannot tell, 1: a live holder's lock is never taken. */
 int mproc__os_pid_alive(int64_t pid);
 
 /* ---- environment (the child-mode marker) --------------------------------- */
@@ -181,9 +183,6 @@ void mproc__os_sync_free(mproc__os_sync *b);
 int mproc__os_park(mproc__os_sync *b, uint32_t *word, uint32_t expected, int timeout_ms);
 /* Wake up to n sleepers parked on word (UINT32_MAX: all). */
 void mproc__os_unpark(mproc__os_sync *b, uint32_t *word, uint32_t n);
-/* 1 if process pid has ended (exited, killed, or a zombie not yet reaped);
-   0 if it may still run. */
-int mproc__os_owner_gone(int64_t pid);
 /* Run fn in the child after every fork() (refreshes cached pids); a no-op
    where there is no fork. Registers at most once per fn. */
 void mproc__os_sync_atfork(void (*fn)(void));
@@ -255,17 +254,27 @@ int mproc__os_chan_disarm(mproc__os_chan *c, size_t *got);
 int mproc__os_wait_any(const mproc__handle *h, size_t n, unsigned char *ready,
                        int timeout_ms);
 
-/* A doorbell for the queue: producers ring it, waiters wait for it with
-   mproc__os_wait_any(rd) and drain it. POSIX: a non-blocking pipe;
-   Windows: a manual-reset event (rd == wr, one handle). A ring is sticky
-   until drained; ringing an already rung bell is a no-op. */
+/* A doorbell for the queue, counting wake tokens: ring adds n tokens;
+   a waiter waits for rd with mproc__os_wait_any and, when it was reported
+   ready, takes one token with bell_take. POSIX: a non-blocking pipe (a
+   token is a byte); Windows: a semaphore (rd == wr, one handle; the wait
+   itself takes the token, bell_take does nothing). Waits that end without
+   their token leave it behind: a later waiter wakes once for nothing and
+   looks again, which is harmless. */
 int mproc__os_bell_create(mproc__handle *rd, mproc__handle *wr);
-void mproc__os_bell_ring(mproc__handle wr);
-void mproc__os_bell_drain(mproc__handle rd);
-/* 1 if the process has ended (exited, killed, or a zombie), else 0. The
-   queue uses it to recover a lock whose holder died. */
-int mproc__os_pid_gone(int64_t pid);
+void mproc__os_bell_ring(mproc__handle wr, unsigned n);
+void mproc__os_bell_take(mproc__handle rd);
 /* Yield the CPU to another runnable thread (spin-then-sleep waits). */
 void mproc__os_yield(void);
+
+/* ---- pool (pool.c, pool_worker.c) ---------------------------------------- */
+/* Read between 1 and cap bytes, blocking until the first arrives: 0 with
+   *got >= 1, MPROC_ECLOSED at end of stream. The pool's reader threads and
+   workers take whatever a pipe holds in one call, so a batch of messages
+   costs one system call. */
+int mproc__os_read_some(mproc__handle h, void *buf, size_t cap, size_t *got);
+/* In a pool worker: Ctrl-C is for the parent (Python's workers ignore
+   SIGINT too); the parent decides what happens to its workers. */
+void mproc__os_ignore_interrupts(void);
 
 #endif

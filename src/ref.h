@@ -26,6 +26,7 @@ typedef enum mproc__kind {
     MPROC__KIND_SHM,
     MPROC__KIND_CONN,
     MPROC__KIND_QUEUE,
+    MPROC__KIND_POOLCHAN,   /* a pool worker's channels and shared memory (pool.c) */
     MPROC__KIND_MAX_
 } mproc__kind;
 

@@ -39,6 +39,13 @@ static int check_name(const void *arg, size_t len)
     return strlen(mproc_current_name()) == len && memcmp(mproc_current_name(), arg, len) == 0 ? 0 : 1;
 }
 
+/* The argument arrives suitably aligned for any type, as from malloc. */
+static int check_alignment(const void *arg, size_t len)
+{
+    (void)len;
+    return ((uintptr_t)arg % _Alignof(max_align_t)) == 0 ? 0 : 1;
+}
+
 static int check_parent_pid(const void *arg, size_t len)
 {
     int64_t parent;
@@ -222,6 +229,14 @@ static void test_names(void **state)
     assert_int_equal(mproc_process_start(p), 0);
     assert_int_equal(tu_join(p), 0);
     mproc_process_destroy(p);
+}
+
+static void test_argument_alignment(void **state)
+{
+    (void)state;
+    char odd[13] = "odd-length...";
+    assert_int_equal(tu_run_child(check_alignment, odd, sizeof odd), 0);
+    assert_int_equal(tu_run_child(check_alignment, odd, 1), 0);
 }
 
 static void test_parent_pid(void **state)
@@ -509,6 +524,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_kill),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_parent_pid),
+        cmocka_unit_test(test_argument_alignment),
         cmocka_unit_test(test_many_at_once),
         cmocka_unit_test(test_argument_64mib),
         cmocka_unit_test(test_grandchild),

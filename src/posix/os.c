@@ -85,7 +85,9 @@ static int is_zombie(int64_t pid)
     snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
     int fd;
     do fd = open(path, O_RDONLY | O_CLOEXEC); while (fd < 0 && errno == EINTR);
-    if (fd < 0) return errno == ENOENT;
+    /* Gone between kill() and here, or no /proc at all (not mounted,
+       another pid namespace): only the first is a sure death. */
+    if (fd < 0) return errno == ENOENT && kill((pid_t)pid, 0) != 0;
     ssize_t n;
     do n = read(fd, buf, sizeof buf - 1); while (n < 0 && errno == EINTR);
     close(fd);

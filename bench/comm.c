@@ -1,0 +1,288 @@
+/* Data movement: mproc's Pipe and Queue against Python's multiprocessing
+   (bench/py_comm.py, Debian's /usr/bin/python3) and raw OS channels
+   written in C, in the same run. One producer process, the consumer is
+   this process; each run is timed from the first message received to the
+   last; the table shows medians of RUNS runs.
+
+   usage: bench_comm [count64 [count1m [runs]]] */
+#include "common.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mproc.h"
+
+#define MIB ((size_t)1 << 20)
+
+typedef struct job {
+    mproc_ref ref;
+    uint64_t size, count;
+    int kind; /* 0 conn, 1 queue */
+} job;
+
+/* ---- mproc producers (children) ------------------------------------------- */
+static int mproc_producer(const void *arg, size_t len)
+{
+    job j;
+    if (len != sizeof j) return 2;
+    memcpy(&j, arg, sizeof j);
+    unsigned char *msg = calloc(1, (size_t)j.size);
+    if (!msg) return 3;
+    mproc_conn *c = NULL;
+    mproc_queue *q = NULL;
+    if (j.kind == 0 ? mproc_conn_attach(&j.ref, &c) : mproc_queue_attach(&j.ref, &q)) return 4;
+    for (uint64_t i = 0; i < j.count; i++) {
+        int rc = c ? mproc_conn_send(c, msg, (size_t)j.size)
+                   : mproc_queue_put(q, msg, (size_t)j.size, MPROC_FOREVER);
+        if (rc) return 5;
+    }
+    mproc_conn_destroy(c);
+    mproc_queue_destroy(q);
+    free(msg);
+    return 0;
+}
+
+static double elapsed_rate(uint64_t t0, uint64_t count)
+{
+    return (double)(count - 1) / ((double)(bench_now_ns() - t0) / 1e9);
+}
+
+/* Messages per second through an mproc conn (duplex or one-way). into:
+   receive into one reused buffer instead of a new block per message. */
+static double run_conn(int duplex, size_t size, uint64_t count, int into)
+{
+    mproc_conn *r, *w;
+    if (mproc_pipe(&r, &w, duplex)) return 0;
+    job j = {{{0}}, size, count, 0};
+    mproc_conn_ref(w, &j.ref);
+    mproc_process *p;
+    if (mproc_process_create(&p, mproc_producer, &j, sizeof j, NULL) || mproc_process_start(p)) return 0;
+    mproc_conn_destroy(w);
+    unsigned char *buf = malloc(size ? size : 1);
+    uint64_t t0 = 0;
+    for (uint64_t i = 0; i < count; i++) {
+        size_t n;
+        void *m;
+        int rc = into ? mproc_conn_recv_into(r, buf, size, &n, MPROC_FOREVER)
+                      : mproc_conn_recv(r, &m, &n, MPROC_FOREVER);
+        if (rc) return 0;
+        if (!into) mproc_free(m);
+        if (i == 0) t0 = bench_now_ns();
+    }
+    double rate = elapsed_rate(t0, count);
+    mproc_process_join(p, MPROC_FOREVER);
+    mproc_process_destroy(p);
+    mproc_conn_destroy(r);
+    free(buf);
+    return rate;
+}
+
+static double run_queue(size_t size, uint64_t count)
+{
+    mproc_queue *q;
+    if (mproc_queue_create(&q, 0)) return 0;
+    job j = {{{0}}, size, count, 1};
+    mproc_queue_ref(q, &j.ref);
+    mproc_process *p;
+    if (mproc_process_create(&p, mproc_producer, &j, sizeof j, NULL) || mproc_process_start(p)) return 0;
+    uint64_t t0 = 0;
+    for (uint64_t i = 0; i < count; i++) {
+        size_t n;
+        void *m;
+        if (mproc_queue_get(q, &m, &n, MPROC_FOREVER)) return 0;
+        mproc_free(m);
+        if (i == 0) t0 = bench_now_ns();
+    }
+    double rate = elapsed_rate(t0, count);
+    mproc_process_join(p, MPROC_FOREVER);
+    mproc_process_destroy(p);
+    mproc_queue_destroy(q);
+    return rate;
+}
+
+/* ---- raw OS channels in C -------------------------------------------------- */
+enum { RAW_PIPE, RAW_PIPE_1M, RAW_SOCKETPAIR };
+
+static int raw_channel(int kind, int fds[2])
+{
+    if (kind == RAW_SOCKETPAIR) {
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds)) return -1;
+        int sz = (int)MIB; /* as large as the system allows */
+        setsockopt(fds[0], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+        setsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+        return 0;
+    }
+    if (pipe(fds)) return -1;
+#ifdef F_SETPIPE_SZ
+    if (kind == RAW_PIPE_1M) fcntl(fds[1], F_SETPIPE_SZ, (int)MIB);
+#endif
+    return 0;
+}
+
+static int io_full(int fd, unsigned char *p, size_t n, int wr)
+{
+    while (n) {
+        ssize_t k = wr ? write(fd, p, n) : read(fd, p, n);
+        if (k <= 0) return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static double run_raw(int kind, size_t size, uint64_t count)
+{
+    int fds[2];
+    if (raw_channel(kind, fds)) return 0;
+    unsigned char *buf = calloc(1, size);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        for (uint64_t i = 0; i < count; i++)
+            if (io_full(fds[1], buf, size, 1)) _exit(1);
+        _exit(0);
+    }
+    close(fds[1]);
+    uint64_t t0 = 0;
+    for (uint64_t i = 0; i < count; i++) {
+        if (io_full(fds[0], buf, size, 0)) break;
+        if (i == 0) t0 = bench_now_ns();
+    }
+    double rate = elapsed_rate(t0, count);
+    close(fds[0]);
+    waitpid(pid, NULL, 0);
+    free(buf);
+    return rate;
+}
+
+/* ---- Python ---------------------------------------------------------------------- */
+static double run_python(const char *kind, size_t size, uint64_t count, int runs)
+{
+    const char *py = bench_python();
+    if (!py) return 0;
+    char cmd[1024], out[4096];
+    snprintf(cmd, sizeof cmd, "%s %s/py_comm.py %s %zu %llu %d 2>/dev/null", py, MPROC_BENCH_DIR,
+             kind, size, (unsigned long long)count, runs);
+    if (bench_capture(cmd, out, sizeof out) != 0) return 0;
+    double v[64];
+    int n = 0;
+    for (char *s = strtok(out, "\n"); s && n < 64; s = strtok(NULL, "\n")) v[n++] = atof(s);
+    return bench_median(v, (size_t)n);
+}
+
+/* ---- table ------------------------------------------------------------------------- */
+static int g_runs = 5;
+
+static double median_of(double (*fn)(int, size_t, uint64_t, int), int a, size_t size,
+                        uint64_t count, int d)
+{
+    double v[32];
+    for (int i = 0; i < g_runs; i++) v[i] = fn(a, size, count, d);
+    return bench_median(v, (size_t)g_runs);
+}
+
+static double conn_adapter(int duplex, size_t size, uint64_t count, int into)
+{
+    return run_conn(duplex, size, count, into);
+}
+
+static double queue_adapter(int unused, size_t size, uint64_t count, int unused2)
+{
+    (void)unused;
+    (void)unused2;
+    return run_queue(size, count);
+}
+
+static double raw_adapter(int kind, size_t size, uint64_t count, int unused)
+{
+    (void)unused;
+    return run_raw(kind, size, count);
+}
+
+static void print_row(const char *name, double v, double unit, const char *uname, double raw,
+                      double py)
+{
+    printf("| %s | %.2f %s |", name, v / unit, uname);
+    if (raw > 0) printf(" %.0f%% |", 100.0 * v / raw);
+    else printf(" – |");
+    if (py > 0) printf(" %.1fx |\n", v / py);
+    else printf(" – |\n");
+}
+
+static void small_messages(uint64_t count)
+{
+    size_t size = 64;
+    double raw = median_of(raw_adapter, RAW_PIPE, size, count, 0);
+    double sock = median_of(raw_adapter, RAW_SOCKETPAIR, size, count, 0);
+    double py_pipe = run_python("pipe", size, count, g_runs);
+    double py_queue = run_python("queue", size, count / 4, g_runs);
+    double pipe1 = median_of(conn_adapter, 0, size, count, 0);
+    double pipe1i = median_of(conn_adapter, 0, size, count, 1);
+    double pipe2 = median_of(conn_adapter, 1, size, count, 0);
+    double queue = median_of(queue_adapter, 0, size, count, 0);
+    bench_print_header("64-byte messages, one producer process -> one consumer");
+    printf("%llu messages per run (Python Queue: %llu), median of %d runs\n\n",
+           (unsigned long long)count, (unsigned long long)count / 4, g_runs);
+    printf("| channel | rate | vs raw pipe | vs Python (same kind) |\n|---|---|---|---|\n");
+    print_row("raw pipe (C, read/write 64 B)", raw, 1e6, "M msgs/s", raw, 0);
+    print_row("raw socketpair (C)", sock, 1e6, "M msgs/s", raw, 0);
+    print_row("Python Pipe (duplex, send_bytes)", py_pipe, 1e6, "M msgs/s", raw, 0);
+    print_row("Python Queue", py_queue, 1e6, "M msgs/s", raw, 0);
+    print_row("mproc Pipe one-way, recv", pipe1, 1e6, "M msgs/s", raw, py_pipe);
+    print_row("mproc Pipe one-way, recv_into", pipe1i, 1e6, "M msgs/s", raw, py_pipe);
+    print_row("mproc Pipe duplex, recv", pipe2, 1e6, "M msgs/s", raw, py_pipe);
+    print_row("mproc Queue", queue, 1e6, "M msgs/s", raw, py_queue);
+}
+
+static void large_messages(uint64_t count)
+{
+    size_t size = MIB;
+    double mb = (double)size / 1e9; /* rate in msgs/s * GB per msg */
+    double raw = median_of(raw_adapter, RAW_PIPE, size, count, 0) * mb;
+    double raw1m = median_of(raw_adapter, RAW_PIPE_1M, size, count, 0) * mb;
+    double sock = median_of(raw_adapter, RAW_SOCKETPAIR, size, count, 0) * mb;
+    double py_pipe = run_python("pipe", size, count, g_runs) * mb;
+    double py_queue = run_python("queue", size, count, g_runs) * mb;
+    double pipe1 = median_of(conn_adapter, 0, size, count, 0) * mb;
+    double pipe1i = median_of(conn_adapter, 0, size, count, 1) * mb;
+    double pipe2 = median_of(conn_adapter, 1, size, count, 0) * mb;
+    double pipe2i = median_of(conn_adapter, 1, size, count, 1) * mb;
+    double queue = median_of(queue_adapter, 0, size, count, 0) * mb;
+    double best = raw > raw1m ? raw : raw1m;
+    if (sock > best) best = sock;
+    bench_print_header("1 MiB messages, one producer process -> one consumer");
+    printf("%llu messages per run, median of %d runs; %% is of the best raw channel\n\n",
+           (unsigned long long)count, g_runs);
+    printf("| channel | throughput | vs best raw | vs Python (same kind) |\n|---|---|---|---|\n");
+    print_row("raw pipe, default buffer (C)", raw, 1, "GB/s", best, 0);
+    print_row("raw pipe, F_SETPIPE_SZ 1 MiB (C)", raw1m, 1, "GB/s", best, 0);
+    print_row("raw socketpair (C)", sock, 1, "GB/s", best, 0);
+    print_row("Python Pipe (duplex)", py_pipe, 1, "GB/s", best, 0);
+    print_row("Python Queue", py_queue, 1, "GB/s", best, 0);
+    print_row("mproc Pipe one-way, recv", pipe1, 1, "GB/s", best, py_pipe);
+    print_row("mproc Pipe one-way, recv_into", pipe1i, 1, "GB/s", best, py_pipe);
+    print_row("mproc Pipe duplex, recv", pipe2, 1, "GB/s", best, py_pipe);
+    print_row("mproc Pipe duplex, recv_into", pipe2i, 1, "GB/s", best, py_pipe);
+    print_row("mproc Queue", queue, 1, "GB/s", best, py_queue);
+}
+
+int main(int argc, char **argv)
+{
+    int rc = mproc_main_guard(argc, argv);
+    if (rc) return 3;
+    uint64_t count64 = argc > 1 ? strtoull(argv[1], NULL, 10) : 1000000;
+    uint64_t count1m = argc > 2 ? strtoull(argv[2], NULL, 10) : 2000;
+    if (argc > 3) g_runs = atoi(argv[3]);
+    if (g_runs < 1 || g_runs > 32) g_runs = 5;
+    if (count64 < 2) count64 = 2;
+    if (count1m < 2) count1m = 2;
+    if (!bench_python()) printf("(no /usr/bin/python3: Python columns skipped)\n");
+    small_messages(count64);
+    large_messages(count1m);
+    return 0;
+}

@@ -1,0 +1,622 @@
+/* Connections (mproc_pipe) within a process and across real processes:
+   sizes, framing, recv_into, poll, timeouts, closing either end, a writer
+   killed mid-message, refs, and mproc_wait. */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "os.h"
+#include "ref.h"
+
+#define BIG_WAIT_MS 120000
+
+/* ---- message patterns ------------------------------------------------------ */
+static void fill(unsigned char *p, size_t n, uint64_t seed)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v = (seed + i) * 0x9E3779B97F4A7C15ULL;
+        memcpy(p + i, &v, 8);
+    }
+    for (; i < n; i++) p[i] = (unsigned char)(seed + i);
+}
+
+static int check(const unsigned char *p, size_t n, uint64_t seed)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v = (seed + i) * 0x9E3779B97F4A7C15ULL;
+        if (memcmp(p + i, &v, 8) != 0) return 0;
+    }
+    for (; i < n; i++)
+        if (p[i] != (unsigned char)(seed + i)) return 0;
+    return 1;
+}
+
+static unsigned char *make_msg(size_t n, uint64_t seed)
+{
+    unsigned char *p = malloc(n ? n : 1);
+    assert_non_null(p);
+    fill(p, n, seed);
+    return p;
+}
+
+static void send_pattern(mproc_conn *c, size_t n, uint64_t seed)
+{
+    unsigned char *p = make_msg(n, seed);
+    assert_int_equal(mproc_conn_send(c, p, n), 0);
+    free(p);
+}
+
+static void recv_pattern(mproc_conn *c, size_t n, uint64_t seed)
+{
+    void *buf = NULL;
+    size_t len = 99;
+    assert_int_equal(mproc_conn_recv(c, &buf, &len, BIG_WAIT_MS), 0);
+    assert_int_equal(len, n);
+    assert_true(check(buf, len, seed));
+    mproc_free(buf);
+}
+
+/* The sizes every transport is checked with (the big ones need a reader in
+   another process: kernel buffers are smaller). */
+static const size_t small_sizes[] = {0, 1, 7, 15, 16, 17, 63, 64, 65, 4095, 4096, 4097, 32767, 32768};
+
+/* ---- in-process --------------------------------------------------------------- */
+static void roundtrip_small(int duplex)
+{
+    mproc_conn *a, *b;
+    assert_int_equal(mproc_pipe(&a, &b, duplex), 0);
+    for (size_t i = 0; i < sizeof small_sizes / sizeof *small_sizes; i++) {
+        send_pattern(b, small_sizes[i], i);
+        recv_pattern(a, small_sizes[i], i);
+    }
+    /* queued back to back, read in order */
+    for (size_t i = 0; i < 100; i++) send_pattern(b, i * 3, 1000 + i);
+    for (size_t i = 0; i < 100; i++) recv_pattern(a, i * 3, 1000 + i);
+    if (duplex) {
+        send_pattern(a, 100, 7);
+        recv_pattern(b, 100, 7);
+    }
+    mproc_conn_destroy(a);
+    mproc_conn_destroy(b);
+}
+
+static void test_roundtrip_oneway(void **state) { (void)state; roundtrip_small(0); }
+static void test_roundtrip_duplex(void **state) { (void)state; roundtrip_small(1); }
+
+static void test_direction_and_bad_input(void **state)
+{
+    (void)state;
+    mproc_conn *r, *w;
+    void *buf;
+    size_t len;
+    assert_int_equal(mproc_pipe(&r, &w, 0), 0);
+    assert_int_equal(mproc_conn_send(r, "x", 1), MPROC_ESTATE);
+    assert_int_equal(mproc_conn_recv(w, &buf, &len, 0), MPROC_ESTATE);
+    assert_int_equal(mproc_conn_poll(w, 0), MPROC_ESTATE);
+    assert_int_equal(mproc_conn_send(NULL, "x", 1), MPROC_EINVAL);
+    assert_int_equal(mproc_conn_send(w, NULL, 1), MPROC_EINVAL);
+    assert_int_equal(mproc_conn_recv(r, NULL, &len, 0), MPROC_EINVAL);
+    assert_int_equal(mproc_conn_recv(NULL, &buf, &len, 0), MPROC_EINVAL);
+    assert_int_equal(mproc_conn_recv_into(r, NULL, 5, &len, 0), MPROC_EINVAL);
+    assert_int_equal(mproc_pipe(NULL, &w, 0), MPROC_EINVAL);
+    assert_int_equal(mproc_conn_send(w, NULL, 0), 0); /* an empty message is fine */
+    assert_int_equal(mproc_conn_recv_into(r, NULL, 0, &len, 1000), 0);
+    assert_int_equal(len, 0);
+    mproc_conn_destroy(r);
+    mproc_conn_destroy(w);
+    mproc_conn_destroy(NULL);
+}
+
+static void test_recv_into(void **state)
+{
+    (void)state;
+    mproc_conn *r, *w;
+    unsigned char small[10], big[1000];
+    size_t len = 0;
+    assert_int_equal(mproc_pipe(&r, &w, 0), 0);
+    send_pattern(w, 500, 3);
+    send_pattern(w, 5, 4);
+    /* too small: EINVAL, the size, and the message stays */
+    assert_int_equal(mproc_conn_recv_into(r, small, sizeof small, &len, 1000), MPROC_EINVAL);
+    assert_int_equal(len, 500);
+    assert_int_equal(mproc_conn_poll(r, 0), 1);
+    assert_int_equal(mproc_conn_recv_into(r, big, sizeof big, &len, 1000), 0);
+    assert_int_equal(len, 500);
+    assert_true(check(big, 500, 3));
+    assert_int_equal(mproc_conn_recv_into(r, small, sizeof small, &len, 1000), 0);
+    assert_int_equal(len, 5);
+    assert_true(check(small, 5, 4));
+    mproc_conn_destroy(r);
+    mproc_conn_destroy(w);
+}
+
+static void test_timeouts_and_poll(void **state)
+{
+    (void)state;
+    mproc_conn *a, *b;
+    void *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(mproc_pipe(&a, &b, 1), 0);
+    assert_int_equal(mproc_conn_poll(a, 0), 0);
+    assert_int_equal(mproc_conn_poll(a, 30), 0);
+    assert_int_equal(mproc_conn_recv(a, &buf, &len, 0), MPROC_ETIMEDOUT);
+    assert_int_equal(mproc_conn_recv(a, &buf, &len, 30), MPROC_ETIMEDOUT);
+    assert_null(buf);
+    send_pattern(b, 10, 1);
+    assert_int_equal(mproc_conn_poll(a, 0) == 1 || mproc_conn_poll(a, 10000) == 1, 1);
+    recv_pattern(a, 10, 1);
+    assert_int_equal(mproc_conn_poll(a, 0), 0);
+    mproc_conn_destroy(a);
+    mproc_conn_destroy(b);
+}
+
+static void closing(int duplex)
+{
+    mproc_conn *r, *w;
+    void *buf;
+    size_t len;
+    /* writer goes: queued messages first, then ECLOSED, repeatedly */
+    assert_int_equal(mproc_pipe(&r, &w, duplex), 0);
+    send_pattern(w, 100, 9);
+    mproc_conn_destroy(w);
+    assert_int_equal(mproc_conn_poll(r, 10000), 1);
+    recv_pattern(r, 100, 9);
+    assert_int_equal(mproc_conn_poll(r, 0), 1); /* end of stream is readable */
+    assert_int_equal(mproc_conn_recv(r, &buf, &len, 10000), MPROC_ECLOSED);
+    assert_int_equal(mproc_conn_recv(r, &buf, &len, MPROC_FOREVER), MPROC_ECLOSED);
+    mproc_conn_destroy(r);
+    /* reader goes: the writer gets ECLOSED, and no SIGPIPE kills us */
+    assert_int_equal(mproc_pipe(&r, &w, duplex), 0);
+    mproc_conn_destroy(r);
+    assert_int_equal(mproc_conn_send(w, "hello", 5), MPROC_ECLOSED);
+    assert_int_equal(mproc_conn_send(w, "hello", 5), MPROC_ECLOSED);
+    mproc_conn_destroy(w);
+}
+
+static void test_close_oneway(void **state) { (void)state; closing(0); }
+static void test_close_duplex(void **state) { (void)state; closing(1); }
+
+/* Raw bytes into a conn's channel, bypassing the framing. */
+static void raw_write(mproc_conn *w, const void *bytes, size_t n)
+{
+    mproc_ref ref;
+    mproc__entry e;
+    mproc__os_chan *raw;
+    assert_int_equal(mproc_conn_ref(w, &ref), 0);
+    assert_int_equal(mproc__ref_resolve(&ref, MPROC__KIND_CONN, &e), 0);
+    assert_int_equal(mproc__os_chan_dup(e.handles[0], e.info[0], &raw), 0);
+    assert_int_equal(mproc__os_chan_send(raw, bytes, n, NULL, 0), 0);
+    mproc__os_chan_free(raw);
+}
+
+static void test_corrupt_header(void **state)
+{
+    (void)state;
+    mproc_conn *r, *w, *r2, *w2;
+    void *buf;
+    size_t len;
+    assert_int_equal(mproc_pipe(&r, &w, 0), 0);
+    assert_int_equal(mproc_pipe(&r2, &w2, 0), 0);
+    send_pattern(w, 20, 1);
+    unsigned char junk[16];
+    memset(junk, 0xff, sizeof junk); /* a huge length, wrong magic and check */
+    raw_write(w, junk, sizeof junk);
+    send_pattern(w2, 20, 2);
+    recv_pattern(r, 20, 1); /* whole messages before the damage arrive */
+    assert_int_equal(mproc_conn_recv(r, &buf, &len, 10000), MPROC_EPROTO);
+    assert_int_equal(mproc_conn_recv(r, &buf, &len, 10000), MPROC_EPROTO);
+    recv_pattern(r2, 20, 2); /* nothing else is affected */
+    mproc_conn_destroy(r);
+    mproc_conn_destroy(w);
+    mproc_conn_destroy(r2);
+    mproc_conn_destroy(w2);
+}
+
+static void test_corrupt_length_checked(void **state)
+{
+    (void)state;
+    mproc_conn *r, *w;
+    void *buf;
+    size_t len;
+    assert_int_equal(mproc_pipe(&r, &w, 1), 0);
+    unsigned char hdr[16] = {0x4d, 0x50, 0x43, 0x4d, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    raw_write(w, hdr, sizeof hdr); /* right magic, bad check */
+    assert_int_equal(mproc_conn_recv(r, &buf, &len, 10000), MPROC_EPROTO);
+    mproc_conn_destroy(r);
+    mproc_conn_destroy(w);
+}
+
+static void test_short_message(void **state)
+{
+    (void)state;
+    mproc_conn *r, *w;
+    void *buf;
+    size_t len;
+    /* a real header announcing 100 bytes, 10 of them, then end of stream */
+    assert_int_equal(mproc_pipe(&r, &w, 0), 0);
+    unsigned char *p = make_msg(100, 5);
+    mproc_conn *r1, *w1;
+    assert_int_equal(mproc_pipe(&r1, &w1, 0), 0);
+    assert_int_equal(mproc_conn_send(w1, p, 100), 0);
+    /* read the framed bytes raw from r1 */
+    mproc_ref ref;
+    mproc__entry e;
+    mproc__os_chan *raw;
+    assert_int_equal(mproc_conn_ref(r1, &ref), 0);
+    assert_int_equal(mproc__ref_resolve(&ref, MPROC__KIND_CONN, &e), 0);
+    assert_int_equal(mproc__os_chan_dup(e.handles[0], e.info[0], &raw), 0);
+    unsigned char framed[116];
+    size_t got = 0;
+    while (got < sizeof framed) {
+        size_t n = 0;
+        assert_int_equal(mproc__os_chan_recv(raw, framed + got, sizeof framed - got, &n, 10000), 0);
+        got += n;
+    }
+    mproc__os_chan_free(raw);
+    raw_write(w, framed, 16 + 10);
+    mproc_conn_destroy(w);
+    assert_int_equal(mproc_conn_recv(r, &buf, &len, 10000), MPROC_EPROTO);
+    free(p);
+    mproc_conn_destroy(r);
+    mproc_conn_destroy(r1);
+    mproc_conn_destroy(w1);
+}
+
+static void test_refs_bad(void **state)
+{
+    (void)state;
+    mproc_conn *a, *b, *c = NULL;
+    mproc_ref ref, bad;
+    assert_int_equal(mproc_pipe(&a, &b, 0), 0);
+    assert_int_equal(mproc_conn_ref(a, &ref), 0);
+    memset(&bad, 0, sizeof bad);
+    assert_int_equal(mproc_conn_attach(&bad, &c), MPROC_EINVAL);
+    bad = ref;
+    bad.bytes[30] ^= 1; /* forged: checksum no longer matches */
+    assert_int_equal(mproc_conn_attach(&bad, &c), MPROC_EINVAL);
+    mproc_queue *q;
+    assert_int_equal(mproc_queue_create(&q, 0), 0);
+    assert_int_equal(mproc_queue_ref(q, &bad), 0);
+    assert_int_equal(mproc_conn_attach(&bad, &c), MPROC_EINVAL); /* wrong kind */
+    mproc_queue *q2 = NULL;
+    assert_int_equal(mproc_queue_attach(&ref, &q2), MPROC_EINVAL); /* and back */
+    assert_null(q2);
+    mproc_queue_destroy(q);
+    /* well-formed, but names nothing this process has */
+    mproc__objid id = {12345, 678, 9};
+    unsigned char info[MPROC__REF_INFO] = {1};
+    mproc__ref_make(MPROC__KIND_CONN, &id, info, &bad);
+    assert_int_equal(mproc_conn_attach(&bad, &c), MPROC_ENOENT);
+    assert_null(c);
+    assert_int_equal(mproc_conn_attach(NULL, &c), MPROC_EINVAL);
+    assert_int_equal(mproc_conn_ref(NULL, &ref), MPROC_EINVAL);
+    /* in the creator, attaching gives a second handle on the same end */
+    assert_int_equal(mproc_conn_attach(&ref, &c), 0);
+    send_pattern(b, 33, 3);
+    recv_pattern(c, 33, 3);
+    mproc_conn_destroy(c);
+    mproc_conn_destroy(a);
+    /* a destroyed object's ref names nothing */
+    assert_int_equal(mproc_conn_attach(&ref, &c), MPROC_ENOENT);
+    mproc_conn_destroy(b);
+}
+
+/* ---- across processes ---------------------------------------------------------- */
+typedef struct child_arg {
+    mproc_ref ref, ref2;
+    uint64_t sizes[16];
+    uint32_t nsizes;
+    uint32_t mode;
+} child_arg;
+
+static int child_receive(const void *argp, size_t len)
+{
+    child_arg a;
+    if (len != sizeof a) return 10;
+    memcpy(&a, argp, sizeof a);
+    mproc_conn *c;
+    if (mproc_conn_attach(&a.ref, &c) != 0) return 11;
+    for (uint32_t i = 0; i < a.nsizes; i++) {
+        void *buf;
+        size_t n;
+        if (mproc_conn_recv(c, &buf, &n, BIG_WAIT_MS) != 0) return 12;
+        int ok = n == a.sizes[i] && check(buf, n, i);
+        mproc_free(buf);
+        if (!ok) return 13;
+    }
+    /* then end of stream once the parent lets go */
+    void *buf;
+    size_t n;
+    int rc = mproc_conn_recv(c, &buf, &n, BIG_WAIT_MS);
+    mproc_conn_destroy(c);
+    return rc == MPROC_ECLOSED ? 0 : 14;
+}
+
+static int child_send(const void *argp, size_t len)
+{
+    child_arg a;
+    if (len != sizeof a) return 10;
+    memcpy(&a, argp, sizeof a);
+    mproc_conn *c;
+    if (mproc_conn_attach(&a.ref, &c) != 0) return 11;
+    for (uint32_t i = 0; i < a.nsizes; i++) {
+        size_t n = (size_t)a.sizes[i];
+        unsigned char *p = malloc(n ? n : 1);
+        if (!p) return 12;
+        fill(p, n, i);
+        int rc = mproc_conn_send(c, p, n);
+        free(p);
+        if (rc) return 13;
+    }
+    mproc_conn_destroy(c);
+    return 0;
+}
+
+static int child_echo(const void *argp, size_t len)
+{
+    child_arg a;
+    if (len != sizeof a) return 10;
+    memcpy(&a, argp, sizeof a);
+    mproc_conn *c;
+    if (mproc_conn_attach(&a.ref, &c) != 0) return 11;
+    for (;;) {
+        void *buf;
+        size_t n;
+        int rc = mproc_conn_recv(c, &buf, &n, BIG_WAIT_MS);
+        if (rc == MPROC_ECLOSED) break;
+        if (rc) return 12;
+        rc = mproc_conn_send(c, buf, n);
+        mproc_free(buf);
+        if (rc) return 13;
+    }
+    mproc_conn_destroy(c);
+    return 0;
+}
+
+static int big_ok(void)
+{
+#ifdef MPROC_TEST_NO_HUGE
+    return 0;
+#else
+    return getenv("MPROC_TEST_SMALL") == NULL;
+#endif
+}
+
+static void child_arg_sizes(child_arg *a)
+{
+    static const uint64_t sizes[] = {0, 1, 16, 65535, 65536, 65537, 1 << 20, (1 << 20) + 3, 9 << 20};
+    memcpy(a->sizes, sizes, sizeof sizes);
+    a->nsizes = sizeof sizes / sizeof *sizes;
+    if (big_ok()) a->sizes[a->nsizes++] = (uint64_t)256 << 20;
+}
+
+static void parent_to_child(int duplex)
+{
+    mproc_conn *r, *w;
+    assert_int_equal(mproc_pipe(&r, &w, duplex), 0);
+    child_arg a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(mproc_conn_ref(r, &a.ref), 0);
+    child_arg_sizes(&a);
+    mproc_process *p = tu_start(child_receive, &a, sizeof a);
+    mproc_conn_destroy(r); /* the child has its own copy now */
+    for (uint32_t i = 0; i < a.nsizes; i++) send_pattern(w, (size_t)a.sizes[i], i);
+    mproc_conn_destroy(w);
+    assert_int_equal(tu_join(p), 0);
+    mproc_process_destroy(p);
+}
+
+static void test_parent_to_child_oneway(void **state) { (void)state; parent_to_child(0); }
+static void test_parent_to_child_duplex(void **state) { (void)state; parent_to_child(1); }
+
+static void child_to_parent(int duplex)
+{
+    mproc_conn *r, *w;
+    assert_int_equal(mproc_pipe(&r, &w, duplex), 0);
+    child_arg a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(mproc_conn_ref(w, &a.ref), 0);
+    child_arg_sizes(&a);
+    mproc_process *p = tu_start(child_send, &a, sizeof a);
+    mproc_conn_destroy(w); /* so that the child's exit is our end of stream */
+    for (uint32_t i = 0; i < a.nsizes; i++) recv_pattern(r, (size_t)a.sizes[i], i);
+    void *buf;
+    size_t n;
+    assert_int_equal(mproc_conn_recv(r, &buf, &n, BIG_WAIT_MS), MPROC_ECLOSED);
+    assert_int_equal(tu_join(p), 0);
+    mproc_process_destroy(p);
+    mproc_conn_destroy(r);
+}
+
+static void test_child_to_parent_oneway(void **state) { (void)state; child_to_parent(0); }
+static void test_child_to_parent_duplex(void **state) { (void)state; child_to_parent(1); }
+
+static void test_huge_1gib(void **state)
+{
+    (void)state;
+    if (!big_ok() || sizeof(size_t) < 8) {
+        skip();
+        return;
+    }
+    mproc_conn *r, *w;
+    assert_int_equal(mproc_pipe(&r, &w, 0), 0);
+    child_arg a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(mproc_conn_ref(w, &a.ref), 0);
+    a.sizes[0] = (uint64_t)1 << 30;
+    a.nsizes = 1;
+    mproc_process *p = tu_start(child_send, &a, sizeof a);
+    mproc_conn_destroy(w);
+    /* into a caller buffer, straight from the channel */
+    size_t n = (size_t)1 << 30, len = 0;
+    unsigned char *buf = malloc(n);
+    assert_non_null(buf);
+    assert_int_equal(mproc_conn_recv_into(r, buf, n, &len, BIG_WAIT_MS), 0);
+    assert_int_equal(len, n);
+    assert_true(check(buf, n, 0));
+    free(buf);
+    assert_int_equal(tu_join(p), 0);
+    mproc_process_destroy(p);
+    mproc_conn_destroy(r);
+}
+
+static void test_duplex_echo(void **state)
+{
+    (void)state;
+    mproc_conn *a, *b;
+    assert_int_equal(mproc_pipe(&a, &b, 1), 0);
+    child_arg arg;
+    memset(&arg, 0, sizeof arg);
+    assert_int_equal(mproc_conn_ref(b, &arg.ref), 0);
+    mproc_process *p = tu_start(child_echo, &arg, sizeof arg);
+    mproc_conn_destroy(b);
+    for (size_t i = 0; i < 200; i++) {
+        send_pattern(a, i * 37 % 5000, i);
+        recv_pattern(a, i * 37 % 5000, i);
+    }
+    send_pattern(a, 3 << 20, 77);
+    recv_pattern(a, 3 << 20, 77);
+    mproc_conn_destroy(a); /* the echo child sees ECLOSED and exits 0 */
+    assert_int_equal(tu_join(p), 0);
+    mproc_process_destroy(p);
+}
+
+/* Two small messages, then a message far larger than any kernel buffer:
+   the child is blocked in the middle of it when it is killed. */
+static int child_send_then_block(const void *argp, size_t len)
+{
+    child_arg a;
+    if (len != sizeof a) return 10;
+    memcpy(&a, argp, sizeof a);
+    mproc_conn *c;
+    if (mproc_conn_attach(&a.ref, &c) != 0) return 11;
+    unsigned char small[100];
+    fill(small, sizeof small, 1);
+    if (mproc_conn_send(c, small, sizeof small) || mproc_conn_send(c, small, sizeof small)) return 12;
+    size_t n = (size_t)64 << 20;
+    unsigned char *p = calloc(1, n);
+    if (!p) return 13;
+    mproc_conn_send(c, p, n);
+    return 14; /* not reached: killed */
+}
+
+static void test_writer_killed_mid_message(void **state)
+{
+    (void)state;
+    mproc_conn *r, *w;
+    assert_int_equal(mproc_pipe(&r, &w, 0), 0);
+    child_arg a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(mproc_conn_ref(w, &a.ref), 0);
+    mproc_process *p = tu_start(child_send_then_block, &a, sizeof a);
+    mproc_conn_destroy(w);
+    recv_pattern(r, 100, 1);
+    recv_pattern(r, 100, 1);
+    /* the big message has started arriving */
+    assert_int_equal(mproc_conn_poll(r, BIG_WAIT_MS), 1);
+    assert_int_equal(mproc_process_kill(p), 0);
+    int code = 0;
+    assert_int_equal(mproc_process_join(p, TU_JOIN_TIMEOUT_MS), 0);
+    assert_int_equal(mproc_process_exitcode(p, &code), 0);
+    assert_int_not_equal(code, 0);
+    void *buf = NULL;
+    size_t n = 0;
+    assert_int_equal(mproc_conn_recv(r, &buf, &n, BIG_WAIT_MS), MPROC_EPROTO);
+    assert_null(buf);
+    mproc_process_destroy(p);
+    mproc_conn_destroy(r);
+}
+
+/* ---- mproc_wait ------------------------------------------------------------------ */
+#define NWAIT 100 /* more than Windows' 64-handle limit */
+
+typedef struct wait_arg {
+    mproc_ref ref;
+    uint32_t value;
+} wait_arg;
+
+static int child_send_one(const void *argp, size_t len)
+{
+    wait_arg a;
+    if (len != sizeof a) return 10;
+    memcpy(&a, argp, sizeof a);
+    mproc_conn *c;
+    if (mproc_conn_attach(&a.ref, &c) != 0) return 11;
+    int rc = mproc_conn_send(c, &a.value, sizeof a.value);
+    mproc_conn_destroy(c);
+    return rc ? 12 : 0;
+}
+
+static void test_wait_many_conns(void **state)
+{
+    (void)state;
+    mproc_conn *r[NWAIT], *w[NWAIT];
+    mproc_waitable items[NWAIT + 1];
+    for (int i = 0; i < NWAIT; i++) {
+        assert_int_equal(mproc_pipe(&r[i], &w[i], i % 2), 0);
+        items[i].kind = MPROC_WAIT_CONN;
+        items[i].obj = r[i];
+    }
+    assert_int_equal(mproc_wait(items, NWAIT, 0), MPROC_ETIMEDOUT);
+    assert_int_equal(mproc_wait(items, NWAIT, 20), MPROC_ETIMEDOUT);
+    /* a child writes to the last one only; the process is waited on too */
+    wait_arg a = {{{0}}, 4242};
+    assert_int_equal(mproc_conn_ref(w[NWAIT - 1], &a.ref), 0);
+    mproc_process *p = tu_start(child_send_one, &a, sizeof a);
+    int n = mproc_wait(items, NWAIT, BIG_WAIT_MS);
+    assert_int_equal(n, 1);
+    for (int i = 0; i < NWAIT; i++) assert_int_equal(items[i].ready, i == NWAIT - 1);
+    uint32_t v = 0;
+    size_t len = 0;
+    assert_int_equal(mproc_conn_recv_into(r[NWAIT - 1], &v, sizeof v, &len, 0), 0);
+    assert_int_equal(v, 4242);
+    items[NWAIT].kind = MPROC_WAIT_PROCESS;
+    items[NWAIT].obj = p;
+    assert_int_equal(mproc_wait(&items[NWAIT], 1, BIG_WAIT_MS), 1);
+    assert_int_equal(items[NWAIT].ready, 1);
+    assert_int_equal(tu_join(p), 0);
+    /* a closed writer makes its reader ready (end of stream) */
+    mproc_conn_destroy(w[3]);
+    w[3] = NULL;
+    assert_int_equal(mproc_wait(items, NWAIT, BIG_WAIT_MS), 1);
+    assert_int_equal(items[3].ready, 1);
+    mproc_process_destroy(p);
+    for (int i = 0; i < NWAIT; i++) {
+        mproc_conn_destroy(r[i]);
+        mproc_conn_destroy(w[i]);
+    }
+    assert_int_equal(mproc_wait(NULL, 1, 0), MPROC_EINVAL);
+    assert_int_equal(mproc_wait(items, 0, 0), MPROC_EINVAL);
+}
+
+int main(int argc, char **argv)
+{
+    int guard = mproc_main_guard(argc, argv);
+    if (guard != 0) return 3;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip_oneway),
+        cmocka_unit_test(test_roundtrip_duplex),
+        cmocka_unit_test(test_direction_and_bad_input),
+        cmocka_unit_test(test_recv_into),
+        cmocka_unit_test(test_timeouts_and_poll),
+        cmocka_unit_test(test_close_oneway),
+        cmocka_unit_test(test_close_duplex),
+        cmocka_unit_test(test_corrupt_header),
+        cmocka_unit_test(test_corrupt_length_checked),
+        cmocka_unit_test(test_short_message),
+        cmocka_unit_test(test_refs_bad),
+        cmocka_unit_test(test_parent_to_child_oneway),
+        cmocka_unit_test(test_parent_to_child_duplex),
+        cmocka_unit_test(test_child_to_parent_oneway),
+        cmocka_unit_test(test_child_to_parent_duplex),
+        cmocka_unit_test(test_huge_1gib),
+        cmocka_unit_test(test_duplex_echo),
+        cmocka_unit_test(test_writer_killed_mid_message),
+        cmocka_unit_test(test_wait_many_conns),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

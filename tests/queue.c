@@ -1,0 +1,510 @@
+/* Queue / SimpleQueue / JoinableQueue within a process and across real
+   processes: order, sizes, bounds and timeouts, many producers and
+   consumers, exit right after put, join before drain, a producer killed
+   mid-message, refs, and mproc_wait on a queue. */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LONG_MS 120000
+
+static void fill(unsigned char *p, size_t n, uint64_t seed)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v = (seed + i) * 0x9E3779B97F4A7C15ULL;
+        memcpy(p + i, &v, 8);
+    }
+    for (; i < n; i++) p[i] = (unsigned char)(seed + i);
+}
+
+static int check(const unsigned char *p, size_t n, uint64_t seed)
+{
+    unsigned char tmp[8];
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v = (seed + i) * 0x9E3779B97F4A7C15ULL;
+        memcpy(tmp, &v, 8);
+        if (memcmp(p + i, tmp, 8) != 0) return 0;
+    }
+    for (; i < n; i++)
+        if (p[i] != (unsigned char)(seed + i)) return 0;
+    return 1;
+}
+
+static int put_pattern(mproc_queue *q, size_t n, uint64_t seed)
+{
+    unsigned char *p = malloc(n ? n : 1);
+    if (!p) return MPROC_ENOMEM;
+    fill(p, n, seed);
+    int rc = mproc_queue_put(q, p, n, LONG_MS);
+    free(p);
+    return rc;
+}
+
+static void get_pattern(mproc_queue *q, size_t n, uint64_t seed)
+{
+    void *buf = NULL;
+    size_t len = 12345;
+    assert_int_equal(mproc_queue_get(q, &buf, &len, LONG_MS), 0);
+    assert_int_equal(len, n);
+    assert_true(check(buf, len, seed));
+    mproc_free(buf);
+}
+
+static int huge_ok(void)
+{
+#ifdef MPROC_TEST_NO_HUGE
+    return 0;
+#else
+    return getenv("MPROC_TEST_SMALL") == NULL;
+#endif
+}
+
+/* ---- in-process ------------------------------------------------------------- */
+static void test_fifo_and_size(void **state)
+{
+    (void)state;
+    mproc_queue *q;
+    size_t n = 99;
+    assert_int_equal(mproc_queue_create(&q, 0), 0);
+    assert_int_equal(mproc_queue_size(q, &n), 0);
+    assert_int_equal(n, 0);
+    static const size_t sizes[] = {0, 1, 7, 8, 9, 64, 4096, 65537, 1 << 20};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+        assert_int_equal(put_pattern(q, sizes[i], i), 0);
+    assert_int_equal(mproc_queue_size(q, &n), 0);
+    assert_int_equal(n, sizeof sizes / sizeof *sizes);
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) get_pattern(q, sizes[i], i);
+    assert_int_equal(mproc_queue_size(q, &n), 0);
+    assert_int_equal(n, 0);
+    /* many small ones wrap the ring several times */
+    for (int round = 0; round < 4; round++) {
+        for (size_t i = 0; i < 20000; i++) assert_int_equal(put_pattern(q, 100 + i % 300, i), 0);
+        for (size_t i = 0; i < 20000; i++) get_pattern(q, 100 + i % 300, i);
+    }
+    mproc_queue_destroy(q);
+    mproc_queue_destroy(NULL);
+}
+
+static void test_timeouts_and_bounds(void **state)
+{
+    (void)state;
+    mproc_queue *q;
+    void *buf = NULL;
+    size_t len;
+    assert_int_equal(mproc_queue_create(&q, 2), 0);
+    assert_int_equal(mproc_queue_get(q, &buf, &len, 0), MPROC_ETIMEDOUT);
+    assert_int_equal(mproc_queue_get(q, &buf, &len, 30), MPROC_ETIMEDOUT);
+    assert_null(buf);
+    assert_int_equal(mproc_queue_put(q, "a", 1, 0), 0);
+    assert_int_equal(mproc_queue_put(q, "b", 1, 0), 0);
+    assert_int_equal(mproc_queue_put(q, "c", 1, 0), MPROC_ETIMEDOUT);  /* full */
+    assert_int_equal(mproc_queue_put(q, "c", 1, 30), MPROC_ETIMEDOUT);
+    get_pattern(q, 1, 'a' - 0); /* fill(1 byte, seed) == seed */
+    assert_int_equal(mproc_queue_put(q, "c", 1, 0), 0);
+    get_pattern(q, 1, 'b');
+    get_pattern(q, 1, 'c');
+    /* a message larger than the ring cannot finish without a consumer */
+    if (huge_ok()) {
+        size_t big = (size_t)32 << 20;
+        unsigned char *p = calloc(1, big);
+        assert_non_null(p);
+        assert_int_equal(mproc_queue_put(q, p, big, 50), MPROC_ETIMEDOUT);
+        free(p);
+        assert_int_equal(mproc_queue_get(q, &buf, &len, 30), MPROC_ETIMEDOUT);
+        assert_int_equal(mproc_queue_put(q, "d", 1, 0), 0); /* still usable */
+        get_pattern(q, 1, 'd');
+    }
+    mproc_queue_destroy(q);
+}
+
+static void test_kinds_and_bad_input(void **state)
+{
+    (void)state;
+    mproc_queue *q = NULL;
+    size_t n;
+    void *buf;
+    assert_int_equal(mproc_queue_create(NULL, 0), MPROC_EINVAL);
+    assert_int_equal(mproc_queue_create_ex(&q, 0, 0x100), MPROC_EINVAL);
+    assert_int_equal(mproc_queue_create_ex(&q, 5, MPROC_QUEUE_SIMPLE), MPROC_EINVAL);
+    assert_int_equal(mproc_queue_create_ex(&q, 0, MPROC_QUEUE_SIMPLE | MPROC_QUEUE_JOINABLE), MPROC_EINVAL);
+    assert_null(q);
+    assert_int_equal(mproc_queue_create_ex(&q, 0, MPROC_QUEUE_SIMPLE), 0);
+    assert_int_equal(mproc_queue_size(q, &n), MPROC_ENOTSUP);
+    assert_int_equal(mproc_queue_task_done(q), MPROC_ENOTSUP);
+    assert_int_equal(mproc_queue_join(q, 0), MPROC_ENOTSUP);
+    assert_int_equal(mproc_queue_put(q, NULL, 3, 0), MPROC_EINVAL);
+    assert_int_equal(mproc_queue_put(q, NULL, 0, 0), 0);
+    get_pattern(q, 0, 0);
+    assert_int_equal(mproc_queue_get(q, NULL, &n, 0), MPROC_EINVAL);
+    assert_int_equal(mproc_queue_close(q), 0);
+    assert_int_equal(mproc_queue_put(q, "x", 1, 0), MPROC_ECLOSED);
+    assert_int_equal(mproc_queue_get(q, &buf, &n, 0), MPROC_ECLOSED);
+    mproc_queue_destroy(q);
+    assert_int_equal(mproc_queue_put(NULL, "x", 1, 0), MPROC_EINVAL);
+    assert_int_equal(mproc_queue_get(NULL, &buf, &n, 0), MPROC_EINVAL);
+}
+
+static void test_joinable_in_process(void **state)
+{
+    (void)state;
+    mproc_queue *q;
+    assert_int_equal(mproc_queue_create_ex(&q, 0, MPROC_QUEUE_JOINABLE), 0);
+    assert_int_equal(mproc_queue_join(q, 0), 0);
+    assert_int_equal(mproc_queue_task_done(q), MPROC_ESTATE);
+    assert_int_equal(put_pattern(q, 3, 1), 0);
+    assert_int_equal(mproc_queue_join(q, 20), MPROC_ETIMEDOUT);
+    get_pattern(q, 3, 1);
+    assert_int_equal(mproc_queue_join(q, 0), MPROC_ETIMEDOUT); /* got, not done */
+    assert_int_equal(mproc_queue_task_done(q), 0);
+    assert_int_equal(mproc_queue_join(q, 0), 0);
+    assert_int_equal(mproc_queue_task_done(q), MPROC_ESTATE);
+    mproc_queue_destroy(q);
+}
+
+static void test_refs_bad(void **state)
+{
+    (void)state;
+    mproc_queue *q, *q2 = NULL;
+    mproc_ref ref, bad;
+    assert_int_equal(mproc_queue_create(&q, 0), 0);
+    assert_int_equal(mproc_queue_ref(q, &ref), 0);
+    memset(&bad, 0, sizeof bad);
+    assert_int_equal(mproc_queue_attach(&bad, &q2), MPROC_EINVAL);
+    bad = ref;
+    bad.bytes[20] ^= 0x40;
+    assert_int_equal(mproc_queue_attach(&bad, &q2), MPROC_EINVAL);
+    mproc_conn *a, *b;
+    assert_int_equal(mproc_pipe(&a, &b, 1), 0);
+    assert_int_equal(mproc_conn_ref(a, &bad), 0);
+    assert_int_equal(mproc_queue_attach(&bad, &q2), MPROC_EINVAL);
+    mproc_conn_destroy(a);
+    mproc_conn_destroy(b);
+    assert_null(q2);
+    /* attach in the creator: the same queue */
+    assert_int_equal(mproc_queue_attach(&ref, &q2), 0);
+    assert_int_equal(put_pattern(q, 10, 5), 0);
+    get_pattern(q2, 10, 5);
+    mproc_queue_destroy(q2);
+    mproc_queue_destroy(q);
+    assert_int_equal(mproc_queue_attach(&ref, &q2), MPROC_ENOENT);
+}
+
+/* ---- across processes ---------------------------------------------------------- */
+typedef struct qarg {
+    mproc_ref ref, ref2;
+    uint32_t id, count, size, flags;
+} qarg;
+
+static int attach_arg(const void *argp, size_t len, qarg *a, mproc_queue **q)
+{
+    if (len != sizeof *a) return 10;
+    memcpy(a, argp, sizeof *a);
+    return mproc_queue_attach(&a->ref, q) ? 11 : 0;
+}
+
+/* Puts count messages {id, seq, padding} and exits at once. */
+static int producer(const void *argp, size_t len)
+{
+    qarg a;
+    mproc_queue *q;
+    int rc = attach_arg(argp, len, &a, &q);
+    if (rc) return rc;
+    unsigned char msg[256];
+    for (uint32_t i = 0; i < a.count; i++) {
+        size_t n = 8 + (i * 13) % 200;
+        fill(msg, n, ((uint64_t)a.id << 32) | i);
+        memcpy(msg, &a.id, 4);
+        memcpy(msg + 4, &i, 4);
+        if (mproc_queue_put(q, msg, n, LONG_MS)) return 12;
+    }
+    mproc_queue_destroy(q);
+    return 0;
+}
+
+#define MAXPROD 8
+/* Gets until an empty message; checks that every producer's messages come
+   in order; reports {count, sum of seq} on the second queue. */
+static int consumer(const void *argp, size_t len)
+{
+    qarg a;
+    mproc_queue *q, *out;
+    int rc = attach_arg(argp, len, &a, &q);
+    if (rc) return rc;
+    if (mproc_queue_attach(&a.ref2, &out)) return 13;
+    int64_t last[MAXPROD];
+    for (int i = 0; i < MAXPROD; i++) last[i] = -1;
+    uint64_t report[2] = {0, 0};
+    for (;;) {
+        void *buf;
+        size_t n;
+        if (mproc_queue_get(q, &buf, &n, LONG_MS)) return 14;
+        if (n == 0) {
+            mproc_free(buf);
+            break;
+        }
+        uint32_t id, seq;
+        memcpy(&id, buf, 4);
+        memcpy(&seq, (unsigned char *)buf + 4, 4);
+        int ok = n >= 8 && id < MAXPROD && (int64_t)seq > last[id] && n == 8 + (seq * 13) % 200 &&
+                 check((unsigned char *)buf + 8, n - 8, (((uint64_t)id << 32) | seq) + 8);
+        mproc_free(buf);
+        if (!ok) return 15;
+        last[id] = seq;
+        report[0]++;
+        report[1] += seq;
+    }
+    rc = mproc_queue_put(out, report, sizeof report, LONG_MS) ? 16 : 0;
+    mproc_queue_destroy(q);
+    mproc_queue_destroy(out);
+    return rc;
+}
+
+static void test_many_producers_consumers(void **state)
+{
+    (void)state;
+    enum { P = 4, C = 3, M = 3000 };
+    mproc_queue *q, *out;
+    assert_int_equal(mproc_queue_create(&q, 64), 0); /* bounded: producers block too */
+    assert_int_equal(mproc_queue_create(&out, 0), 0);
+    qarg a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(mproc_queue_ref(q, &a.ref), 0);
+    assert_int_equal(mproc_queue_ref(out, &a.ref2), 0);
+    a.count = M;
+    mproc_process *pp[P], *cp[C];
+    for (int i = 0; i < C; i++) cp[i] = tu_start(consumer, &a, sizeof a);
+    for (int i = 0; i < P; i++) {
+        a.id = (uint32_t)i;
+        pp[i] = tu_start(producer, &a, sizeof a);
+    }
+    for (int i = 0; i < P; i++) {
+        assert_int_equal(tu_join(pp[i]), 0);
+        mproc_process_destroy(pp[i]);
+    }
+    for (int i = 0; i < C; i++) assert_int_equal(mproc_queue_put(q, NULL, 0, LONG_MS), 0);
+    uint64_t total = 0, sum = 0;
+    for (int i = 0; i < C; i++) {
+        void *buf;
+        size_t n;
+        assert_int_equal(mproc_queue_get(out, &buf, &n, LONG_MS), 0);
+        assert_int_equal(n, 16);
+        uint64_t r[2];
+        memcpy(r, buf, sizeof r);
+        mproc_free(buf);
+        total += r[0];
+        sum += r[1];
+    }
+    for (int i = 0; i < C; i++) {
+        assert_int_equal(tu_join(cp[i]), 0);
+        mproc_process_destroy(cp[i]);
+    }
+    assert_int_equal(total, (uint64_t)P * M);
+    assert_int_equal(sum, (uint64_t)P * ((uint64_t)M * (M - 1) / 2));
+    mproc_queue_destroy(q);
+    mproc_queue_destroy(out);
+}
+
+/* Python's traps: the producer exits right after its puts, and the parent
+   joins it before reading anything. Nothing is lost, nothing blocks. */
+static void test_exit_after_put_join_before_drain(void **state)
+{
+    (void)state;
+    mproc_queue *q;
+    assert_int_equal(mproc_queue_create(&q, 0), 0);
+    qarg a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(mproc_queue_ref(q, &a.ref), 0);
+    a.count = 20000; /* ~2 MB: far more than a pipe buffer */
+    a.id = 1;
+    mproc_process *p = tu_start(producer, &a, sizeof a);
+    assert_int_equal(tu_join(p), 0);
+    mproc_process_destroy(p);
+    size_t n = 0;
+    assert_int_equal(mproc_queue_size(q, &n), 0);
+    assert_int_equal(n, a.count);
+    for (uint32_t i = 0; i < a.count; i++) {
+        void *buf;
+        size_t len;
+        assert_int_equal(mproc_queue_get(q, &buf, &len, 0), 0);
+        uint32_t seq;
+        memcpy(&seq, (unsigned char *)buf + 4, 4);
+        assert_int_equal(seq, i);
+        assert_int_equal(len, 8 + (i * 13) % 200);
+        mproc_free(buf);
+    }
+    mproc_queue_destroy(q);
+}
+
+static int big_producer(const void *argp, size_t len)
+{
+    qarg a;
+    mproc_queue *q;
+    int rc = attach_arg(argp, len, &a, &q);
+    if (rc) return rc;
+    static const size_t sizes[] = {0, 1, 1 << 20, 2 << 20, 3 << 20, 40 << 20};
+    for (uint32_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+        if (put_pattern(q, sizes[i], i)) return 12;
+    if (a.flags && put_pattern(q, (size_t)256 << 20, 99)) return 13;
+    mproc_queue_destroy(q);
+    return 0;
+}
+
+static void test_big_messages_cross_process(void **state)
+{
+    (void)state;
+    mproc_queue *q;
+    assert_int_equal(mproc_queue_create(&q, 0), 0);
+    qarg a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(mproc_queue_ref(q, &a.ref), 0);
+    a.flags = (uint32_t)huge_ok();
+    mproc_process *p = tu_start(big_producer, &a, sizeof a);
+    static const size_t sizes[] = {0, 1, 1 << 20, 2 << 20, 3 << 20, 40 << 20};
+    for (uint32_t i = 0; i < sizeof sizes / sizeof *sizes; i++) get_pattern(q, sizes[i], i);
+    if (a.flags) get_pattern(q, (size_t)256 << 20, 99);
+    assert_int_equal(tu_join(p), 0);
+    mproc_process_destroy(p);
+    mproc_queue_destroy(q);
+}
+
+/* Two small messages, then a message that must stream through the ring:
+   blocked mid-message when killed. */
+static int producer_then_block(const void *argp, size_t len)
+{
+    qarg a;
+    mproc_queue *q;
+    int rc = attach_arg(argp, len, &a, &q);
+    if (rc) return rc;
+    if (put_pattern(q, 100, 1) || put_pattern(q, 100, 2)) return 12;
+    put_pattern(q, (size_t)64 << 20, 3);
+    return 14; /* not reached */
+}
+
+static void test_producer_killed_mid_message(void **state)
+{
+    (void)state;
+    mproc_queue *q;
+    assert_int_equal(mproc_queue_create(&q, 0), 0);
+    qarg a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(mproc_queue_ref(q, &a.ref), 0);
+    mproc_process *p = tu_start(producer_then_block, &a, sizeof a);
+    get_pattern(q, 100, 1);
+    get_pattern(q, 100, 2);
+    /* the big message has begun: it is counted once its first chunk is in */
+    mproc_waitable w = {MPROC_WAIT_QUEUE, q, 0};
+    assert_int_equal(mproc_wait(&w, 1, LONG_MS), 1);
+    assert_int_equal(mproc_process_kill(p), 0);
+    assert_int_equal(mproc_process_join(p, TU_JOIN_TIMEOUT_MS), 0);
+    mproc_process_destroy(p);
+    /* the partial message is discarded, never delivered */
+    void *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(mproc_queue_get(q, &buf, &len, 200), MPROC_ETIMEDOUT);
+    assert_null(buf);
+    assert_int_equal(put_pattern(q, 50, 4), 0); /* and the queue goes on */
+    get_pattern(q, 50, 4);
+    size_t n = 9;
+    assert_int_equal(mproc_queue_size(q, &n), 0);
+    assert_int_equal(n, 0);
+    mproc_queue_destroy(q);
+}
+
+static int worker_task_done(const void *argp, size_t len)
+{
+    qarg a;
+    mproc_queue *q;
+    int rc = attach_arg(argp, len, &a, &q);
+    if (rc) return rc;
+    for (uint32_t i = 0; i < a.count; i++) {
+        void *buf;
+        size_t n;
+        if (mproc_queue_get(q, &buf, &n, LONG_MS)) return 12;
+        mproc_free(buf);
+        if (mproc_queue_task_done(q)) return 13;
+    }
+    mproc_queue_destroy(q);
+    return 0;
+}
+
+static void test_joinable_cross_process(void **state)
+{
+    (void)state;
+    mproc_queue *q;
+    assert_int_equal(mproc_queue_create_ex(&q, 0, MPROC_QUEUE_JOINABLE), 0);
+    qarg a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(mproc_queue_ref(q, &a.ref), 0);
+    a.count = 500;
+    for (uint32_t i = 0; i < a.count; i++) assert_int_equal(put_pattern(q, 32, i), 0);
+    mproc_process *p = tu_start(worker_task_done, &a, sizeof a);
+    assert_int_equal(mproc_queue_join(q, LONG_MS), 0);
+    assert_int_equal(tu_join(p), 0);
+    mproc_process_destroy(p);
+    assert_int_equal(mproc_queue_task_done(q), MPROC_ESTATE);
+    mproc_queue_destroy(q);
+}
+
+static int put_one_later(const void *argp, size_t len)
+{
+    qarg a;
+    mproc_queue *q;
+    int rc = attach_arg(argp, len, &a, &q);
+    if (rc) return rc;
+    rc = put_pattern(q, 5, 5) ? 12 : 0;
+    mproc_queue_destroy(q);
+    return rc;
+}
+
+static void test_wait_mixed(void **state)
+{
+    (void)state;
+    mproc_queue *q;
+    mproc_conn *r, *w;
+    assert_int_equal(mproc_queue_create(&q, 0), 0);
+    assert_int_equal(mproc_pipe(&r, &w, 0), 0);
+    mproc_waitable items[3] = {{MPROC_WAIT_CONN, r, 0}, {MPROC_WAIT_QUEUE, q, 0}};
+    assert_int_equal(mproc_wait(items, 2, 30), MPROC_ETIMEDOUT);
+    qarg a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(mproc_queue_ref(q, &a.ref), 0);
+    mproc_process *p = tu_start(put_one_later, &a, sizeof a);
+    assert_int_equal(mproc_wait(items, 2, LONG_MS), 1);
+    assert_int_equal(items[0].ready, 0);
+    assert_int_equal(items[1].ready, 1);
+    get_pattern(q, 5, 5);
+    items[2].kind = MPROC_WAIT_PROCESS;
+    items[2].obj = p;
+    assert_int_equal(mproc_wait(&items[2], 1, LONG_MS), 1);
+    assert_int_equal(tu_join(p), 0);
+    assert_int_equal(mproc_wait(items, 3, 0), 1); /* only the ended process */
+    assert_int_equal(items[2].ready, 1);
+    mproc_process_destroy(p);
+    mproc_conn_destroy(r);
+    mproc_conn_destroy(w);
+    mproc_queue_destroy(q);
+}
+
+int main(int argc, char **argv)
+{
+    int guard = mproc_main_guard(argc, argv);
+    if (guard != 0) return 3;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fifo_and_size),
+        cmocka_unit_test(test_timeouts_and_bounds),
+        cmocka_unit_test(test_kinds_and_bad_input),
+        cmocka_unit_test(test_joinable_in_process),
+        cmocka_unit_test(test_refs_bad),
+        cmocka_unit_test(test_many_producers_consumers),
+        cmocka_unit_test(test_exit_after_put_join_before_drain),
+        cmocka_unit_test(test_big_messages_cross_process),
+        cmocka_unit_test(test_producer_killed_mid_message),
+        cmocka_unit_test(test_joinable_cross_process),
+        cmocka_unit_test(test_wait_mixed),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
