@@ -1,0 +1,128 @@
+/*
+ * Win32: threads, mutexes and condition variables for the parent's own
+ * background work.
+ * SRW locks need no destruction and have a static initialiser, which is what
+ * the global lock needs to be usable before anything is initialised.
+ */
+#include "w32.h"
+
+struct mproc__os_thread {
+    HANDLE handle;
+    void (*fn)(void *);
+    void *arg;
+};
+
+struct mproc__os_mutex {
+    SRWLOCK lock;
+};
+
+struct mproc__os_cond {
+    CONDITION_VARIABLE cv;
+};
+
+static DWORD WINAPI thread_main(LPVOID param)
+{
+    mproc__os_thread *t = param;
+    t->fn(t->arg);
+    return 0;
+}
+
+int mproc__os_thread_start(mproc__os_thread **out, void (*fn)(void *), void *arg)
+{
+    mproc__os_thread *t = mproc__calloc(1, sizeof *t);
+    if (t == NULL)
+        return MPROC_ENOMEM;
+    t->fn = fn;
+    t->arg = arg;
+    /* CreateThread rather than _beginthreadex: failures then come with
+       GetLastError(), and today's C runtimes set up per-thread state
+       lazily for threads made either way. */
+    t->handle = CreateThread(NULL, 0, thread_main, t, 0, NULL);
+    if (t->handle == NULL) {
+        int rc = mproc__fail_os_last();
+        free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+void mproc__os_thread_join(mproc__os_thread *t)
+{
+    if (t == NULL)
+        return;
+    WaitForSingleObject(t->handle, INFINITE);
+    CloseHandle(t->handle);
+    free(t);
+}
+
+int mproc__os_mutex_create(mproc__os_mutex **out)
+{
+    mproc__os_mutex *m = mproc__calloc(1, sizeof *m);
+    if (m == NULL)
+        return MPROC_ENOMEM;
+    InitializeSRWLock(&m->lock);
+    *out = m;
+    return 0;
+}
+
+void mproc__os_mutex_lock(mproc__os_mutex *m)
+{
+    AcquireSRWLockExclusive(&m->lock);
+}
+
+void mproc__os_mutex_unlock(mproc__os_mutex *m)
+{
+    ReleaseSRWLockExclusive(&m->lock);
+}
+
+void mproc__os_mutex_destroy(mproc__os_mutex *m)
+{
+    free(m);
+}
+
+int mproc__os_cond_create(mproc__os_cond **out)
+{
+    mproc__os_cond *c = mproc__calloc(1, sizeof *c);
+    if (c == NULL)
+        return MPROC_ENOMEM;
+    InitializeConditionVariable(&c->cv);
+    *out = c;
+    return 0;
+}
+
+int mproc__os_cond_wait(mproc__os_cond *c, mproc__os_mutex *m, int timeout_ms)
+{
+    DWORD ms = timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms;
+    if (SleepConditionVariableSRW(&c->cv, &m->lock, ms, 0))
+        return 0;
+    /* The lock is held again on failure too. */
+    return GetLastError() == ERROR_TIMEOUT ? MPROC_ETIMEDOUT : mproc__fail_os_last();
+}
+
+void mproc__os_cond_signal(mproc__os_cond *c)
+{
+    WakeConditionVariable(&c->cv);
+}
+
+void mproc__os_cond_broadcast(mproc__os_cond *c)
+{
+    WakeAllConditionVariable(&c->cv);
+}
+
+void mproc__os_cond_destroy(mproc__os_cond *c)
+{
+    free(c); /* condition variables need no cleanup */
+}
+
+static SRWLOCK global_lock = SRWLOCK_INIT;
+
+void mproc__os_global_lock(void)
+{
+    AcquireSRWLockExclusive(&global_lock);
+}
+
+void mproc__os_global_unlock(void)
+{
+    ReleaseSRWLockExclusive(&global_lock);
+}
