@@ -161,6 +161,13 @@ int mproc_main_guard(int argc, char **argv)
         return 0;
     }
     if (rc) bootstrap_failed("environment", rc);
+    /* A setuid/setgid program must not run code named by whoever set its
+       environment, however good the channel looks. */
+    if (mproc__os_privileged_exec()) {
+        fprintf(stderr, "mproc: refusing child mode in a setuid/setgid program\n");
+        fflush(stderr);
+        mproc__os_exit_now(MPROC_EXIT_BOOTSTRAP);
+    }
     run_child(env_value);
     return MPROC_EBOOTSTRAP; /* not reached */
 }

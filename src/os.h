@@ -34,6 +34,10 @@ int mproc__os_random(void *buf, size_t len); /* OS CSPRNG */
    When the OS cannot tell, 1: a live holder's lock is never taken. */
 int mproc__os_pid_alive(int64_t pid);
 
+/* 1 if this program runs with privileges its invoker lacks (setuid/setgid:
+   AT_SECURE, issetugid); child mode is refused there. 0 on Windows. */
+int mproc__os_privileged_exec(void);
+
 /* ---- environment (the child-mode marker) --------------------------------- */
 /* Copies the variable into buf; 0, or MPROC_ENOENT if unset, MPROC_EINVAL if
    it does not fit. */

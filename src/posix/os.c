@@ -18,6 +18,7 @@
 #  include <sys/user.h>
 #endif
 #if defined(__linux__)
+#  include <sys/auxv.h>
 #  include <sys/random.h>
 #  include <sys/syscall.h>
 #endif
@@ -116,6 +117,17 @@ int mproc__os_pid_alive(int64_t pid)
     if (pid <= 0 || pid > INT32_MAX) return 0;
     if (kill((pid_t)pid, 0) != 0 && errno != EPERM) return 0;
     return !is_zombie(pid);
+}
+
+int mproc__os_privileged_exec(void)
+{
+#if defined(__linux__) && !defined(MPROC_PORTABLE_POSIX)
+    return getauxval(AT_SECURE) != 0;
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__)
+    return issetugid() != 0;
+#else
+    return getuid() != geteuid() || getgid() != getegid();
+#endif
 }
 
 int mproc__os_getenv(const char *name, char *buf, size_t cap)

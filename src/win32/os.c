@@ -161,6 +161,9 @@ int mproc__os_pid_alive(int64_t pid)
 
 /* ---- environment ------------------------------------------------------------ */
 
+/* No setuid on Windows: a program never gains rights its invoker lacks. */
+int mproc__os_privileged_exec(void) { return 0; }
+
 int mproc__os_getenv(const char *name, char *buf, size_t cap)
 {
     wchar_t *wname, *value;
