@@ -277,6 +277,14 @@ void mproc__os_yield(void);
    workers take whatever a pipe holds in one call, so a batch of messages
    costs one system call. */
 int mproc__os_read_some(mproc__handle h, void *buf, size_t cap, size_t *got);
+/* The same for a worker's result pipe, also returning MPROC_ECLOSED once
+   the worker's process has ended (proc: mproc__os_proc_wait_handle) and
+   the pipe holds no more data: a grandchild that inherited the pipe's write
+   end (a fork inside a task, a sibling forked by the fork start method)
+   cannot hide the worker's death. Windows: mproc's handles are never
+   inherited there, end of stream is exact, proc is not used. */
+int mproc__os_read_some_or_exit(mproc__handle h, mproc__handle proc, void *buf, size_t cap,
+                                size_t *got);
 /* In a pool worker: Ctrl-C is for the parent (Python's workers ignore
    SIGINT too); the parent decides what happens to its workers. */
 void mproc__os_ignore_interrupts(void);

@@ -15,9 +15,40 @@ struct mproc__os_mutex {
     pthread_mutex_t m;
 };
 
-static pthread_mutex_t global_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t global_lock;
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 
-void mproc__os_global_lock(void) { pthread_mutex_lock(&global_lock); }
+/* A fork() while another thread holds the global lock would leave the
+   child's copy locked for ever (the holder does not exist there): hold it
+   across every fork, ours or the program's. Recursive, because mproc may
+   itself fork while holding it (the shm cleaner is started that way). The
+   child gets a fresh lock: its copy names the parent's thread as owner,
+   which its one thread is not. */
+static void global_make(void)
+{
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&global_lock, &attr);
+    pthread_mutexattr_destroy(&attr);
+}
+
+static void fork_prepare(void) { pthread_mutex_lock(&global_lock); }
+static void fork_parent(void) { pthread_mutex_unlock(&global_lock); }
+static void fork_child(void) { global_make(); }
+
+static void global_init(void)
+{
+    global_make();
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+void mproc__os_global_lock(void)
+{
+    pthread_once(&global_once, global_init);
+    pthread_mutex_lock(&global_lock);
+}
+
 void mproc__os_global_unlock(void) { pthread_mutex_unlock(&global_lock); }
 
 static void *thread_main(void *arg)

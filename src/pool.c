@@ -1,0 +1,307 @@
+/* The process pool's life cycle: create, close, terminate, join, destroy,
+   the task-timeout watcher, counters and the function table. */
+#include "pool.h"
+
+#include <stdio.h>
+
+/* Ring per worker: 16 MiB shared among the workers, 1..4 MiB each. Memory
+   is touched only as units use it. */
+static size_t ring_cap_for(int nslots)
+{
+    size_t cap = ((size_t)16 << 20) / (size_t)nslots;
+    if (cap > ((size_t)4 << 20)) cap = (size_t)4 << 20;
+    if (cap < ((size_t)1 << 20)) cap = (size_t)1 << 20;
+    return cap & ~(size_t)0xffff;
+}
+
+int mproc__pool_accepting(const mproc_pool *pool)
+{
+    if (pool->closed) return MPROC_ECLOSED;
+    if (!pool->broken_error) return 0;
+    /* Broken only when no worker is left to do the work. */
+    for (int i = 0; i < pool->nslots; i++)
+        if (pool->slots[i].state != SLOT_DONE) return 0;
+    return pool->broken_error;
+}
+
+int mproc__pool_fn_id(mproc_pool *pool, const void *addr, uint32_t *id)
+{
+    for (size_t i = 0; i < pool->nfns; i++)
+        if (pool->fns[i].addr == addr) {
+            *id = (uint32_t)i;
+            return 0;
+        }
+    if (pool->nfns == pool->fns_cap) {
+        size_t cap = pool->fns_cap ? 2 * pool->fns_cap : 8;
+        pool_fn *f = realloc(pool->fns, cap * sizeof *f);
+        if (!f) return MPROC_ENOMEM;
+        pool->fns = f;
+        pool->fns_cap = cap;
+    }
+    int rc = mproc__fnref_make(addr, &pool->fns[pool->nfns].ref);
+    if (rc) return rc;
+    pool->fns[pool->nfns].addr = (void *)addr;
+    *id = (uint32_t)pool->nfns++;
+    return 0;
+}
+
+/* ---- the task-timeout watcher --------------------------------------------------- */
+/* A worker whose item counter has not moved for task_timeout_ms while it
+   runs an item is killed; its reader thread fails that item with
+   MPROC_ETIMEDOUT. Measured on the parent's clock from when the parent
+   first saw the counter value, so a task is never cut short. */
+static void check_timeouts(mproc_pool *pool, uint64_t now)
+{
+    for (int i = 0; i < pool->nslots; i++) {
+        pool_slot *s = &pool->slots[i];
+        if (s->state != SLOT_RUNNING || s->timed_out) continue;
+        uint32_t ticks = s->st->ticks, phase = s->st->phase;
+        if (phase != MPROC__PHASE_RUNNING || ticks != s->seen_ticks) {
+            s->seen_ticks = ticks;
+            s->seen_since_ms = now;
+            continue;
+        }
+        if (now - s->seen_since_ms < (uint64_t)pool->opt.task_timeout_ms) continue;
+        s->timed_out = 1;
+        s->to_seq = s->st->seq;
+        s->to_pos = s->st->pos;
+        mproc_process_kill(s->proc);
+    }
+}
+
+static void timer_thread(void *arg)
+{
+    mproc_pool *pool = arg;
+    int period = pool->opt.task_timeout_ms / 8;
+    if (period < 5) period = 5;
+    if (period > 200) period = 200;
+    mproc__os_mutex_lock(pool->mu);
+    while (!pool->timer_stop) {
+        check_timeouts(pool, mproc__os_now_ms());
+        mproc__os_cond_wait(pool->timer_cond, pool->mu, period);
+    }
+    mproc__os_mutex_unlock(pool->mu);
+}
+
+static void free_pool(mproc_pool *pool);
+
+/* ---- create -------------------------------------------------------------------- */
+static int check_options(const mproc_pool_options *opt)
+{
+    if (!opt) return 0;
+    if (opt->processes < 0 || opt->processes > 4096 || opt->maxtasksperchild < 0 ||
+        opt->task_timeout_ms < 0 || (opt->initarg_len && !opt->initarg))
+        return MPROC_EINVAL;
+    if (opt->method != MPROC_METHOD_DEFAULT && opt->method != MPROC_SPAWN &&
+        opt->method != MPROC_FORK && opt->method != MPROC_FORKSERVER)
+        return MPROC_EINVAL;
+    if ((opt->method == MPROC_FORK || opt->method == MPROC_FORKSERVER) && !mproc__os_has_fork())
+        return MPROC_ENOTSUP;
+    return 0;
+}
+
+static int alloc_pool(mproc_pool **out, const mproc_pool_options *opt)
+{
+    mproc_pool *pool = mproc__calloc(1, sizeof *pool);
+    if (!pool) return MPROC_ENOMEM;
+    *out = pool;
+    pool->refs = 1;
+    if (opt) pool->opt = *opt;
+    if (!pool->opt.method) pool->opt.method = mproc_get_start_method();
+    pool->nslots = pool->opt.processes ? pool->opt.processes : mproc_process_cpu_count();
+    if (pool->nslots < 1) pool->nslots = 1;
+    pool->ring_cap = ring_cap_for(pool->nslots);
+    pool->piece_max = pool->ring_cap / 4;
+    if (pool->opt.initarg_len) {
+        if (!(pool->initarg = malloc(pool->opt.initarg_len))) return MPROC_ENOMEM;
+        memcpy(pool->initarg, pool->opt.initarg, pool->opt.initarg_len);
+    }
+    pool->opt.initarg = NULL; /* the copy is used from now on */
+    int rc = 0;
+    if (pool->opt.initializer) {
+        void *addr;
+        memcpy(&addr, &pool->opt.initializer, sizeof addr);
+        pool->has_init = 1;
+        rc = mproc__fnref_make(addr, &pool->init_ref);
+    }
+    if (!rc) rc = mproc__os_mutex_create(&pool->mu);
+    if (!rc) rc = mproc__os_cond_create(&pool->cond);
+    if (!rc) rc = mproc__os_cond_create(&pool->timer_cond);
+    if (!rc) rc = mproc__os_mutex_create(&pool->fork_mu);
+    if (!rc && !(pool->slots = mproc__calloc((size_t)pool->nslots, sizeof *pool->slots)))
+        rc = MPROC_ENOMEM;
+    for (int i = 0; !rc && i < pool->nslots; i++) {
+        pool->slots[i].pool = pool;
+        pool->slots[i].index = i;
+        pool->slots[i].ring_cap = pool->ring_cap;
+        rc = mproc__pool_slot_init(&pool->slots[i]);
+    }
+    return rc;
+}
+
+/* The first worker starts here, so that a pool that cannot start a
+   process fails at create; the others are started by their slot threads,
+   in parallel, while the first one already takes work (with fork, all
+   start here, one after another: see mproc__pool_slot_start). */
+static int start_workers(mproc_pool *pool)
+{
+    int serial = pool->opt.method == MPROC_FORK;
+    int rc = 0;
+    for (int i = 0; !rc && i < pool->nslots; i++) {
+        if (i == 0 || serial) {
+            if (!(rc = mproc__pool_slot_start(&pool->slots[i]))) pool->slots[i].state = SLOT_RUNNING;
+        } else {
+            pool->slots[i].state = SLOT_STARTING;
+        }
+    }
+    for (int i = 0; i < pool->nslots; i++) {
+        if (!rc) rc = mproc__os_thread_start(&pool->slots[i].thread, mproc__pool_slot_thread,
+                                             &pool->slots[i]);
+        if (!rc) pool->threads_live++;
+        else if (pool->slots[i].state == SLOT_STARTING) pool->slots[i].state = SLOT_DONE;
+    }
+    if (!rc && pool->opt.task_timeout_ms)
+        rc = mproc__os_thread_start(&pool->timer, timer_thread, pool);
+    return rc;
+}
+
+int mproc_pool_create(mproc_pool **out, const mproc_pool_options *opt)
+{
+    if (!out) return MPROC_EINVAL;
+    *out = NULL;
+    int rc = check_options(opt);
+    if (!rc) rc = mproc__check_may_start();
+    if (rc) return rc;
+    mproc_pool *pool = NULL;
+    rc = alloc_pool(&pool, opt);
+    if (rc) {
+        free_pool(pool); /* nothing started yet */
+        return rc;
+    }
+    if ((rc = start_workers(pool))) {
+        mproc_pool_destroy(pool);
+        return rc;
+    }
+    *out = pool;
+    return 0;
+}
+
+/* ---- close, terminate, join ----------------------------------------------------- */
+int mproc_pool_close(mproc_pool *pool)
+{
+    if (!pool) return MPROC_EINVAL;
+    mproc__os_mutex_lock(pool->mu);
+    pool->closed = 1;
+    mproc__pool_pump_all(pool); /* idle workers get their STOP now */
+    mproc__os_mutex_unlock(pool->mu);
+    return 0;
+}
+
+int mproc_pool_terminate(mproc_pool *pool)
+{
+    if (!pool) return MPROC_EINVAL;
+    mproc__os_mutex_lock(pool->mu);
+    pool->closed = pool->terminating = 1;
+    mproc__pool_fail_queued(pool, MPROC_ECLOSED, "pool terminated");
+    for (int i = 0; i < pool->nslots; i++)
+        if (pool->slots[i].state == SLOT_RUNNING) mproc_process_kill(pool->slots[i].proc);
+    mproc__os_mutex_unlock(pool->mu);
+    return 0;
+}
+
+static void join_threads(mproc_pool *pool)
+{
+    for (int i = 0; i < pool->nslots; i++) {
+        mproc__os_thread_join(pool->slots[i].thread);
+        pool->slots[i].thread = NULL;
+    }
+    if (pool->timer) {
+        mproc__os_mutex_lock(pool->mu);
+        pool->timer_stop = 1;
+        mproc__os_cond_broadcast(pool->timer_cond);
+        mproc__os_mutex_unlock(pool->mu);
+        mproc__os_thread_join(pool->timer);
+        pool->timer = NULL;
+    }
+}
+
+/* Waits until every worker has ended and its reader thread is done. */
+int mproc_pool_join(mproc_pool *pool)
+{
+    if (!pool) return MPROC_EINVAL;
+    mproc__os_mutex_lock(pool->mu);
+    if (!pool->closed) {
+        mproc__os_mutex_unlock(pool->mu);
+        return MPROC_ESTATE;
+    }
+    while (pool->joining || (pool->threads_live && !pool->joined)) {
+        pool->waiters++;
+        mproc__os_cond_wait(pool->cond, pool->mu, MPROC_FOREVER);
+        pool->waiters--;
+    }
+    int mine = !pool->joined;
+    pool->joining = mine;
+    mproc__os_mutex_unlock(pool->mu);
+    if (!mine) return 0;
+    join_threads(pool);
+    mproc__os_mutex_lock(pool->mu);
+    pool->joined = 1;
+    pool->joining = 0;
+    mproc__os_cond_broadcast(pool->cond);
+    mproc__os_mutex_unlock(pool->mu);
+    return 0;
+}
+
+/* ---- destroy -------------------------------------------------------------------- */
+static void free_pool(mproc_pool *pool)
+{
+    if (!pool) return;
+    for (int i = 0; pool->slots && i < pool->nslots; i++) mproc__pool_slot_free(&pool->slots[i]);
+    free(pool->slots);
+    free(pool->fns);
+    free(pool->initarg);
+    mproc__os_cond_destroy(pool->timer_cond);
+    mproc__os_cond_destroy(pool->cond);
+    mproc__os_mutex_destroy(pool->mu);
+    mproc__os_mutex_destroy(pool->fork_mu);
+    free(pool);
+}
+
+int mproc__pool_unref(mproc_pool *pool)
+{
+    if (--pool->refs > 0) return 0;
+    mproc__os_mutex_unlock(pool->mu);
+    free_pool(pool);
+    return 1;
+}
+
+void mproc_pool_destroy(mproc_pool *pool)
+{
+    if (!pool) return;
+    mproc_pool_terminate(pool);
+    mproc_pool_join(pool);
+    mproc__os_mutex_lock(pool->mu);
+    /* Iterators and async results still held keep the pool's memory (not
+       its workers) until they are destroyed. */
+    if (!mproc__pool_unref(pool)) mproc__os_mutex_unlock(pool->mu);
+}
+
+/* ---- counters and errors --------------------------------------------------------- */
+int mproc_pool_stats_get(mproc_pool *pool, mproc_pool_stats *st)
+{
+    if (!pool || !st) return MPROC_EINVAL;
+    mproc__os_mutex_lock(pool->mu);
+    *st = pool->stats;
+    mproc__os_mutex_unlock(pool->mu);
+    return 0;
+}
+
+int mproc_pool_last_error(mproc_pool *pool, mproc_task_error *err)
+{
+    if (!pool || !err) return MPROC_EINVAL;
+    mproc__os_mutex_lock(pool->mu);
+    int has = pool->has_last;
+    if (has) *err = pool->last;
+    mproc__os_mutex_unlock(pool->mu);
+    return has ? 0 : MPROC_ENOENT;
+}

@@ -1,0 +1,439 @@
+/* The pool's calls: map, imap and its iterator, apply and async results.
+   Each builds a job, queues it, lets the pump hand it out, and waits on
+   the pool's condition variable; the reader threads finish the items. */
+#include "pool.h"
+
+#include <stdio.h>
+
+struct mproc_iter {
+    mproc_pool *pool;
+    pool_job *job;
+};
+
+struct mproc_async {
+    mproc_pool *pool;
+    pool_job *job;
+};
+
+/* Waits on the pool's condition until done(job) or the deadline. With the
+   lock held. 0 or MPROC_ETIMEDOUT. */
+static int wait_for(mproc_pool *pool, pool_job *job, int (*done)(const pool_job *), int timeout_ms)
+{
+    uint64_t deadline = mproc__deadline_ms(timeout_ms);
+    while (!done(job)) {
+        int left = mproc__remaining_ms(deadline, timeout_ms);
+        if (left == 0) return MPROC_ETIMEDOUT;
+        pool->waiters++;
+        mproc__os_cond_wait(pool->cond, pool->mu, left);
+        pool->waiters--;
+    }
+    return 0;
+}
+
+static void set_last(mproc_pool *pool, const pool_job *job)
+{
+    pool->has_last = 1;
+    pool->last.index = job->err_index;
+    pool->last.code = job->err_code;
+    snprintf(pool->last.message, sizeof pool->last.message, "%s", job->err_msg);
+}
+
+static pool_job *new_job(int kind, uint32_t fn)
+{
+    pool_job *job = mproc__calloc(1, sizeof *job);
+    if (!job) return NULL;
+    job->kind = kind;
+    job->fn = fn;
+    job->refs = 1; /* the caller's */
+    return job;
+}
+
+/* Registers the function and checks the pool takes work. With the lock. */
+static int admit(mproc_pool *pool, const void *fn_addr, uint32_t *fn)
+{
+    int rc = mproc__pool_accepting(pool);
+    return rc ? rc : mproc__pool_fn_id(pool, fn_addr, fn);
+}
+
+static size_t auto_chunk(const mproc_pool *pool, size_t count)
+{
+    size_t per = 4 * (size_t)pool->nslots;
+    return (count + per - 1) / per; /* Python's ceil(N / (4 * workers)) */
+}
+
+static int check_map_args(mproc_pool *pool, mproc_map_fn fn, const void *items, size_t isz,
+                          size_t count, size_t rsz)
+{
+    if (!pool || !fn || (count && (!items || !isz))) return MPROC_EINVAL;
+    if (isz > MPROC__POOL_MAX_ITEM || rsz > MPROC__POOL_MAX_ITEM ||
+        isz + rsz > pool->piece_max || (count && SIZE_MAX / count < isz + rsz))
+        return MPROC_EINVAL;
+    return 0;
+}
+
+/* ---- map ------------------------------------------------------------------------ */
+static int map_done(const pool_job *job) { return job->remaining == 0; }
+
+int mproc_pool_map(mproc_pool *pool, mproc_map_fn fn, const void *items, size_t item_size,
+                   size_t count, void *results, size_t result_size, size_t chunksize)
+{
+    void *addr;
+    uint32_t id;
+    int rc = check_map_args(pool, fn, items, item_size, count, result_size);
+    if (rc) return rc;
+    if (result_size && count && !results) return MPROC_EINVAL;
+    memcpy(&addr, &fn, sizeof addr);
+    mproc__os_mutex_lock(pool->mu);
+    if ((rc = admit(pool, addr, &id)) || !count) {
+        mproc__os_mutex_unlock(pool->mu);
+        return rc;
+    }
+    pool_job *job = new_job(JOB_MAP, id);
+    if (!job) {
+        mproc__os_mutex_unlock(pool->mu);
+        return MPROC_ENOMEM;
+    }
+    job->items = items;
+    job->isz = item_size;
+    job->rsz = result_size;
+    job->count = job->remaining = count;
+    job->chunk = chunksize ? chunksize : auto_chunk(pool, count);
+    job->results = results;
+    pool->stats.submitted += count;
+    mproc__pool_enqueue(pool, job);
+    mproc__pool_pump_all(pool);
+    wait_for(pool, job, map_done, MPROC_FOREVER);
+    rc = job->has_err ? job->err_code : 0;
+    if (rc) set_last(pool, job);
+    mproc__pool_job_unref(pool, job);
+    mproc__os_mutex_unlock(pool->mu);
+    return rc;
+}
+
+/* ---- imap ----------------------------------------------------------------------- */
+static int imap_window(pool_job *job, const mproc_pool *pool)
+{
+    /* Enough finished-but-unread items for every worker to stay busy,
+       independent of count: memory stays flat however long the input. */
+    size_t w = 8 * (size_t)pool->nslots * job->chunk;
+    if (w < 64) w = 64;
+    if (w > job->count) w = job->count ? job->count : 1;
+    job->window = w;
+    job->state = mproc__calloc(w, 1);
+    job->codes = mproc__calloc(w, sizeof *job->codes);
+    job->readyq = mproc__calloc(w, sizeof *job->readyq);
+    job->results = mproc__calloc(w, job->rsz ? job->rsz : 1);
+    return job->state && job->codes && job->readyq && job->results ? 0 : MPROC_ENOMEM;
+}
+
+static pool_job *imap_job(mproc_pool *pool, uint32_t id, const void *items, size_t isz,
+                          size_t count, size_t rsz, size_t chunksize, int flags)
+{
+    pool_job *job = new_job(JOB_IMAP, id);
+    if (!job) return NULL;
+    job->items = items;
+    job->isz = isz;
+    job->rsz = rsz;
+    job->count = job->remaining = count;
+    job->unordered = (flags & MPROC_UNORDERED) != 0;
+    job->chunk = chunksize ? chunksize : auto_chunk(pool, count);
+    if (!chunksize && job->chunk > 4096) job->chunk = 4096;
+    if (!job->chunk) job->chunk = 1;
+    if (imap_window(job, pool)) {
+        mproc__pool_job_unref(pool, job);
+        return NULL;
+    }
+    return job;
+}
+
+int mproc_pool_imap(mproc_pool *pool, mproc_map_fn fn, const void *items, size_t item_size,
+                    size_t count, size_t result_size, size_t chunksize, int flags,
+                    mproc_iter **out)
+{
+    void *addr;
+    uint32_t id;
+    if (!out) return MPROC_EINVAL;
+    *out = NULL;
+    int rc = check_map_args(pool, fn, items, item_size, count, result_size);
+    if (rc || (flags & ~MPROC_UNORDERED)) return rc ? rc : MPROC_EINVAL;
+    mproc_iter *it = mproc__calloc(1, sizeof *it);
+    if (!it) return MPROC_ENOMEM;
+    memcpy(&addr, &fn, sizeof addr);
+    mproc__os_mutex_lock(pool->mu);
+    rc = admit(pool, addr, &id);
+    pool_job *job = rc ? NULL : imap_job(pool, id, items, item_size, count, result_size, chunksize, flags);
+    if (!rc && !job) rc = MPROC_ENOMEM;
+    if (rc) {
+        mproc__os_mutex_unlock(pool->mu);
+        free(it);
+        return rc;
+    }
+    it->pool = pool;
+    it->job = job;
+    pool->refs++;
+    pool->stats.submitted += count;
+    if (count) mproc__pool_enqueue(pool, job);
+    mproc__pool_pump_all(pool);
+    mproc__os_mutex_unlock(pool->mu);
+    *out = it;
+    return 0;
+}
+
+/* The window moved: positions of consumed items are free again. */
+static void advance_low(mproc_pool *pool, pool_job *job)
+{
+    size_t before = job->low;
+    while (job->low < job->count && job->state[job->low % job->window] == IS_CONSUMED) {
+        job->state[job->low % job->window] = IS_PENDING;
+        job->low++;
+    }
+    if (job->low != before && job->queued) mproc__pool_pump_all(pool);
+}
+
+/* The next item to give back, or SIZE_MAX if none is ready. */
+static size_t ready_index(const pool_job *job)
+{
+    if (job->unordered) {
+        if (job->rq_count) return job->readyq[job->rq_head];
+    } else if (job->low < job->count && job->state[job->low % job->window] != IS_PENDING) {
+        return job->low;
+    }
+    return SIZE_MAX;
+}
+
+/* Items the pool gave up on before handing them out (terminate). */
+static size_t aborted_index(const pool_job *job)
+{
+    if (!job->abort_code || job->nretry) return SIZE_MAX;
+    if (job->unordered) return job->next < job->count ? job->next : SIZE_MAX;
+    return job->low >= job->next && job->low < job->count ? job->low : SIZE_MAX;
+}
+
+static int iter_ready(const pool_job *job)
+{
+    return job->consumed == job->count || ready_index(job) != SIZE_MAX ||
+           aborted_index(job) != SIZE_MAX;
+}
+
+static int take_aborted(mproc_pool *pool, pool_job *job, size_t i)
+{
+    job->consumed++;
+    job->remaining--;
+    pool->stats.failed++;
+    if (job->unordered) job->next++;
+    else job->low++;
+    if (!job->unordered && job->next < job->low) job->next = job->low;
+    pool->has_last = 1;
+    pool->last.index = i;
+    pool->last.code = job->abort_code;
+    snprintf(pool->last.message, sizeof pool->last.message, "%s", job->abort_msg);
+    return job->abort_code;
+}
+
+/* Sets the pool's last error to item i's failure (and forgets it). */
+static void report_failure(mproc_pool *pool, pool_job *job, size_t i, int code)
+{
+    pool->has_last = 1;
+    pool->last.index = i;
+    pool->last.code = code;
+    snprintf(pool->last.message, sizeof pool->last.message, "%s", job->err_msg);
+    for (pool_failure **at = &job->failures; *at; at = &(*at)->next) {
+        if ((*at)->index != i) continue;
+        pool_failure *f = *at;
+        snprintf(pool->last.message, sizeof pool->last.message, "%s", f->msg);
+        *at = f->next;
+        free(f);
+        break;
+    }
+}
+
+static int take_item(mproc_pool *pool, pool_job *job, size_t i, void *result)
+{
+    size_t at = i % job->window;
+    int rc = job->state[at] == IS_FAILED ? job->codes[at] : 0;
+    if (!rc && result && job->rsz) memcpy(result, job->results + at * job->rsz, job->rsz);
+    if (rc) report_failure(pool, job, i, rc);
+    if (job->unordered) {
+        job->rq_head = (job->rq_head + 1) % job->window;
+        job->rq_count--;
+    }
+    job->state[at] = IS_CONSUMED;
+    job->consumed++;
+    advance_low(pool, job);
+    return rc;
+}
+
+int mproc_iter_next(mproc_iter *it, void *result, size_t *index, int timeout_ms)
+{
+    if (index) *index = SIZE_MAX;
+    if (!it) return MPROC_EINVAL;
+    mproc_pool *pool = it->pool;
+    pool_job *job = it->job;
+    mproc__os_mutex_lock(pool->mu);
+    int rc = wait_for(pool, job, iter_ready, timeout_ms);
+    size_t i = rc ? SIZE_MAX : ready_index(job);
+    if (rc) {
+        /* timed out: rc says so, *index stays SIZE_MAX */
+    } else if (i != SIZE_MAX) {
+        rc = take_item(pool, job, i, result);
+    } else if ((i = aborted_index(job)) != SIZE_MAX) {
+        rc = take_aborted(pool, job, i);
+    } else {
+        rc = MPROC_EDONE;
+    }
+    mproc__os_mutex_unlock(pool->mu);
+    if (index && i != SIZE_MAX) *index = i;
+    return rc;
+}
+
+void mproc_iter_destroy(mproc_iter *it)
+{
+    if (!it) return;
+    mproc_pool *pool = it->pool;
+    mproc__os_mutex_lock(pool->mu);
+    it->job->cancelled = 1; /* units in flight finish and are dropped */
+    mproc__pool_dequeue(pool, it->job);
+    mproc__pool_job_unref(pool, it->job);
+    if (!mproc__pool_unref(pool)) mproc__os_mutex_unlock(pool->mu);
+    free(it);
+}
+
+/* ---- apply ---------------------------------------------------------------------- */
+static pool_job *apply_job(const void *in, size_t in_len)
+{
+    pool_job *job = new_job(JOB_APPLY, 0);
+    if (!job) return NULL;
+    if (in_len && !(job->in = malloc(in_len))) {
+        free(job);
+        return NULL;
+    }
+    if (in_len) memcpy(job->in, in, in_len);
+    job->in_len = in_len;
+    job->count = job->remaining = 1;
+    return job;
+}
+
+int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t in_len,
+                           mproc_async **out)
+{
+    void *addr;
+    if (!out) return MPROC_EINVAL;
+    *out = NULL;
+    if (!pool || !fn || (in_len && !in)) return MPROC_EINVAL;
+    mproc_async *r = mproc__calloc(1, sizeof *r);
+    pool_job *job = r ? apply_job(in, in_len) : NULL;
+    if (!job) {
+        free(r);
+        return MPROC_ENOMEM;
+    }
+    memcpy(&addr, &fn, sizeof addr);
+    mproc__os_mutex_lock(pool->mu);
+    int rc = admit(pool, addr, &job->fn);
+    if (rc) {
+        mproc__os_mutex_unlock(pool->mu);
+        mproc__pool_job_unref(pool, job);
+        free(r);
+        return rc;
+    }
+    r->pool = pool;
+    r->job = job;
+    pool->refs++;
+    pool->stats.submitted++;
+    mproc__pool_enqueue(pool, job);
+    mproc__pool_pump_all(pool);
+    mproc__os_mutex_unlock(pool->mu);
+    *out = r;
+    return 0;
+}
+
+static int apply_done(const pool_job *job) { return job->done != 0; }
+
+/* A round trip is a few tens of microseconds: a short spin before sleeping
+   saves the sleeping caller's wake-up, which costs as much again. */
+static void spin_briefly(const pool_job *job)
+{
+    uint64_t until = mproc__os_now_ns() + 50000;
+    while (!mproc__load32(&job->done) && mproc__os_now_ns() < until) mproc__os_yield();
+}
+
+int mproc_async_wait(mproc_async *r, int timeout_ms)
+{
+    if (!r) return MPROC_EINVAL;
+    if (timeout_ms != 0) spin_briefly(r->job);
+    mproc__os_mutex_lock(r->pool->mu);
+    int rc = wait_for(r->pool, r->job, apply_done, timeout_ms);
+    mproc__os_mutex_unlock(r->pool->mu);
+    return rc;
+}
+
+int mproc_async_ready(mproc_async *r)
+{
+    if (!r) return MPROC_EINVAL;
+    return mproc__load32(&r->job->done) ? 1 : 0;
+}
+
+/* With the lock, once done: the task's code, and a copy of its result. */
+static int async_result(mproc_async *r, void **out, size_t *out_len)
+{
+    pool_job *job = r->job;
+    if (job->has_err) {
+        set_last(r->pool, job);
+        return job->err_code;
+    }
+    if (!out) return 0;
+    *out = NULL;
+    if (out_len) *out_len = job->out_len;
+    if (!job->out_len) return 0;
+    if (!(*out = malloc(job->out_len))) return MPROC_ENOMEM;
+    memcpy(*out, job->out, job->out_len);
+    return 0;
+}
+
+int mproc_async_get(mproc_async *r, void **out, size_t *out_len, int timeout_ms)
+{
+    if (out) *out = NULL;
+    if (out_len) *out_len = 0;
+    if (!r) return MPROC_EINVAL;
+    if (timeout_ms != 0) spin_briefly(r->job);
+    mproc__os_mutex_lock(r->pool->mu);
+    int rc = wait_for(r->pool, r->job, apply_done, timeout_ms);
+    if (!rc) rc = async_result(r, out, out_len);
+    mproc__os_mutex_unlock(r->pool->mu);
+    return rc;
+}
+
+void mproc_async_destroy(mproc_async *r)
+{
+    if (!r) return;
+    mproc_pool *pool = r->pool;
+    mproc__os_mutex_lock(pool->mu);
+    r->job->cancelled = 1;
+    if (!r->job->streamer) mproc__pool_dequeue(pool, r->job);
+    mproc__pool_job_unref(pool, r->job);
+    if (!mproc__pool_unref(pool)) mproc__os_mutex_unlock(pool->mu);
+    free(r);
+}
+
+int mproc_pool_apply(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t in_len,
+                     void **out, size_t *out_len)
+{
+    mproc_async *r;
+    if (out) *out = NULL;
+    if (out_len) *out_len = 0;
+    int rc = mproc_pool_apply_async(pool, fn, in, in_len, &r);
+    if (rc) return rc;
+    rc = mproc_async_wait(r, MPROC_FOREVER);
+    mproc__os_mutex_lock(pool->mu);
+    if (!rc && r->job->has_err) {
+        set_last(pool, r->job);
+        rc = r->job->err_code;
+    } else if (!rc && out) {
+        /* The result buffer is handed over, not copied. */
+        *out = r->job->out;
+        if (out_len) *out_len = r->job->out_len;
+        r->job->out = NULL;
+    }
+    mproc__os_mutex_unlock(pool->mu);
+    mproc_async_destroy(r);
+    return rc;
+}
