@@ -502,6 +502,15 @@ MPROC_API int mproc_pool_stats_get(mproc_pool *pool, mproc_pool_stats *st);
 MPROC_API int mproc_pool_close(mproc_pool *pool);
 /* Kills the workers at once; unfinished work fails with MPROC_ECLOSED. */
 MPROC_API int mproc_pool_terminate(mproc_pool *pool);
+/* Async-signal-safe: call it from a SIGINT (Ctrl-C) handler. It only sets
+   a flag; within ~50 ms a thread blocked in a pool call (map, iter_next,
+   apply, async_wait/get) terminates the pool (workers killed, queued work
+   failed) and that call, and every later wait on this pool's work,
+   returns MPROC_EINTR; new work gets MPROC_ECLOSED. Then join/destroy as
+   usual. Workers ignore SIGINT themselves: Ctrl-C reaches only the parent,
+   whose handler decides. Without a handler, Ctrl-C ends the parent and the
+   workers (daemons) follow it. */
+MPROC_API int mproc_pool_interrupt(mproc_pool *pool);
 /* After close or terminate: waits until every worker has exited.
    MPROC_ESTATE before. */
 MPROC_API int mproc_pool_join(mproc_pool *pool);

@@ -197,15 +197,30 @@ int mproc_pool_close(mproc_pool *pool)
     return 0;
 }
 
+void mproc__pool_terminate_locked(mproc_pool *pool, int code, const char *msg)
+{
+    pool->closed = pool->terminating = 1;
+    mproc__pool_fail_queued(pool, code, msg);
+    for (int i = 0; i < pool->nslots; i++)
+        if (pool->slots[i].state == SLOT_RUNNING) mproc_process_kill(pool->slots[i].proc);
+}
+
 int mproc_pool_terminate(mproc_pool *pool)
 {
     if (!pool) return MPROC_EINVAL;
     mproc__os_mutex_lock(pool->mu);
-    pool->closed = pool->terminating = 1;
-    mproc__pool_fail_queued(pool, MPROC_ECLOSED, "pool terminated");
-    for (int i = 0; i < pool->nslots; i++)
-        if (pool->slots[i].state == SLOT_RUNNING) mproc_process_kill(pool->slots[i].proc);
+    mproc__pool_terminate_locked(pool, MPROC_ECLOSED, "pool terminated");
     mproc__os_mutex_unlock(pool->mu);
+    return 0;
+}
+
+/* Only a lock-free atomic store: safe in a signal handler running on any
+   thread. The threads waiting in pool calls look at it (wait_for in
+   pool_api.c). */
+int mproc_pool_interrupt(mproc_pool *pool)
+{
+    if (!pool) return MPROC_EINVAL;
+    mproc__store32(&pool->interrupted, 1);
     return 0;
 }
 

@@ -212,6 +212,8 @@ struct mproc_pool {
     size_t nfns, fns_cap;
     pool_job *qhead, *qtail; /* jobs with work not yet handed out */
     int closed, terminating, joined, joining, threads_live;
+    volatile uint32_t interrupted;     /* set by mproc_pool_interrupt (atomic) */
+    int interrupt_done;                /* ...and acted upon */
     int broken_error;        /* every worker failed to start: this code */
     char broken_msg[256];
     mproc_task_error last;
@@ -258,6 +260,9 @@ void mproc__pool_unit_died(pool_slot *s, pool_unit *u, int started, size_t pos, 
                            const char *msg);
 /* Terminate / all workers broken: fail everything queued with code. */
 void mproc__pool_fail_queued(mproc_pool *pool, int code, const char *msg);
+/* Close the pool, fail what is queued with code, kill running workers.
+   With the lock held. */
+void mproc__pool_terminate_locked(mproc_pool *pool, int code, const char *msg);
 void mproc__pool_job_unref(mproc_pool *pool, pool_job *job);
 int mproc__pool_has_work(mproc_pool *pool);
 

@@ -15,19 +15,30 @@ struct mproc_async {
     pool_job *job;
 };
 
+/* How often a waiting call looks for mproc_pool_interrupt(): a signal
+   handler cannot signal a condition variable, so waits are sliced. */
+#define INTERRUPT_POLL_MS 50
+
 /* Waits on the pool's condition until done(job) or the deadline. With the
-   lock held. 0 or MPROC_ETIMEDOUT. */
+   lock held. 0, MPROC_ETIMEDOUT, or MPROC_EINTR once the pool has been
+   interrupted (the first waiter to see it terminates the pool, so the job
+   ends quickly; its results are not used). */
 static int wait_for(mproc_pool *pool, pool_job *job, int (*done)(const pool_job *), int timeout_ms)
 {
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
-    while (!done(job)) {
+    for (;;) {
+        if (mproc__load32(&pool->interrupted) && !pool->interrupt_done) {
+            pool->interrupt_done = 1;
+            mproc__pool_terminate_locked(pool, MPROC_EINTR, "pool interrupted");
+        }
+        if (done(job)) return pool->interrupt_done ? MPROC_EINTR : 0;
         int left = mproc__remaining_ms(deadline, timeout_ms);
-        if (left == 0) return MPROC_ETIMEDOUT;
+        if (left == 0) return pool->interrupt_done ? MPROC_EINTR : MPROC_ETIMEDOUT;
+        int slice = left < 0 || left > INTERRUPT_POLL_MS ? INTERRUPT_POLL_MS : left;
         pool->waiters++;
-        mproc__os_cond_wait(pool->cond, pool->mu, left);
+        mproc__os_cond_wait(pool->cond, pool->mu, slice);
         pool->waiters--;
     }
-    return 0;
 }
 
 static void set_last(mproc_pool *pool, const pool_job *job)
@@ -102,8 +113,8 @@ int mproc_pool_map(mproc_pool *pool, mproc_map_fn fn, const void *items, size_t 
     pool->stats.submitted += count;
     mproc__pool_enqueue(pool, job);
     mproc__pool_pump_all(pool);
-    wait_for(pool, job, map_done, MPROC_FOREVER);
-    rc = job->has_err ? job->err_code : 0;
+    rc = wait_for(pool, job, map_done, MPROC_FOREVER);
+    if (rc != MPROC_EINTR) rc = job->has_err ? job->err_code : 0;
     if (rc) set_last(pool, job);
     mproc__pool_job_unref(pool, job);
     mproc__os_mutex_unlock(pool->mu);

@@ -6,6 +6,7 @@
    never set (no sleeps as synchronisation). */
 #include "testutil.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -973,6 +974,44 @@ static void test_workers_ignore_sigint(void **state)
 #endif
 }
 
+/* Ctrl-C in the parent: its own SIGINT handler calls mproc_pool_interrupt,
+   and the map blocked on hanging workers returns MPROC_EINTR promptly. */
+static mproc_pool *interrupt_target;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    mproc_pool_interrupt(interrupt_target);
+}
+
+/* Raises SIGINT, as Ctrl-C would, once a worker has started hanging. */
+static void press_ctrl_c(void *arg)
+{
+    hang_pool *hp = arg;
+    mproc_event_wait(hp->started, TU_JOIN_TIMEOUT_MS);
+    raise(SIGINT);
+}
+
+static void test_interrupt_from_sigint_handler(void **state)
+{
+    (void)state;
+    hang_pool hp = make_hang_pool(2, 0);
+    int in[4] = {POISON_HANG, POISON_HANG, 3, 4}, out[4];
+    mproc__os_thread *t;
+    interrupt_target = hp.pool;
+    void (*old)(int) = signal(SIGINT, on_sigint);
+    assert_int_equal(mproc__os_thread_start(&t, press_ctrl_c, &hp), 0);
+    int rc = mproc_pool_map(hp.pool, doubler, in, sizeof *in, 4, out, sizeof *out, 1);
+    mproc__os_thread_join(t);
+    signal(SIGINT, old);
+    assert_int_equal(rc, MPROC_EINTR);
+    assert_int_equal(mproc_pool_map(hp.pool, doubler, in + 2, sizeof *in, 2, out, sizeof *out, 1),
+                     MPROC_ECLOSED);
+    assert_int_equal(mproc_pool_interrupt(NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_pool_join(hp.pool), 0);
+    free_hang_pool(&hp);
+}
+
 /* A pool's whole life, deaths included, gives back every descriptor. */
 #ifndef _WIN32
 static int open_descriptors(void)
@@ -1109,6 +1148,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_close_join),
         cmocka_unit_test(test_terminate),
         cmocka_unit_test(test_workers_ignore_sigint),
+        cmocka_unit_test(test_interrupt_from_sigint_handler),
         cmocka_unit_test(test_no_descriptor_leak),
         cmocka_unit_test(test_hundred_workers),
         cmocka_unit_test(test_fork_method),
