@@ -1,6 +1,7 @@
 /* POSIX: errors, time, identity, randomness, environment, byte pipes and
    anonymous shared memory. */
 #include "../internal.h"
+#include "posix.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +34,17 @@ uint64_t mproc__os_now_ns(void)
 }
 
 uint64_t mproc__os_now_ms(void) { return mproc__os_now_ns() / 1000000u; }
+
+void mproc__posix_deadline_ts(int timeout_ms, struct timespec *ts)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += timeout_ms / 1000;
+    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
 
 void mproc__os_sleep_ms(int ms)
 {

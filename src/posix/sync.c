@@ -14,6 +14,7 @@
  * wake-up is seen within 1 ms.
  */
 #include "../internal.h"
+#include "posix.h"
 #include "../atomic.h"
 #include "sync_track.h"
 
@@ -140,13 +141,7 @@ int mproc__os_park(mproc__os_sync *b, uint32_t *word, uint32_t expected, int tim
     struct timespec ts, *tsp = NULL;
     (void)b;
     if (timeout_ms >= 0) {
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += timeout_ms / 1000;
-        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        mproc__posix_deadline_ts(timeout_ms, &ts);
         tsp = &ts;
     }
     /* Shared (not PRIVATE): the word is in memory mapped by several processes. */

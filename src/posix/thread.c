@@ -1,5 +1,6 @@
 /* POSIX threads and mutexes for the parent's own background work. */
 #include "../internal.h"
+#include "posix.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -138,13 +139,7 @@ int mproc__os_cond_wait(mproc__os_cond *c, mproc__os_mutex *m, int timeout_ms)
     int rc = pthread_cond_timedwait_relative_np(&c->c, &m->m, &rel);
 #else
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    mproc__posix_deadline_ts(timeout_ms, &ts);
     int rc = pthread_cond_timedwait(&c->c, &m->m, &ts);
 #endif
     return rc == ETIMEDOUT ? MPROC_ETIMEDOUT : 0;
