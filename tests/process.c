@@ -8,7 +8,10 @@
 
 #include "bootstrap.h"
 #include "os.h"
-#ifndef _WIN32
+#ifdef _WIN32
+#  define WIN32_LEAN_AND_MEAN
+#  include <windows.h>
+#else
 #  include <fcntl.h>
 #  include <signal.h>
 #  include <sys/wait.h>
@@ -413,7 +416,23 @@ static void test_fd_hygiene(void **state)
 {
     (void)state;
 #ifdef _WIN32
-    skip(); /* Windows: handles reach a child only through DuplicateHandle */
+    /* An inheritable pipe end of the parent's must not reach the child: once
+       the parent closes its copy, the pipe is broken only if no child holds
+       one (an inherit-all CreateProcess would keep it open). */
+    SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
+    HANDLE r, w;
+    DWORD avail = 0, err = 0;
+    assert_true(CreatePipe(&r, &w, &sa, 0));
+    mproc_process *p = tu_start(run_forever, NULL, 0);
+    CloseHandle(w);
+    BOOL open_elsewhere = PeekNamedPipe(r, NULL, 0, NULL, &avail, NULL);
+    if (!open_elsewhere) err = GetLastError();
+    assert_int_equal(mproc_process_kill(p), 0);
+    assert_int_equal(tu_join(p), -9);
+    mproc_process_destroy(p);
+    CloseHandle(r);
+    assert_false(open_elsewhere);
+    assert_int_equal(err, ERROR_BROKEN_PIPE);
 #else
     int raw[2], fds[2];
     assert_int_equal(pipe(raw), 0);
