@@ -1,13 +1,7 @@
 /* Error names, the thread's last OS error, and small shared utilities. */
 #include "internal.h"
 
-#if defined(_MSC_VER)
-#  define MPROC_THREAD_LOCAL __declspec(thread)
-#else
-#  define MPROC_THREAD_LOCAL _Thread_local
-#endif
-
-static MPROC_THREAD_LOCAL int last_os_error;
+static MPROC__THREAD_LOCAL int last_os_error;
 
 const char *mproc_strerror(int err)
 {

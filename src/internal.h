@@ -14,6 +14,11 @@
 #else
 #  define MPROC__NORETURN _Noreturn
 #endif
+#if defined(_MSC_VER) && !defined(__clang__)
+#  define MPROC__THREAD_LOCAL __declspec(thread)
+#else
+#  define MPROC__THREAD_LOCAL _Thread_local
+#endif
 
 /* Record an OS error code for mproc_os_error() and return MPROC_EOS. */
 int mproc__fail_os(int os_error);

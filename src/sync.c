@@ -15,12 +15,6 @@
 #include "atomic.h"
 #include "ref.h"
 
-#if defined(_MSC_VER) && !defined(__clang__)
-#  define MPROC__TLS __declspec(thread)
-#else
-#  define MPROC__TLS _Thread_local
-#endif
-
 #define SLICE_MS 200          /* owner-death checks while waiting */
 #define PID_MASK 0x7fffffffu  /* lock word: holder pid ... */
 #define WAITERS 0x80000000u   /* ... and "someone may sleep on it" */
@@ -68,7 +62,7 @@ typedef char sblock_fits[(sizeof(sblock) <= MPROC__SYNC_BLOCK - MPROC__SYNC_RESE
 /* getpid() per acquire would double the cost of an uncontended pair; the
    pid is cached and refreshed in forked children. */
 static uint32_t self_pid_cache;
-static MPROC__TLS char thread_marker; /* its address names the thread */
+static MPROC__THREAD_LOCAL char thread_marker; /* its address names the thread */
 
 static void refresh_self(void)
 {
