@@ -94,7 +94,8 @@ MPROC_API mproc_start_method mproc_get_start_method(void);
 /* ---- process ----------------------------------------------------------- */
 typedef struct mproc_process mproc_process;
 /* A process target: runs in the child; its return value is the exit status
-   (0..255). arg points at the child's own copy of the argument bytes. */
+   (0..255). arg points at the child's own copy of the argument bytes,
+   aligned for any type as malloc's memory is. */
 typedef int (*mproc_target)(const void *arg, size_t arg_len);
 
 typedef struct mproc_process_options {

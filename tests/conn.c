@@ -13,33 +13,12 @@
 #define BIG_WAIT_MS 120000
 
 /* ---- message patterns ------------------------------------------------------ */
-static void fill(unsigned char *p, size_t n, uint64_t seed)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t v = (seed + i) * 0x9E3779B97F4A7C15ULL;
-        memcpy(p + i, &v, 8);
-    }
-    for (; i < n; i++) p[i] = (unsigned char)(seed + i);
-}
-
-static int check(const unsigned char *p, size_t n, uint64_t seed)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t v = (seed + i) * 0x9E3779B97F4A7C15ULL;
-        if (memcmp(p + i, &v, 8) != 0) return 0;
-    }
-    for (; i < n; i++)
-        if (p[i] != (unsigned char)(seed + i)) return 0;
-    return 1;
-}
 
 static unsigned char *make_msg(size_t n, uint64_t seed)
 {
     unsigned char *p = malloc(n ? n : 1);
     assert_non_null(p);
-    fill(p, n, seed);
+    tu_fill(p, n, seed);
     return p;
 }
 
@@ -56,7 +35,7 @@ static void recv_pattern(mproc_conn *c, size_t n, uint64_t seed)
     size_t len = 99;
     assert_int_equal(mproc_conn_recv(c, &buf, &len, BIG_WAIT_MS), 0);
     assert_int_equal(len, n);
-    assert_true(check(buf, len, seed));
+    assert_true(tu_check(buf, len, seed));
     mproc_free(buf);
 }
 
@@ -126,10 +105,10 @@ static void test_recv_into(void **state)
     assert_int_equal(mproc_conn_poll(r, 0), 1);
     assert_int_equal(mproc_conn_recv_into(r, big, sizeof big, &len, 1000), 0);
     assert_int_equal(len, 500);
-    assert_true(check(big, 500, 3));
+    assert_true(tu_check(big, 500, 3));
     assert_int_equal(mproc_conn_recv_into(r, small, sizeof small, &len, 1000), 0);
     assert_int_equal(len, 5);
-    assert_true(check(small, 5, 4));
+    assert_true(tu_check(small, 5, 4));
     mproc_conn_destroy(r);
     mproc_conn_destroy(w);
 }
@@ -324,7 +303,7 @@ static int child_receive(const void *argp, size_t len)
         void *buf;
         size_t n;
         if (mproc_conn_recv(c, &buf, &n, BIG_WAIT_MS) != 0) return 12;
-        int ok = n == a.sizes[i] && check(buf, n, i);
+        int ok = n == a.sizes[i] && tu_check(buf, n, i);
         mproc_free(buf);
         if (!ok) return 13;
     }
@@ -347,7 +326,7 @@ static int child_send(const void *argp, size_t len)
         size_t n = (size_t)a.sizes[i];
         unsigned char *p = malloc(n ? n : 1);
         if (!p) return 12;
-        fill(p, n, i);
+        tu_fill(p, n, i);
         int rc = mproc_conn_send(c, p, n);
         free(p);
         if (rc) return 13;
@@ -457,7 +436,7 @@ static void test_huge_1gib(void **state)
     assert_non_null(buf);
     assert_int_equal(mproc_conn_recv_into(r, buf, n, &len, BIG_WAIT_MS), 0);
     assert_int_equal(len, n);
-    assert_true(check(buf, n, 0));
+    assert_true(tu_check(buf, n, 0));
     free(buf);
     assert_int_equal(tu_join(p), 0);
     mproc_process_destroy(p);
@@ -495,7 +474,7 @@ static int child_send_then_block(const void *argp, size_t len)
     mproc_conn *c;
     if (mproc_conn_attach(&a.ref, &c) != 0) return 11;
     unsigned char small[100];
-    fill(small, sizeof small, 1);
+    tu_fill(small, sizeof small, 1);
     if (mproc_conn_send(c, small, sizeof small) || mproc_conn_send(c, small, sizeof small)) return 12;
     size_t n = (size_t)64 << 20;
     unsigned char *p = calloc(1, n);

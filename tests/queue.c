@@ -10,35 +10,11 @@
 
 #define LONG_MS 120000
 
-static void fill(unsigned char *p, size_t n, uint64_t seed)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t v = (seed + i) * 0x9E3779B97F4A7C15ULL;
-        memcpy(p + i, &v, 8);
-    }
-    for (; i < n; i++) p[i] = (unsigned char)(seed + i);
-}
-
-static int check(const unsigned char *p, size_t n, uint64_t seed)
-{
-    unsigned char tmp[8];
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t v = (seed + i) * 0x9E3779B97F4A7C15ULL;
-        memcpy(tmp, &v, 8);
-        if (memcmp(p + i, tmp, 8) != 0) return 0;
-    }
-    for (; i < n; i++)
-        if (p[i] != (unsigned char)(seed + i)) return 0;
-    return 1;
-}
-
 static int put_pattern(mproc_queue *q, size_t n, uint64_t seed)
 {
     unsigned char *p = malloc(n ? n : 1);
     if (!p) return MPROC_ENOMEM;
-    fill(p, n, seed);
+    tu_fill(p, n, seed);
     int rc = mproc_queue_put(q, p, n, LONG_MS);
     free(p);
     return rc;
@@ -50,7 +26,7 @@ static void get_pattern(mproc_queue *q, size_t n, uint64_t seed)
     size_t len = 12345;
     assert_int_equal(mproc_queue_get(q, &buf, &len, LONG_MS), 0);
     assert_int_equal(len, n);
-    assert_true(check(buf, len, seed));
+    assert_true(tu_check(buf, len, seed));
     mproc_free(buf);
 }
 
@@ -103,7 +79,7 @@ static void test_timeouts_and_bounds(void **state)
     assert_int_equal(mproc_queue_put(q, "b", 1, 0), 0);
     assert_int_equal(mproc_queue_put(q, "c", 1, 0), MPROC_ETIMEDOUT);  /* full */
     assert_int_equal(mproc_queue_put(q, "c", 1, 30), MPROC_ETIMEDOUT);
-    get_pattern(q, 1, 'a' - 0); /* fill(1 byte, seed) == seed */
+    get_pattern(q, 1, 'a' - 0); /* tu_fill(1 byte, seed) == seed */
     assert_int_equal(mproc_queue_put(q, "c", 1, 0), 0);
     get_pattern(q, 1, 'b');
     get_pattern(q, 1, 'c');
@@ -216,7 +192,7 @@ static int producer(const void *argp, size_t len)
     unsigned char msg[256];
     for (uint32_t i = 0; i < a.count; i++) {
         size_t n = 8 + (i * 13) % 200;
-        fill(msg, n, ((uint64_t)a.id << 32) | i);
+        tu_fill(msg, n, ((uint64_t)a.id << 32) | i);
         memcpy(msg, &a.id, 4);
         memcpy(msg + 4, &i, 4);
         if (mproc_queue_put(q, msg, n, LONG_MS)) return 12;
@@ -250,7 +226,7 @@ static int consumer(const void *argp, size_t len)
         memcpy(&id, buf, 4);
         memcpy(&seq, (unsigned char *)buf + 4, 4);
         int ok = n >= 8 && id < MAXPROD && (int64_t)seq > last[id] && n == 8 + (seq * 13) % 200 &&
-                 check((unsigned char *)buf + 8, n - 8, (((uint64_t)id << 32) | seq) + 8);
+                 tu_check((unsigned char *)buf + 8, n - 8, (((uint64_t)id << 32) | seq) + 8);
         mproc_free(buf);
         if (!ok) return 15;
         last[id] = seq;

@@ -22,7 +22,7 @@ typedef struct targ {
     size_t size;
 } targ;
 
-/* The argument bytes are not promised any alignment: copy them out. */
+/* Copied out, so an argument of the wrong length reads as zeros. */
 static const targ *child_arg(targ *buf, const void *arg, size_t len)
 {
     memset(buf, 0, sizeof *buf);

@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include <string.h>
+
 mproc_process *tu_start(mproc_target target, const void *arg, size_t arg_len)
 {
     mproc_process *p = NULL;
@@ -22,4 +24,26 @@ int tu_run_child(mproc_target target, const void *arg, size_t arg_len)
     int code = tu_join(p);
     mproc_process_destroy(p);
     return code;
+}
+
+void tu_fill(unsigned char *p, size_t n, uint64_t seed)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v = (seed + i) * 0x9E3779B97F4A7C15ULL;
+        memcpy(p + i, &v, 8);
+    }
+    for (; i < n; i++) p[i] = (unsigned char)(seed + i);
+}
+
+int tu_check(const unsigned char *p, size_t n, uint64_t seed)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v = (seed + i) * 0x9E3779B97F4A7C15ULL;
+        if (memcmp(p + i, &v, 8) != 0) return 0;
+    }
+    for (; i < n; i++)
+        if (p[i] != (unsigned char)(seed + i)) return 0;
+    return 1;
 }

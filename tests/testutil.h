@@ -22,6 +22,11 @@ mproc_process *tu_start(mproc_target target, const void *arg, size_t arg_len);
 /* Join with the generous timeout and return the exit code (asserts). */
 int tu_join(mproc_process *p);
 
+/* A message body that depends on every byte's position and a seed, and
+   its check (1 if intact): torn, reordered or mixed messages fail it. */
+void tu_fill(unsigned char *p, size_t n, uint64_t seed);
+int tu_check(const unsigned char *p, size_t n, uint64_t seed);
+
 /* main() for a test program: guard first, then the group. */
 #define TU_MAIN(tests)                                                       \
     int main(int argc, char **argv)                                          \
