@@ -16,9 +16,18 @@ for f in "$build"/tests/fuzz/fuzz_*; do
   corpus="$build/corpus/$name"
   mkdir -p "$corpus"
   if [ -x "$build/tests/fuzz/seed_$name" ]; then "$build/tests/fuzz/seed_$name" "$corpus/seed"; fi
+  artifacts="$build/artifacts/$name"
+  mkdir -p "$artifacts"
   echo "fuzzing $name for ${secs}s"
-  "$f" -max_total_time="$secs" -max_len=4096 -timeout=10 -print_final_stats=1 "$corpus" 2>&1 |
-    grep -E "^(stat::number_of_executed_units|stat::peak_rss|==[0-9]+==ERROR|SUMMARY)" || true
-  # libFuzzer exits non-zero on a finding; re-check the status explicitly
-  "$f" -runs=0 "$corpus" >/dev/null 2>&1 || { echo "fuzz_$name: crash reproduced" >&2; exit 1; }
+  # A finding makes libFuzzer exit non-zero and write the input to
+  # $artifacts; either fails the run.
+  status=0
+  "$f" -max_total_time="$secs" -max_len=4096 -timeout=10 -print_final_stats=1 \
+       -artifact_prefix="$artifacts/" "$corpus" >"$build/fuzz_$name.log" 2>&1 || status=$?
+  grep -E "^(stat::number_of_executed_units|stat::peak_rss|==[0-9]+==ERROR|SUMMARY)" \
+       "$build/fuzz_$name.log" || true
+  if [ "$status" -ne 0 ] || [ -n "$(ls -A "$artifacts")" ]; then
+    echo "fuzz_$name: finding (exit $status); input in $artifacts, log $build/fuzz_$name.log" >&2
+    exit 1
+  fi
 done
