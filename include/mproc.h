@@ -319,14 +319,23 @@ typedef struct mproc_queue mproc_queue;
 
 /* A connected pair (Python's Pipe). duplex 0: a is the read end, b the
    write end; duplex 1: both ends send and receive. Messages arrive whole
-   and in order, any size (0 bytes up; tested to 1 GiB). A peer that has
-   gone is MPROC_ECLOSED (at a message boundary) or MPROC_EPROTO (it went
-   mid-message, or the stream is corrupt; the conn then stays broken);
-   never a hang or a torn message. Sending never raises SIGPIPE.
+   and in order, any size (0 bytes up; tested to 1 GiB). They travel
+   through a ring of 1 MiB per direction in shared memory (address space:
+   pages are allocated as they are first used), with no system call per
+   message while both sides are busy; send waits only while the ring is
+   full. Beside the ring the ends hold a kernel link that tells each end
+   when every holder of the other has gone (closed, exited or killed):
+   - receiving: messages sent before the sender went are still delivered,
+     then MPROC_ECLOSED. A message cut short by its sender going, or a
+     corrupt record in the ring, is MPROC_EPROTO and the conn goes on with
+     the next message; never a hang or a torn message.
+   - sending: MPROC_ECLOSED once the reading end has gone: at once if it
+     went before this end's first send, otherwise within 64 sends (the
+     link is asked every 64th) and before any send would wait for room.
+     Sending never raises SIGPIPE.
    Hand an end to a child with mproc_conn_ref + the child's argument; the
    parent keeps its copy open (as in Python): destroy it so the other side
-   sees end of stream. A conn reads ahead, so hand an end over before
-   reading from it here. One thread per direction at a time. */
+   sees end of stream. One thread per direction at a time. */
 MPROC_API int mproc_pipe(mproc_conn **a, mproc_conn **b, int duplex);
 MPROC_API int mproc_conn_send(mproc_conn *c, const void *buf, size_t len);
 /* *buf is freed with mproc_free(). MPROC_ECLOSED at end of stream,

@@ -14,9 +14,10 @@ int mproc__conn_wait_prepare(mproc_conn *c, mproc__handle *h);
 int mproc__conn_wait_finish(mproc_conn *c);
 int mproc__queue_wait_prepare(mproc_queue *q, mproc__handle *h);
 int mproc__queue_wait_finish(mproc_queue *q, int woke);
-/* A queue's doorbell can lose a wake to another waiter; mproc_wait looks
-   again at least this often when it waits on a queue. */
-#define MPROC__QUEUE_WAIT_SLICE_MS 100
+/* A queue's doorbell or a conn's link can lose a wake to another waiter
+   (each sleeper takes one token, not necessarily its own); sleepers and
+   mproc_wait look again at least this often. */
+#define MPROC__WAIT_SLICE_MS 100
 
 /* Atomics on memory shared between processes. GCC/Clang builtins (lock-free
    on every supported target for 32/64-bit words) or MSVC Interlocked*. */

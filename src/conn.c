@@ -1,119 +1,241 @@
-/* Connections: framed messages over a byte channel (Python's Connection).
+/* Connections: messages between the two ends of a pipe (Python's
+   Connection).
 
-   Framing. Every message is a 16-byte header and the body:
-       0 magic u32 "MPCM"   4 body length u64   12 check u32
-   where check is the low half of FNV-1a over bytes 0..11. A header that
-   fails the check, or a stream that ends inside a header or a body, is
-   MPROC_EPROTO: the conn is then marked broken (the stream can no longer
-   be trusted to be in step) and every later receive on it says EPROTO.
-   Nothing outside the conn is affected. End of stream exactly between two
-   messages is MPROC_ECLOSED.
+   Storage. A pipe's messages travel through rings in one block of
+   anonymous shared memory (ring.c): one ring carries b -> a and, for a
+   duplex pipe, a second one a -> b. send copies a message into the ring
+   and recv copies it out, with no system call per message while both
+   sides are busy; a message of any size is streamed through in chunks.
+   The ring checks every record it reads: a corrupt one is MPROC_EPROTO,
+   never a wild read or a torn message.
 
-   Reading. Small messages go through a read-ahead buffer, so a burst of
-   small messages costs one system call, not two per message. A large body
-   is read straight into its destination (no extra copy). Because a conn
-   reads ahead, bytes it has taken from the channel belong to this process:
-   hand an end to a child before reading from it here, not after.
+   The link. Beside the rings the two ends hold the two ends of a link
+   (os.h): a sleeper (a receiver waiting for a message, a sender waiting
+   for room) sleeps on its own end, and the other side sends it a token
+   after changing the ring it waits on. The kernel closes the link when the
+   last holder of an end goes, however it goes: that is how a receiver
+   learns that no more messages can come (MPROC_ECLOSED once the ring is
+   empty), and a sender that nobody will read them (MPROC_ECLOSED, checked
+   on the first send, every PROBE_EVERY sends, whenever a token is sent and
+   while waiting for room).
 
-   Timeouts never expose or lose part of a message. A small message is
-   only copied out once it is complete in the read-ahead buffer. A large
-   body that times out half-way is kept in the conn (moved into a buffer
-   the conn owns if it was being read into the caller's) and the next
-   receive resumes it.
+   Timeouts never expose or lose part of a message: a large message whose
+   rest does not come in time stays in the conn (moved into a buffer the
+   conn owns if it was being received into the caller's) with the ring's
+   get lock still held, and the next receive resumes it.
 
-   A conn is used by one thread at a time (as Python's); the send and
-   receive sides of a duplex conn may be used by two threads at once. */
-#include "comm.h"
+   A conn is used by one thread at a time per direction (as Python's): the
+   send and receive sides of a duplex conn may be used by two threads at
+   once. */
+#include "ring.h"
 #include "ref.h"
 
-#define HDR_LEN 16
-#define HDR_MAGIC 0x4d43504du /* "MPCM" little-endian */
-#define HDR_SEED (MPROC__FNV_SEED ^ 0x636f6e6eULL)
-/* Sanity bound on a length from the wire (1 TiB). */
-#define MAX_MSG ((uint64_t)1 << 40)
-#define RBUF_CAP ((size_t)64 * 1024)
+#define C_MAGIC 0x314e6f636f72706dULL /* "mprocoN1" */
+/* Bytes per direction: room for a burst of small messages and for 256 KiB
+   chunks of large ones, while a pipe costs address space, not memory,
+   until it is used. */
+#define RING_BYTES ((uint64_t)1 << 20)
+#define DATA_OFF MPROC__CONN_DATA_OFF
+#define PROBE_EVERY 64
+/* Waiting for the lock of one's own end (two holders of it at once): the
+   other holder cannot ring us through the link, so look again this often. */
+#define LOCK_POLL_MS 1
 
-/* Frames up to this size make the reader ask for one frame per read. */
-#define SMALL_FRAME 4096
+enum { END_A = 0, END_B = 1 };
+
+typedef mproc__conn_shared cshared;
 
 struct mproc_conn {
-    mproc__os_chan *chan;
+    cshared *sh;
+    size_t map_size;
+    mproc__ring in, out;        /* receive from in, send into out */
+    int can_recv, can_send, end, duplex;
+    mproc__handle shm;          /* owned, like the link */
+    mproc__os_link *link;
     mproc__objid id;
-    int registered;           /* our entry is in this process's registry */
-    unsigned char *rbuf;      /* read-ahead buffer, RBUF_CAP bytes */
-    size_t rpos, rend;        /* unread bytes are rbuf[rpos..rend) */
-    int have_hdr;             /* a header was consumed; its body is next */
-    uint64_t msg_len;
-    unsigned char *pend;      /* a large body in progress, owned by the conn */
-    size_t pend_got;
-    int eof, broken;
-    size_t read_hint;         /* bytes to ask for: the last small frame's size */
+    int registered;
+    volatile uint64_t peer_gone; /* atomic: the link said the other end went */
+    unsigned sends;             /* sender only: sends since the last probe */
+    unsigned char *pend;        /* a streamed message part-way in */
+    uint64_t pend_room, pend_total, pend_got;
 };
 
-/* ---- framing --------------------------------------------------------------- */
-static uint32_t hdr_check(const unsigned char *h)
+static size_t block_size(int duplex) { return DATA_OFF + (size_t)RING_BYTES * (duplex ? 2 : 1); }
+
+/* ---- the other end ---------------------------------------------------------------- */
+static int gone(mproc_conn *c) { return mproc__a_load(&c->peer_gone) != 0; }
+static void set_gone(mproc_conn *c) { mproc__a_store(&c->peer_gone, 1); }
+
+static int probe_gone(mproc_conn *c)
 {
-    return (uint32_t)mproc__fnv1a64(h, 12, HDR_SEED);
+    if (!gone(c) && mproc__os_link_probe(c->link) == MPROC_ECLOSED) set_gone(c);
+    return gone(c);
 }
 
-static void hdr_encode(unsigned char h[HDR_LEN], uint64_t len)
+/* Sleepers the link can reach: those at the other end (receivers of our
+   out ring, senders into our in ring). */
+static uint64_t peer_sleepers(mproc_conn *c)
 {
-    mproc__put_u32(h, HDR_MAGIC);
-    mproc__put_u64(h + 4, len);
-    mproc__put_u32(h + 12, hdr_check(h));
+    uint64_t n = 0;
+    if (c->can_send) n += mproc__a_load(&c->out.sh->waiters[MPROC__RING_DATA]);
+    if (c->can_recv) n += mproc__a_load(&c->in.sh->waiters[MPROC__RING_SPACE]);
+    return n;
 }
 
-static int hdr_decode(const unsigned char h[HDR_LEN], uint64_t *len)
+static void c_wake(mproc__ring *r, int kind)
 {
-    if (mproc__get_u32(h) != HDR_MAGIC || mproc__get_u32(h + 12) != hdr_check(h))
-        return MPROC_EPROTO;
-    uint64_t n = mproc__get_u64(h + 4);
-    if (n > MAX_MSG || n > (uint64_t)SIZE_MAX) return MPROC_EPROTO;
-    *len = n;
+    mproc_conn *c = r->user;
+    int reachable = (r == &c->out && kind == MPROC__RING_DATA) ||
+                    (r == &c->in && kind == MPROC__RING_SPACE);
+    if (!reachable) return; /* sleepers at our own end poll (LOCK_POLL_MS) */
+    uint64_t n = peer_sleepers(c);
+    if (mproc__os_link_ring(c->link, n > 64 ? 64 : (unsigned)(n ? n : 1)) == MPROC_ECLOSED)
+        set_gone(c);
+}
+
+static void announce(mproc__ring *r, int kind, int delta)
+{
+    mproc__a_add(&r->sh->waiters[kind], (uint64_t)(int64_t)delta);
+}
+
+/* Lock waits poll; data and room waits sleep on the link, and end with
+   MPROC_ECLOSED once the other end has gone and cond still fails. */
+static int c_sleep_once(mproc__ring *r, int kind, mproc__ring_cond cond, void *arg, int slice)
+{
+    mproc_conn *c = r->user;
+    if (kind == MPROC__RING_LOCK) {
+        int ok = cond(r, arg, 1);
+        if (ok) return ok;
+        mproc__os_sleep_ms(slice < LOCK_POLL_MS ? slice : LOCK_POLL_MS);
+        return cond(r, arg, 1);
+    }
+    announce(r, kind, 1);
+    int ok = cond(r, arg, 1);
+    if (!ok && !gone(c)) {
+        int rc = mproc__os_link_sleep(c->link, slice);
+        if (rc == MPROC_ECLOSED) set_gone(c);
+        ok = (rc < 0 && rc != MPROC_ETIMEDOUT && rc != MPROC_ECLOSED) ? rc : cond(r, arg, 1);
+    }
+    if (ok == 0 && gone(c)) ok = MPROC_ECLOSED;
+    announce(r, kind, -1);
+    return ok;
+}
+
+static const mproc__ring_ops conn_ops = {c_sleep_once, c_wake, NULL, NULL, NULL};
+
+/* ---- lifecycle --------------------------------------------------------------- */
+static void conn_free(mproc_conn *c)
+{
+    if (!c) return;
+    if (c->sh) mproc__os_unmap(c->sh, c->map_size);
+    if (c->link) mproc__os_link_free(c->link);
+    if (c->shm != MPROC__NO_HANDLE) mproc__os_close(c->shm);
+    free(c);
+}
+
+static int bind_ring(mproc_conn *c, mproc__ring *r, int index)
+{
+    unsigned char *data = (unsigned char *)c->sh + DATA_OFF + (size_t)RING_BYTES * (size_t)index;
+    int rc = mproc__ring_bind(r, &c->sh->ring[index], data, RING_BYTES, &conn_ops, c,
+                              MPROC__WAIT_SLICE_MS);
+    if (!rc && mproc__a_load(&c->sh->ring[index].capacity) != RING_BYTES) rc = MPROC_EINVAL;
+    return rc;
+}
+
+/* Ring 0 carries b -> a, ring 1 a -> b. */
+static int conn_bind(mproc_conn *c)
+{
+    cshared *sh = c->sh;
+    if (mproc__a_load(&sh->magic) != C_MAGIC || sh->nrings != (uint64_t)(c->duplex ? 2 : 1) ||
+        sh->ring_bytes != RING_BYTES)
+        return MPROC_EINVAL;
+    c->can_recv = c->end == END_A || c->duplex;
+    c->can_send = c->end == END_B || c->duplex;
+    int rc = 0;
+    if (c->can_recv) rc = bind_ring(c, &c->in, c->end == END_A ? 0 : 1);
+    if (!rc && c->can_send) rc = bind_ring(c, &c->out, c->end == END_A ? 1 : 0);
+    return rc;
+}
+
+static void format_block(cshared *sh, int duplex)
+{
+    sh->nrings = duplex ? 2 : 1;
+    sh->ring_bytes = RING_BYTES;
+    for (uint64_t i = 0; i < sh->nrings; i++) mproc__ring_format(&sh->ring[i], RING_BYTES);
+    mproc__a_store(&sh->magic, C_MAGIC);
+}
+
+/* A conn over an end's handles (owned from here on, also on failure);
+   fresh: the block is new and gets formatted first. */
+static int conn_open(int end, int duplex, mproc__handle shm, mproc__os_link *link, int fresh,
+                     mproc_conn **out)
+{
+    *out = NULL;
+    mproc_conn *c = mproc__calloc(1, sizeof *c);
+    if (!c) {
+        mproc__os_close(shm);
+        mproc__os_link_free(link);
+        return MPROC_ENOMEM;
+    }
+    c->shm = shm;
+    c->link = link;
+    c->end = end;
+    c->duplex = duplex;
+    c->map_size = block_size(duplex);
+    void *p = NULL;
+    int rc = mproc__os_map(shm, c->map_size, 1, &p);
+    if (!rc) {
+        c->sh = p;
+        if (fresh) format_block(c->sh, duplex);
+        rc = conn_bind(c);
+    }
+    if (rc) {
+        conn_free(c);
+        return rc;
+    }
+    *out = c;
     return 0;
 }
 
-/* ---- lifecycle --------------------------------------------------------------- */
+static void ref_info(const mproc_conn *c, unsigned char info[MPROC__REF_INFO])
+{
+    memset(info, 0, MPROC__REF_INFO);
+    info[0] = (unsigned char)c->end;
+    info[1] = (unsigned char)c->duplex;
+    mproc__put_u64(info + 8, (uint64_t)c->map_size);
+}
+
 static int conn_register(mproc_conn *c)
 {
     mproc__entry e;
     memset(&e, 0, sizeof e);
     e.id = c->id;
     e.kind = MPROC__KIND_CONN;
-    e.nhandles = 1;
-    e.handles[0] = mproc__os_chan_handle(c->chan);
-    e.info[0] = (unsigned char)mproc__os_chan_flags(c->chan);
+    e.nhandles = 2;
+    e.handles[0] = c->shm;
+    e.handles[1] = mproc__os_link_handle(c->link);
+    ref_info(c, e.info);
     int rc = mproc__registry_add(&e);
     c->registered = rc == 0;
     return rc;
 }
 
-/* Takes ownership of chan (freed on failure). */
-static int conn_new(mproc__os_chan *chan, mproc_conn **out)
-{
-    mproc_conn *c = mproc__calloc(1, sizeof *c);
-    if (!c) {
-        mproc__os_chan_free(chan);
-        return MPROC_ENOMEM;
-    }
-    c->chan = chan;
-    *out = c;
-    return 0;
-}
-
 void mproc_conn_destroy(mproc_conn *c)
 {
     if (!c) return;
+    if (c->pend) {
+        /* The rest of the parked message is skipped by the next receiver. */
+        free(c->pend);
+        mproc__ring_get_unlock(&c->in);
+    }
     if (c->registered) mproc__registry_remove(&c->id);
-    mproc__os_chan_free(c->chan);
-    free(c->rbuf);
-    free(c->pend);
-    free(c);
+    conn_free(c);
 }
 
-static int conn_new_registered(mproc__os_chan *chan, mproc_conn **out)
+static int open_end(int end, int duplex, mproc__handle shm, mproc__os_link *link, int fresh,
+                    mproc_conn **out)
 {
-    int rc = conn_new(chan, out);
+    int rc = conn_open(end, duplex, shm, link, fresh, out);
     if (!rc) rc = mproc__objid_new(&(*out)->id);
     if (!rc) rc = conn_register(*out);
     if (rc && *out) {
@@ -125,17 +247,25 @@ static int conn_new_registered(mproc__os_chan *chan, mproc_conn **out)
 
 int mproc_pipe(mproc_conn **a, mproc_conn **b, int duplex)
 {
-    if (!a || !b) return MPROC_EINVAL;
+    if (!a || !b || (duplex != 0 && duplex != 1)) return MPROC_EINVAL;
     *a = *b = NULL;
-    mproc__os_chan *ca, *cb;
-    int rc = mproc__os_chan_pair(&ca, &cb, duplex);
-    if (rc) return rc;
-    rc = conn_new_registered(ca, a);
+    mproc__handle shm_a = MPROC__NO_HANDLE, shm_b = MPROC__NO_HANDLE;
+    mproc__os_link *la = NULL, *lb = NULL;
+    int rc = mproc__os_anon_shm_create(block_size(duplex), &shm_a);
+    if (!rc) rc = mproc__os_shm_dup(shm_a, &shm_b);
+    if (!rc) rc = mproc__os_link_pair(&la, &lb);
     if (rc) {
-        mproc__os_chan_free(cb);
+        if (shm_a != MPROC__NO_HANDLE) mproc__os_close(shm_a);
+        if (shm_b != MPROC__NO_HANDLE) mproc__os_close(shm_b);
         return rc;
     }
-    rc = conn_new_registered(cb, b);
+    rc = open_end(END_A, duplex, shm_a, la, 1, a);
+    if (rc) {
+        mproc__os_close(shm_b);
+        mproc__os_link_free(lb);
+        return rc;
+    }
+    rc = open_end(END_B, duplex, shm_b, lb, 0, b);
     if (rc) {
         mproc_conn_destroy(*a);
         *a = NULL;
@@ -147,22 +277,17 @@ int mproc_conn_ref(const mproc_conn *c, mproc_ref *ref)
 {
     if (!c || !ref) return MPROC_EINVAL;
     if (!c->registered) return MPROC_ESTATE;
-    unsigned char info[MPROC__REF_INFO] = {0};
-    info[0] = (unsigned char)mproc__os_chan_flags(c->chan);
+    unsigned char info[MPROC__REF_INFO];
+    ref_info(c, info);
     mproc__ref_make(MPROC__KIND_CONN, &c->id, info, ref);
     return 0;
 }
 
-static int flags_valid(int f)
-{
-    return (f & ~(MPROC__CHAN_READ | MPROC__CHAN_WRITE | MPROC__CHAN_SOCK)) == 0 &&
-           (f & (MPROC__CHAN_READ | MPROC__CHAN_WRITE)) != 0;
-}
-
 /* In the creator the registry entry stays with the original conn and the
-   attached one gets its own duplicate handle. Elsewhere the inherited
-   handle is taken out of the registry (a lingering copy would hide EOF)
-   and registered again under this conn, so it can be handed on. */
+   attached one gets duplicates of its handles. Elsewhere the inherited
+   handles are taken out of the registry (a lingering copy of the link
+   would hide the end's going) and registered again under this conn, so it
+   can be handed on. */
 int mproc_conn_attach(const mproc_ref *ref, mproc_conn **out)
 {
     if (!ref || !out) return MPROC_EINVAL;
@@ -171,18 +296,29 @@ int mproc_conn_attach(const mproc_ref *ref, mproc_conn **out)
     unsigned char info[MPROC__REF_INFO];
     int rc = mproc__ref_parse(ref, MPROC__KIND_CONN, &id, info);
     if (rc) return rc;
-    if (!flags_valid(info[0])) return MPROC_EINVAL;
     int creator = id.pid == (uint64_t)mproc__os_getpid();
     mproc__entry e;
     rc = mproc__registry_find(&id, MPROC__KIND_CONN, &e);
     if (rc) return rc;
-    if (e.nhandles != 1 || e.info[0] != info[0]) return MPROC_EINVAL;
-    if (!creator) rc = mproc__registry_take(&id, MPROC__KIND_CONN, &e);
-    if (rc) return rc;
-    mproc__os_chan *chan = NULL;
-    rc = creator ? mproc__os_chan_dup(e.handles[0], info[0], &chan)
-                 : mproc__os_chan_wrap(e.handles[0], info[0], &chan);
-    if (!rc) rc = conn_new(chan, out);
+    int end = info[0], duplex = info[1];
+    if (e.nhandles != 2 || memcmp(e.info, info, sizeof info) != 0 || end > END_B || duplex > 1 ||
+        mproc__get_u64(info + 8) != block_size(duplex))
+        return MPROC_EINVAL;
+    mproc__handle shm = MPROC__NO_HANDLE;
+    mproc__os_link *link = NULL;
+    if (creator) {
+        rc = mproc__os_shm_dup(e.handles[0], &shm);
+        if (!rc) rc = mproc__os_link_dup(e.handles[1], &link);
+        if (rc && shm != MPROC__NO_HANDLE) mproc__os_close(shm);
+    } else {
+        rc = mproc__registry_take(&id, MPROC__KIND_CONN, &e);
+        if (!rc) {
+            shm = e.handles[0];
+            rc = mproc__os_link_wrap(e.handles[1], &link);
+            if (rc) mproc__os_close(shm);
+        }
+    }
+    if (!rc) rc = conn_open(end, duplex, shm, link, 0, out);
     if (rc) return rc;
     (*out)->id = id;
     if (!creator) (void)conn_register(*out);
@@ -192,176 +328,108 @@ int mproc_conn_attach(const mproc_ref *ref, mproc_conn **out)
 /* ---- sending --------------------------------------------------------------- */
 int mproc_conn_send(mproc_conn *c, const void *buf, size_t len)
 {
-    if (!c || (!buf && len)) return MPROC_EINVAL;
-    if ((uint64_t)len > MAX_MSG) return MPROC_EINVAL;
-    unsigned char h[HDR_LEN];
-    hdr_encode(h, len);
-    return mproc__os_chan_send(c->chan, h, sizeof h, buf, len);
+    if (!c || (!buf && len) || (uint64_t)len > MPROC__RING_MAX_MSG) return MPROC_EINVAL;
+    if (!c->can_send) return MPROC_ESTATE;
+    if (gone(c) || (c->sends++ % PROBE_EVERY == 0 && probe_gone(c))) return MPROC_ECLOSED;
+    int rc = mproc__ring_put(&c->out, buf, len, UINT64_MAX, MPROC_FOREVER);
+    /* A token that found the other end gone: nobody will read this. */
+    return rc == 0 && gone(c) ? MPROC_ECLOSED : rc;
 }
 
-/* ---- receiving: the read-ahead buffer ---------------------------------------- */
-static size_t avail(const mproc_conn *c) { return c->rend - c->rpos; }
-
-static int rbuf_ready(mproc_conn *c)
+/* ---- receiving --------------------------------------------------------------- */
+/* The sender went part-way through a message (ABORT, or the link closed
+   mid-stream): the message is lost, the conn goes on. */
+static int sender_went(int rc)
 {
-    if (!c->rbuf) {
-        c->rbuf = malloc(RBUF_CAP);
-        if (!c->rbuf) return MPROC_ENOMEM;
-    }
-    if (c->rpos == c->rend) c->rpos = c->rend = 0;
-    return 0;
+    return rc == MPROC__RING_ABORTED || rc == MPROC_ECLOSED ? MPROC_EPROTO : rc;
 }
 
-/* Makes room for need more bytes after the unread ones. */
-static void rbuf_compact(mproc_conn *c, size_t need)
+/* A timeout part-way through a message: keep what came, and the lock. */
+static int park(mproc_conn *c, unsigned char *dst, int dst_is_user, uint64_t room,
+                uint64_t total, uint64_t got)
 {
-    if (RBUF_CAP - c->rend >= need) return;
-    memmove(c->rbuf, c->rbuf + c->rpos, avail(c));
-    c->rend -= c->rpos;
-    c->rpos = 0;
-}
-
-/* Until at least need (<= RBUF_CAP) bytes are buffered. ECLOSED only when
-   the stream ended with fewer. */
-static int rbuf_fill(mproc_conn *c, size_t need, uint64_t deadline, int timeout_ms)
-{
-    int rc = rbuf_ready(c);
-    if (rc) return rc;
-    rbuf_compact(c, need - avail(c));
-    while (avail(c) < need) {
-        if (c->eof) return MPROC_ECLOSED;
-        size_t got = 0, ask = RBUF_CAP - c->rend;
-        /* Streams of small messages: ask for one frame, not all there is.
-           Draining a pipe while its writer is busy makes both fight over
-           the kernel's pipe lock (measured: ~25% fewer messages/s). */
-        if (c->read_hint && c->read_hint < ask) ask = need - avail(c) > c->read_hint ? ask : c->read_hint;
-        rc = mproc__os_chan_recv(c->chan, c->rbuf + c->rend, ask, &got,
-                                 mproc__remaining_ms(deadline, timeout_ms));
-        c->rend += got;
-        if (rc == MPROC_ECLOSED) c->eof = 1;
-        else if (rc) return rc;
-    }
-    return 0;
-}
-
-static int fail_proto(mproc_conn *c)
-{
-    c->broken = 1;
-    return MPROC_EPROTO;
-}
-
-static int read_header(mproc_conn *c, uint64_t deadline, int timeout_ms)
-{
-    if (c->have_hdr) return 0;
-    int rc = rbuf_fill(c, HDR_LEN, deadline, timeout_ms);
-    if (rc == MPROC_ECLOSED) return avail(c) ? fail_proto(c) : MPROC_ECLOSED;
-    if (rc) return rc;
-    if (hdr_decode(c->rbuf + c->rpos, &c->msg_len)) return fail_proto(c);
-    c->rpos += HDR_LEN;
-    c->have_hdr = 1;
-    return 0;
-}
-
-/* ---- receiving: bodies ----------------------------------------------------------- */
-/* A body that fits the read-ahead buffer is gathered there first, so a
-   timeout leaves it untouched; then copied to user, or to a new block. */
-static int read_small_body(mproc_conn *c, void *user, void **out, uint64_t deadline,
-                           int timeout_ms)
-{
-    size_t len = (size_t)c->msg_len;
-    int rc = rbuf_fill(c, len, deadline, timeout_ms);
-    if (rc == MPROC_ECLOSED) return fail_proto(c);
-    if (rc) return rc;
-    void *dst = user;
-    if (!dst) {
-        dst = malloc(len ? len : 1);
-        if (!dst) return MPROC_ENOMEM;
-        *out = dst;
-    }
-    if (len) memcpy(dst, c->rbuf + c->rpos, len);
-    c->rpos += len;
-    return 0;
-}
-
-/* Keeps the part of a large body read so far in the conn after a timeout
-   or error, so nothing is lost and nothing partial escapes. */
-static int park_partial(mproc_conn *c, unsigned char *dst, size_t got, int rc)
-{
-    if (dst != c->pend) {
-        if (!c->pend) {
-            c->pend = malloc((size_t)c->msg_len);
-            if (!c->pend) {
-                c->broken = 1; /* cannot keep the stream in step */
-                return MPROC_ENOMEM;
-            }
+    if (dst_is_user) {
+        unsigned char *p = malloc(got ? (size_t)got : 1);
+        if (!p) {
+            mproc__ring_get_unlock(&c->in); /* the next receive skips the rest */
+            return MPROC_ENOMEM;
         }
-        memcpy(c->pend, dst, got);
+        memcpy(p, dst, (size_t)got);
+        dst = p;
+        room = got;
     }
+    c->pend = dst;
+    c->pend_room = room;
+    c->pend_total = total;
     c->pend_got = got;
-    return rc;
+    return MPROC_ETIMEDOUT;
 }
 
-static int read_large_body(mproc_conn *c, unsigned char *dst, uint64_t deadline, int timeout_ms)
+/* Receives into user (cap bytes) or into a new block returned in *out. */
+static int recv_new(mproc_conn *c, void *user, size_t cap, void **out, size_t *len,
+                    uint64_t deadline, int timeout_ms)
 {
-    size_t len = (size_t)c->msg_len;
-    size_t got = c->pend ? c->pend_got : 0;
-    if (dst != c->pend && got) memcpy(dst, c->pend, got);
-    size_t take = avail(c) < len - got ? avail(c) : len - got;
-    if (take) memcpy(dst + got, c->rbuf + c->rpos, take);
-    c->rpos += take;
-    got += take;
-    while (got < len) {
-        size_t n = 0;
-        int rc = c->eof ? MPROC_ECLOSED
-                        : mproc__os_chan_recv(c->chan, dst + got, len - got, &n,
-                                              mproc__remaining_ms(deadline, timeout_ms));
-        got += n;
-        if (rc == MPROC_ECLOSED) {
-            c->eof = 1;
-            return fail_proto(c);
-        }
-        if (rc) return park_partial(c, dst, got, rc);
-    }
-    return 0;
-}
-
-/* The body of the message whose header was read, into user (which has
-   room) or into a new block returned in *out. */
-static int read_body(mproc_conn *c, void *user, void **out, uint64_t deadline, int timeout_ms)
-{
-    size_t len = (size_t)c->msg_len;
-    if (!c->pend && len <= RBUF_CAP / 2) return read_small_body(c, user, out, deadline, timeout_ms);
+    int rc = mproc__ring_get_lock(&c->in, deadline, timeout_ms);
+    if (rc) return rc;
+    uint64_t total = 0, got = 0, room = cap;
     unsigned char *dst = user;
-    if (!dst) dst = c->pend;
-    if (!dst) dst = malloc(len);
-    if (!dst) return MPROC_ENOMEM;
-    int rc = read_large_body(c, dst, deadline, timeout_ms);
+    rc = mproc__ring_peek(&c->in, &total, deadline, timeout_ms);
+    if (!rc) {
+        *len = (size_t)total;
+        if (user && total > cap) rc = MPROC_EINVAL; /* the message stays */
+    }
+    if (!rc && !user) {
+        room = total < MPROC__RING_ALLOC_FIRST ? total : MPROC__RING_ALLOC_FIRST;
+        dst = malloc(room ? (size_t)room : 1);
+        if (!dst) rc = MPROC_ENOMEM;
+    }
+    if (!rc) rc = mproc__ring_take_start(&c->in, dst, &got);
+    if (rc == 1) {
+        rc = mproc__ring_take_rest(&c->in, &dst, &room, total, &got, deadline, timeout_ms);
+        if (rc == MPROC_ETIMEDOUT) return park(c, dst, dst == user, room, total, got);
+        rc = sender_went(rc);
+    }
+    mproc__ring_get_unlock(&c->in);
     if (rc) {
-        if (dst != user && dst != c->pend) free(dst);
+        if (dst != user) free(dst);
         return rc;
     }
     if (!user) *out = dst;
-    if (c->pend != dst) free(c->pend);
+    return 0;
+}
+
+/* Continues a parked message (the get lock is still ours). */
+static int recv_resume(mproc_conn *c, void *user, size_t cap, void **out, size_t *len,
+                       uint64_t deadline, int timeout_ms)
+{
+    *len = (size_t)c->pend_total;
+    if (user && c->pend_total > cap) return MPROC_EINVAL;
+    int rc = mproc__ring_take_rest(&c->in, &c->pend, &c->pend_room, c->pend_total, &c->pend_got,
+                                   deadline, timeout_ms);
+    if (rc == MPROC_ETIMEDOUT) return rc;
+    unsigned char *p = c->pend;
     c->pend = NULL;
-    c->pend_got = 0;
+    mproc__ring_get_unlock(&c->in);
+    if (rc) {
+        free(p);
+        return sender_went(rc);
+    }
+    if (user) {
+        memcpy(user, p, (size_t)c->pend_total);
+        free(p);
+    } else {
+        *out = p;
+    }
     return 0;
 }
 
 static int conn_recv(mproc_conn *c, void *user, size_t cap, void **out, size_t *len,
                      int timeout_ms)
 {
-    if (!(mproc__os_chan_flags(c->chan) & MPROC__CHAN_READ)) return MPROC_ESTATE;
-    if (c->broken) return MPROC_EPROTO;
+    if (!c->can_recv) return MPROC_ESTATE;
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
-    int rc = read_header(c, deadline, timeout_ms);
-    if (rc) return rc;
-    *len = (size_t)c->msg_len;
-    if (user && c->msg_len > cap) return MPROC_EINVAL;
-    rc = read_body(c, user, out, deadline, timeout_ms);
-    if (rc) return rc;
-    c->have_hdr = 0;
-    c->read_hint = c->msg_len <= SMALL_FRAME ? HDR_LEN + (size_t)c->msg_len : 0;
-    return 0;
+    if (c->pend) return recv_resume(c, user, cap, out, len, deadline, timeout_ms);
+    return recv_new(c, user, cap, out, len, deadline, timeout_ms);
 }
 
 int mproc_conn_recv(mproc_conn *c, void **buf, size_t *len, int timeout_ms)
@@ -383,39 +451,42 @@ int mproc_conn_recv_into(mproc_conn *c, void *buf, size_t cap, size_t *len, int 
 }
 
 /* ---- readiness ------------------------------------------------------------------ */
-static int ready_now(const mproc_conn *c)
-{
-    return avail(c) > 0 || c->have_hdr || c->pend || c->eof || c->broken;
-}
+static int ready_now(mproc_conn *c) { return mproc__ring_readable(&c->in) || gone(c); }
 
 int mproc__conn_wait_prepare(mproc_conn *c, mproc__handle *h)
 {
-    if (!(mproc__os_chan_flags(c->chan) & MPROC__CHAN_READ)) return MPROC_ESTATE;
+    if (!c->can_recv) return MPROC_ESTATE;
     if (ready_now(c)) return 1;
-    int rc = rbuf_ready(c);
-    if (rc) return rc;
-    return mproc__os_chan_arm(c->chan, c->rbuf + c->rend, RBUF_CAP - c->rend, h);
+    announce(&c->in, MPROC__RING_DATA, 1);
+    int rc = ready_now(c) ? 1 : mproc__os_link_arm(c->link, h);
+    if (rc) announce(&c->in, MPROC__RING_DATA, -1);
+    return rc;
 }
 
 int mproc__conn_wait_finish(mproc_conn *c)
 {
-    size_t got = 0;
-    int rc = mproc__os_chan_disarm(c->chan, &got);
-    c->rend += got;
-    if (rc == MPROC_ECLOSED) c->eof = 1;
+    int rc = mproc__os_link_disarm(c->link);
+    if (rc == MPROC_ECLOSED) set_gone(c);
+    announce(&c->in, MPROC__RING_DATA, -1);
     if (ready_now(c)) return 1;
-    return rc;
+    return rc == MPROC_ECLOSED ? 0 : rc;
 }
 
+/* A token can be stale (its sleeper had gone on already): wake-ups that
+   find nothing ready wait again for the rest of the time. */
 int mproc_conn_poll(mproc_conn *c, int timeout_ms)
 {
     if (!c) return MPROC_EINVAL;
-    mproc__handle h;
-    int rc = mproc__conn_wait_prepare(c, &h);
-    if (rc) return rc;
-    unsigned char r = 0;
-    rc = mproc__os_wait_any(&h, 1, &r, timeout_ms);
-    int fin = mproc__conn_wait_finish(c);
-    if (rc < 0 && rc != MPROC_ETIMEDOUT) return rc;
-    return fin;
+    uint64_t deadline = mproc__deadline_ms(timeout_ms);
+    for (;;) {
+        mproc__handle h;
+        int rc = mproc__conn_wait_prepare(c, &h);
+        if (rc) return rc;
+        int left = mproc__remaining_ms(deadline, timeout_ms);
+        unsigned char r = 0;
+        rc = mproc__os_wait_any(&h, 1, &r, left < 0 || left > MPROC__WAIT_SLICE_MS ? MPROC__WAIT_SLICE_MS : left);
+        int fin = mproc__conn_wait_finish(c);
+        if (rc < 0 && rc != MPROC_ETIMEDOUT) return rc;
+        if (fin || left == 0) return fin;
+    }
 }

@@ -59,6 +59,9 @@ static inline uint64_t mproc__get_u64(const unsigned char *p)
     return (uint64_t)mproc__get_u32(p) | ((uint64_t)mproc__get_u32(p + 4) << 32);
 }
 
+/* This process's pid, cached (sync.c; refreshed in forked children). */
+uint64_t mproc__self_pid(void);
+
 /* Process-wide state of the bootstrap (bootstrap.c). */
 /* 1 when this process was spawned by mproc and has not passed the guard:
    starting processes from here is refused with MPROC_EBOOTSTRAP. */

@@ -213,44 +213,41 @@ int mproc__os_shm_size(mproc__handle h, size_t *size);
 /* A duplicate of h owned by the caller (close-on-exec / not inheritable). */
 int mproc__os_shm_dup(mproc__handle h, mproc__handle *out);
 
-/* ---- message channels (pipe.c) ------------------------------------------- */
-/* One end of a byte channel that carries mproc's framed messages (conn.c).
-   POSIX: a socketpair end (duplex) or a pipe end (one-way). Windows: an
-   overlapped named-pipe handle plus the OVERLAPPED state a timed read and
-   a readiness wait need. Owns its handle: free closes it. */
-typedef struct mproc__os_chan mproc__os_chan;
-#define MPROC__CHAN_READ  0x1
-#define MPROC__CHAN_WRITE 0x2
-#define MPROC__CHAN_SOCK  0x4   /* POSIX: a socket (MSG_NOSIGNAL etc.) */
-
-/* A connected pair. duplex: both ends read and write; else a reads, b
-   writes. Kernel buffers are enlarged where the OS allows it. */
-int mproc__os_chan_pair(mproc__os_chan **a, mproc__os_chan **b, int duplex);
+/* ---- conn links (pipe.c) -------------------------------------------------- */
+/* The two ends of a conn share a ring in shared memory for their messages
+   (conn.c); the link beside it carries no data. It carries wake-up tokens
+   (one byte each) from one end to the other, and it tells an end when
+   every holder of the other end has gone (closed it, exited or been
+   killed), which the kernel knows and shared memory cannot.
+   POSIX: a socketpair end. Windows: an overlapped duplex named-pipe handle
+   plus the OVERLAPPED state of a timed read and of a readiness wait.
+   A link owns its handle: free closes it. */
+typedef struct mproc__os_link mproc__os_link;
+int mproc__os_link_pair(mproc__os_link **a, mproc__os_link **b);
 /* Wrap a handle received from another process (takes ownership, also on
-   failure). flags: MPROC__CHAN_* as reported by mproc__os_chan_flags. */
-int mproc__os_chan_wrap(mproc__handle h, int flags, mproc__os_chan **out);
-mproc__handle mproc__os_chan_handle(const mproc__os_chan *c);
-int mproc__os_chan_flags(const mproc__os_chan *c);
-void mproc__os_chan_free(mproc__os_chan *c);
-/* A channel end of its own around a duplicate of h (h stays open). */
-int mproc__os_chan_dup(mproc__handle h, int flags, mproc__os_chan **out);
-/* Write hdr then body completely (blocking). MPROC_ECLOSED if the reader
-   has gone; never raises SIGPIPE. */
-int mproc__os_chan_send(mproc__os_chan *c, const void *hdr, size_t hdr_len,
-                        const void *body, size_t body_len);
-/* Read between 1 and cap bytes, waiting at most timeout_ms for the first:
-   0 with *got >= 1, MPROC_ETIMEDOUT (*got 0), MPROC_ECLOSED at end of
-   stream. */
-int mproc__os_chan_recv(mproc__os_chan *c, void *buf, size_t cap, size_t *got,
-                        int timeout_ms);
-/* Readiness for mproc_wait. arm gives a handle to wait on with
-   mproc__os_wait_any (POSIX: the descriptor itself; Windows: the event of
-   an overlapped read posted into buf[0..cap)). disarm ends the wait: the
-   armed read is cancelled and *got says how many bytes it delivered into
-   buf (always 0 on POSIX). disarm returns MPROC_ECLOSED if it saw end of
-   stream, 1 if data is waiting in the channel, else 0. */
-int mproc__os_chan_arm(mproc__os_chan *c, void *buf, size_t cap, mproc__handle *waitable);
-int mproc__os_chan_disarm(mproc__os_chan *c, size_t *got);
+   failure). */
+int mproc__os_link_wrap(mproc__handle h, mproc__os_link **out);
+/* A link of its own around a duplicate of h (h stays open). */
+int mproc__os_link_dup(mproc__handle h, mproc__os_link **out);
+mproc__handle mproc__os_link_handle(const mproc__os_link *l);
+void mproc__os_link_free(mproc__os_link *l);
+/* Send n (1..64) tokens to the other end without blocking and without
+   SIGPIPE: 0 (a full channel drops them: it holds tokens enough), or
+   MPROC_ECLOSED if the other end has gone. */
+int mproc__os_link_ring(mproc__os_link *l, unsigned n);
+/* Wait at most timeout_ms for a token and take one: 0 (took one),
+   MPROC_ETIMEDOUT, or MPROC_ECLOSED when the other end has gone and no
+   token is left. */
+int mproc__os_link_sleep(mproc__os_link *l, int timeout_ms);
+/* Without waiting: MPROC_ECLOSED if the other end has gone, else 0. */
+int mproc__os_link_probe(mproc__os_link *l);
+/* Readiness for mproc_wait: arm gives a handle for mproc__os_wait_any
+   that becomes ready when a token arrives or the other end goes (POSIX:
+   the descriptor; Windows: the event of a one-byte overlapped read).
+   disarm ends the wait, taking at most one token: MPROC_ECLOSED if the
+   other end has gone, else 0. */
+int mproc__os_link_arm(mproc__os_link *l, mproc__handle *waitable);
+int mproc__os_link_disarm(mproc__os_link *l);
 
 /* Wait until at least one of n handles is ready (POSIX: readable or hung
    up; Windows: signalled), with no limit on n. Sets ready[i] to 0/1 and

@@ -1,428 +1,145 @@
 /* Queue, SimpleQueue and JoinableQueue (Python's multiprocessing.Queue).
 
    Storage. Messages live in a ring in anonymous shared memory owned by the
-   queue, not in a pipe: put copies the message in and returns, so a
-   process that exits right after put loses nothing (Python's feeder-thread
-   trap), and a parent may join a child before draining what the child put
-   (no writer ever blocks on a reader). The ring is RING_BYTES of address
-   space; the OS allocates its pages as they are first touched.
+   queue (ring.c: records, streaming of large messages, the put and get
+   locks and their repair after a dead owner), not in a pipe: put copies
+   the message in and returns, so a process that exits right after put
+   loses nothing (Python's feeder-thread trap), and a parent may join a
+   child before draining what the child put (no writer ever blocks on a
+   reader). The ring is RING_BYTES of address space; the OS allocates its
+   pages as they are first touched. The ring counts messages in and out
+   (maxsize, size); a JoinableQueue also counts unfinished tasks (join).
 
-   Records. Each message is one record {tag, chunk length, total length}
-   followed by its bytes, padded to 8. A message too large for a quarter of
-   the ring is streamed as FIRST / MIDDLE... / LAST chunks while the
-   consumer drains them, so any size works. A record is published by
-   advancing the tail after its bytes are copied: a producer that dies
-   mid-copy leaves nothing visible.
-
-   Locking. One producer at a time holds the put lock and one consumer the
-   get lock, which makes the ring single-producer single-consumer: head and
-   tail are plain atomics and the copies run outside any shared critical
-   section, producer and consumer in parallel. A lock word holds the
-   owner's pid; a waiter that finds the owner gone (exited, killed, or a
-   zombie) takes the lock over and repairs what the owner left: a stream
-   cut short gets an ABORT record, so the consumer discards the partial
-   message; a consumer cut short mid-stream makes the next one skip the
-   rest of that message. (Our own lock rather than mproc_lock: the queue
-   needs exactly this repair step, and must be waitable by mproc_wait.)
-
-   Waiting. Spin briefly (a busy producer/consumer pair then never sleeps),
-   then announce the wait in shared counters and sleep on a doorbell (a
-   pipe or a Windows semaphore) that whoever changes the state rings when
-   such waiters exist. The doorbell is pollable, so mproc_wait covers
-   queues. A sleeper looks again at least every WAIT_SLICE_MS, which bounds
-   a wake lost to another waiter and lets it notice a dead lock owner.
+   Waiting. The ring spins briefly (a busy producer/consumer pair then
+   never sleeps), then announces the wait in shared counters and sleeps on
+   a doorbell (a socketpair or a Windows semaphore) that whoever changes
+   the state rings when such waiters exist. The doorbell is pollable, so
+   mproc_wait covers queues. A sleeper looks again at least every
+   WAIT_SLICE_MS, which bounds a wake lost to another waiter and lets it
+   notice a dead lock owner.
 
    A queue object is used by one thread at a time; use one object (attach
    the ref again) per thread for concurrent use within a process. */
-#include "comm.h"
+#include "ring.h"
 #include "ref.h"
 
-#define Q_MAGIC 0x3151636f72706dULL /* "mprocQ1" */
+#define Q_MAGIC 0x3251636f72706dULL /* "mprocQ2" */
 #define RING_BYTES ((uint64_t)8 << 20)
 #define DATA_OFF 4096
-#define REC_HDR 16
-#define MAX_MSG ((uint64_t)1 << 40)
-#define WAIT_SLICE_MS MPROC__QUEUE_WAIT_SLICE_MS
-#define SPIN_CHECKS 2000
-#define SPIN_YIELDS 8
+#define WAIT_SLICE_MS MPROC__WAIT_SLICE_MS
 
-enum { REC_WHOLE = 1, REC_FIRST, REC_MIDDLE, REC_LAST, REC_ABORT };
-#define TAG_MAGIC 0x51520000u
-enum { W_DATA, W_SPACE, W_LOCK, W_JOIN, W_KINDS };
-
-/* The shared block's header; producer and consumer fields on their own
-   cache lines. Immutable fields are set before the block is shared. */
+/* The shared block's header. Immutable fields are set before the block is
+   shared. */
 typedef struct qshared {
-    uint64_t magic, capacity, maxsize, flags;
-    uint64_t pad0[4];
-    volatile uint64_t put_owner, tail, put_stream;
-    uint64_t pad1[5];
-    volatile uint64_t get_owner, head, get_stream;
-    uint64_t pad2[5];
-    volatile uint64_t count, unfinished, waiters, w[W_KINDS];
-    uint64_t pad3;
+    uint64_t magic, maxsize, flags;
+    uint64_t pad0[5];
+    volatile uint64_t unfinished; /* JoinableQueue: puts not yet task_done */
+    uint64_t pad1[7];
+    mproc__ring_shared ring;
 } qshared;
 
 struct mproc_queue {
     qshared *sh;
-    unsigned char *data;
+    mproc__ring ring;
     size_t map_size;
-    uint64_t mask;
     mproc__handle shm, bell_rd, bell_wr;
     mproc__objid id;
     int creator, closed, flags;
-    uint64_t me; /* our pid, the lock owner value */
 };
 
-static uint64_t pad8(uint64_t n) { return (n + 7) & ~(uint64_t)7; }
-
-/* ---- ring bytes ------------------------------------------------------------ */
-static void ring_write(mproc_queue *q, uint64_t pos, const void *src, size_t n)
-{
-    size_t off = (size_t)(pos & q->mask), cap = (size_t)q->sh->capacity;
-    size_t first = n < cap - off ? n : cap - off;
-    if (first) memcpy(q->data + off, src, first);
-    if (n > first) memcpy(q->data, (const unsigned char *)src + first, n - first);
-}
-
-static void ring_read(mproc_queue *q, uint64_t pos, void *dst, size_t n)
-{
-    size_t off = (size_t)(pos & q->mask), cap = (size_t)q->sh->capacity;
-    size_t first = n < cap - off ? n : cap - off;
-    if (first) memcpy(dst, q->data + off, first);
-    if (n > first) memcpy((unsigned char *)dst + first, q->data, n - first);
-}
-
-static uint64_t ring_used(mproc_queue *q) { return mproc__a_load(&q->sh->tail) - mproc__a_load(&q->sh->head); }
-
 /* ---- doorbell and waiting -------------------------------------------------------- */
-static void wake(mproc_queue *q, int kind)
+static uint64_t all_waiters(qshared *sh)
 {
-    if (!mproc__a_load(&q->sh->w[kind])) return;
-    uint64_t n = mproc__a_load(&q->sh->waiters);
+    uint64_t n = 0;
+    for (int k = 0; k < MPROC__RING_KINDS; k++) n += mproc__a_load(&sh->ring.waiters[k]);
+    return n;
+}
+
+/* One doorbell serves every kind of waiter: wake them all, each looks. */
+static void q_wake(mproc__ring *r, int kind)
+{
+    (void)kind;
+    mproc_queue *q = r->user;
+    uint64_t n = all_waiters(q->sh);
     mproc__os_bell_ring(q->bell_wr, n > 64 ? 64 : (unsigned)(n ? n : 1));
 }
 
 static void announce(mproc_queue *q, int kind, int delta)
 {
-    mproc__a_add(&q->sh->w[kind], (uint64_t)(int64_t)delta);
-    mproc__a_add(&q->sh->waiters, (uint64_t)(int64_t)delta);
+    mproc__a_add(&q->sh->ring.waiters[kind], (uint64_t)(int64_t)delta);
 }
 
-/* sleeping: 1 once the spin phase is over; costly checks (is a lock owner
-   still alive?) are only made then. */
-typedef int (*cond_fn)(mproc_queue *q, void *arg, int sleeping);
-
-/* Sleeps on the doorbell for one slice, announced as a waiter of kind. */
-static int sleep_once(mproc_queue *q, int kind, cond_fn cond, void *arg, int slice)
+static int q_sleep_once(mproc__ring *r, int kind, mproc__ring_cond cond, void *arg, int slice)
 {
+    mproc_queue *q = r->user;
     announce(q, kind, 1);
-    int ok = cond(q, arg, 1);
+    int ok = cond(r, arg, 1);
     if (!ok) {
-        unsigned char r = 0;
-        int rc = mproc__os_wait_any(&q->bell_rd, 1, &r, slice);
+        unsigned char ready = 0;
+        int rc = mproc__os_wait_any(&q->bell_rd, 1, &ready, slice);
         if (rc > 0) mproc__os_bell_take(q->bell_rd);
-        ok = rc < 0 && rc != MPROC_ETIMEDOUT ? rc : cond(q, arg, 1);
+        ok = rc < 0 && rc != MPROC_ETIMEDOUT ? rc : cond(r, arg, 1);
     }
     announce(q, kind, -1);
     return ok;
 }
 
-/* Until cond holds (0), the deadline passes (ETIMEDOUT) or an error. */
-static int wait_for(mproc_queue *q, int kind, cond_fn cond, void *arg, uint64_t deadline,
-                    int timeout_ms)
+static void q_wake_kind(mproc_queue *q, int kind)
 {
-    for (int i = 0; i < SPIN_CHECKS + SPIN_YIELDS; i++) {
-        if (cond(q, arg, 0)) return 0;
-        if (i < SPIN_CHECKS) mproc__cpu_relax();
-        else mproc__os_yield();
-    }
-    for (;;) {
-        int left = mproc__remaining_ms(deadline, timeout_ms);
-        int slice = (left < 0 || left > WAIT_SLICE_MS) ? WAIT_SLICE_MS : left;
-        int ok = sleep_once(q, kind, cond, arg, slice);
-        if (ok) return ok > 0 ? 0 : ok;
-        if (left == 0) return MPROC_ETIMEDOUT;
-    }
+    if (mproc__a_load(&q->sh->ring.waiters[kind])) q_wake(&q->ring, kind);
 }
 
-/* ---- the two locks --------------------------------------------------------------- */
-typedef struct lock_try {
-    volatile uint64_t *word;
-    int recovered;
-} lock_try;
-
-static int try_lock(mproc_queue *q, void *arg, int sleeping)
+/* ---- the message counts ------------------------------------------------------------ */
+static int q_room(mproc__ring *r)
 {
-    lock_try *t = arg;
-    uint64_t owner = mproc__a_load(t->word);
-    if (owner == 0) return mproc__a_cas(t->word, 0, q->me);
-    if (sleeping && owner != q->me && !mproc__os_pid_alive((int64_t)owner) && mproc__a_cas(t->word, owner, q->me)) {
-        t->recovered = 1;
-        return 1;
-    }
-    return 0;
+    mproc_queue *q = r->user;
+    return !q->sh->maxsize || mproc__ring_count(r) < q->sh->maxsize;
 }
 
-/* 0 locked, 1 locked after taking it over from a dead owner, or error. */
-static int q_lock(mproc_queue *q, volatile uint64_t *word, uint64_t deadline, int timeout_ms)
+static void q_started(mproc__ring *r)
 {
-    lock_try t = {word, 0};
-    if (mproc__a_cas(word, 0, q->me)) return 0;
-    int rc = wait_for(q, W_LOCK, try_lock, &t, deadline, timeout_ms);
-    return rc ? rc : t.recovered;
-}
-
-static void q_unlock(mproc_queue *q, volatile uint64_t *word)
-{
-    mproc__a_store(word, 0);
-    wake(q, W_LOCK);
-}
-
-/* ---- producer side --------------------------------------------------------------- */
-static void put_record(mproc_queue *q, int type, uint64_t total, const void *body, size_t n)
-{
-    unsigned char h[REC_HDR];
-    mproc__put_u32(h, TAG_MAGIC | (uint32_t)type);
-    mproc__put_u32(h + 4, (uint32_t)n);
-    mproc__put_u64(h + 8, total);
-    uint64_t tail = mproc__a_load(&q->sh->tail);
-    ring_write(q, tail, h, REC_HDR);
-    ring_write(q, tail + REC_HDR, body, n);
-    mproc__a_store(&q->sh->tail, tail + pad8(REC_HDR + n)); /* publish */
-}
-
-typedef struct space_need { uint64_t bytes; int check_count; } space_need;
-
-static int has_space(mproc_queue *q, void *arg, int sleeping)
-{
-    (void)sleeping;
-    space_need *s = arg;
-    if (s->check_count && q->sh->maxsize && mproc__a_load(&q->sh->count) >= q->sh->maxsize)
-        return 0;
-    return q->sh->capacity - ring_used(q) >= s->bytes;
-}
-
-/* Runs with the put lock taken over from a dead producer: a stream it cut
-   short is ended with ABORT (the ring always keeps room for one). */
-static void put_recover(mproc_queue *q)
-{
-    if (!mproc__a_load(&q->sh->put_stream)) return;
-    put_record(q, REC_ABORT, 0, NULL, 0);
-    if (q->flags & MPROC_QUEUE_JOINABLE) mproc__a_add(&q->sh->unfinished, (uint64_t)-1);
-    mproc__a_store(&q->sh->put_stream, 0);
-    wake(q, W_DATA);
-}
-
-static void count_new_message(mproc_queue *q)
-{
+    mproc_queue *q = r->user;
     if (q->flags & MPROC_QUEUE_JOINABLE) mproc__a_add(&q->sh->unfinished, 1);
-    mproc__a_add(&q->sh->count, 1);
 }
 
-static int put_whole(mproc_queue *q, const void *buf, size_t len, uint64_t deadline, int timeout_ms)
+/* A message cut short is never delivered, so no task_done will come. */
+static void q_aborted(mproc__ring *r)
 {
-    space_need need = {pad8(REC_HDR + len), 1};
-    int rc = wait_for(q, W_SPACE, has_space, &need, deadline, timeout_ms);
-    if (rc) return rc;
-    count_new_message(q);
-    put_record(q, REC_WHOLE, len, buf, len);
-    wake(q, W_DATA);
-    return 0;
+    mproc_queue *q = r->user;
+    if (q->flags & MPROC_QUEUE_JOINABLE) mproc__a_add(&q->sh->unfinished, (uint64_t)-1);
 }
 
-/* Largest chunk of a streamed message: a quarter of the ring, so the
-   consumer can drain one while the producer fills the next. */
-static size_t chunk_max(mproc_queue *q) { return (size_t)(q->sh->capacity / 4 - REC_HDR); }
+static const mproc__ring_ops queue_ops = {q_sleep_once, q_wake, q_room, q_started, q_aborted};
 
-static int put_stream(mproc_queue *q, const unsigned char *buf, size_t len, uint64_t deadline,
-                      int timeout_ms)
-{
-    size_t off = 0, cmax = chunk_max(q);
-    while (off < len) {
-        size_t n = len - off < cmax ? len - off : cmax;
-        int type = off == 0 ? REC_FIRST : off + n == len ? REC_LAST : REC_MIDDLE;
-        space_need need = {pad8(REC_HDR + n) + REC_HDR, off == 0};
-        int rc = wait_for(q, W_SPACE, has_space, &need, deadline, timeout_ms);
-        if (rc && off == 0) return rc;
-        if (rc) {
-            /* Give up mid-stream: the consumer discards what it has. */
-            put_record(q, REC_ABORT, 0, NULL, 0);
-            if (q->flags & MPROC_QUEUE_JOINABLE) mproc__a_add(&q->sh->unfinished, (uint64_t)-1);
-            mproc__a_store(&q->sh->put_stream, 0);
-            wake(q, W_DATA);
-            return rc;
-        }
-        if (off == 0) {
-            mproc__a_store(&q->sh->put_stream, 1);
-            count_new_message(q);
-        }
-        put_record(q, type, len, buf + off, n);
-        if (type == REC_LAST) mproc__a_store(&q->sh->put_stream, 0);
-        wake(q, W_DATA);
-        off += n;
-    }
-    return 0;
-}
-
+/* ---- put and get -------------------------------------------------------------------- */
 int mproc_queue_put(mproc_queue *q, const void *buf, size_t len, int timeout_ms)
 {
-    if (!q || (!buf && len) || (uint64_t)len > MAX_MSG) return MPROC_EINVAL;
+    if (!q || (!buf && len) || (uint64_t)len > MPROC__RING_MAX_MSG) return MPROC_EINVAL;
     if (q->closed) return MPROC_ECLOSED;
-    q->me = (uint64_t)mproc__os_getpid(); /* per call: a forked child shares q */
-    uint64_t deadline = mproc__deadline_ms(timeout_ms);
-    int rc = q_lock(q, &q->sh->put_owner, deadline, timeout_ms);
-    if (rc < 0) return rc;
-    if (rc == 1) put_recover(q);
-    if (pad8(REC_HDR + len) + REC_HDR <= q->sh->capacity / 4)
-        rc = put_whole(q, buf, len, deadline, timeout_ms);
-    else
-        rc = put_stream(q, buf, len, deadline, timeout_ms);
-    q_unlock(q, &q->sh->put_owner);
-    return rc;
+    return mproc__ring_put(&q->ring, buf, len, mproc__deadline_ms(timeout_ms), timeout_ms);
 }
 
-/* ---- consumer side ---------------------------------------------------------------- */
-typedef struct rec {
-    int type;
-    size_t n;        /* bytes in this record */
-    uint64_t total;  /* message length */
-    uint64_t size;   /* record size in the ring */
-} rec;
-
-/* Reads and checks the record at head (which is published). */
-static int rec_peek(mproc_queue *q, rec *r)
-{
-    unsigned char h[REC_HDR];
-    uint64_t head = mproc__a_load(&q->sh->head), used = ring_used(q);
-    if (used < REC_HDR) return MPROC_EPROTO;
-    ring_read(q, head, h, REC_HDR);
-    uint32_t tag = mproc__get_u32(h);
-    r->type = (int)(tag & 0xffffu);
-    r->n = mproc__get_u32(h + 4);
-    r->total = mproc__get_u64(h + 8);
-    r->size = pad8(REC_HDR + r->n);
-    if ((tag & 0xffff0000u) != TAG_MAGIC || r->type < REC_WHOLE || r->type > REC_ABORT ||
-        r->size > used || r->total > MAX_MSG || r->total > (uint64_t)SIZE_MAX ||
-        (r->type == REC_WHOLE && r->total != r->n) || (r->type == REC_ABORT && r->n))
-        return MPROC_EPROTO;
-    return 0;
-}
-
-static void rec_consume(mproc_queue *q, const rec *r, void *dst)
-{
-    uint64_t head = mproc__a_load(&q->sh->head);
-    if (dst && r->n) ring_read(q, head + REC_HDR, dst, r->n);
-    mproc__a_store(&q->sh->head, head + r->size);
-    wake(q, W_SPACE);
-}
-
-/* A corrupt ring (a process scribbled on shared memory) cannot be
-   resynchronised: drop what is in it and report it once. */
-static int ring_corrupt(mproc_queue *q)
-{
-    mproc__a_store(&q->sh->head, mproc__a_load(&q->sh->tail));
-    mproc__a_store(&q->sh->get_stream, 0);
-    wake(q, W_SPACE);
-    return MPROC_EPROTO;
-}
-
-static int has_record(mproc_queue *q, void *arg, int sleeping)
-{
-    (void)arg;
-    (void)sleeping;
-    return ring_used(q) >= REC_HDR;
-}
-
-/* Mid-stream the producer is known to be writing: wait for its next chunk
-   regardless of the caller's timeout, unless it died (then end its stream
-   with ABORT in its place). */
-static int stream_record(mproc_queue *q, void *arg, int sleeping)
-{
-    (void)arg;
-    if (ring_used(q) >= REC_HDR) return 1;
-    if (!sleeping || !mproc__a_load(&q->sh->put_stream)) return 0;
-    uint64_t owner = mproc__a_load(&q->sh->put_owner);
-    if (owner && owner != q->me && !mproc__os_pid_alive((int64_t)owner) &&
-        mproc__a_cas(&q->sh->put_owner, owner, q->me)) {
-        put_recover(q);
-        q_unlock(q, &q->sh->put_owner);
-    }
-    return ring_used(q) >= REC_HDR;
-}
-
-static int next_stream_record(mproc_queue *q, rec *r)
-{
-    int rc = wait_for(q, W_DATA, stream_record, NULL, UINT64_MAX, MPROC_FOREVER);
-    if (!rc) rc = rec_peek(q, r);
-    return rc == MPROC_EPROTO ? ring_corrupt(q) : rc;
-}
-
-/* Discards the rest of a stream whose consumer died. */
-static int skip_stream(mproc_queue *q)
-{
-    while (mproc__a_load(&q->sh->get_stream)) {
-        rec r;
-        int rc = next_stream_record(q, &r);
-        if (rc) return rc;
-        if (r.type == REC_WHOLE || r.type == REC_FIRST) break; /* not ours */
-        rec_consume(q, &r, NULL);
-        if (r.type != REC_MIDDLE) break;
-    }
-    mproc__a_store(&q->sh->get_stream, 0);
-    return 0;
-}
-
-/* After a FIRST chunk: the rest of the message into dst. 1 if the
-   producer aborted it. */
-static int read_stream(mproc_queue *q, unsigned char *dst, uint64_t total, size_t got)
-{
-    mproc__a_store(&q->sh->get_stream, 1);
-    while (got < total) {
-        rec r;
-        int rc = next_stream_record(q, &r);
-        if (rc) return rc;
-        if (r.type == REC_ABORT) {
-            rec_consume(q, &r, NULL);
-            mproc__a_store(&q->sh->get_stream, 0);
-            return 1;
-        }
-        if ((r.type != REC_MIDDLE && r.type != REC_LAST) || r.total != total ||
-            r.n > total - got || (r.type == REC_LAST) != (got + r.n == total))
-            return ring_corrupt(q);
-        rec_consume(q, &r, dst + got);
-        got += r.n;
-    }
-    mproc__a_store(&q->sh->get_stream, 0);
-    return 0;
-}
-
-/* One message, with the get lock held. 1: the record was not a message
-   start (stray chunk, aborted stream): look again. */
+/* One message, with the get lock held. Once its first record is taken the
+   rest is waited for regardless of the caller's timeout (the producer is
+   writing it; ring.c ends the stream if the producer dies). 1: the
+   producer aborted it, look again. */
 static int get_one(mproc_queue *q, void **out, size_t *len, uint64_t deadline, int timeout_ms)
 {
-    int rc = wait_for(q, W_DATA, has_record, NULL, deadline, timeout_ms);
+    uint64_t total = 0, got = 0;
+    int rc = mproc__ring_peek(&q->ring, &total, deadline, timeout_ms);
     if (rc) return rc;
-    rec r;
-    if (rec_peek(q, &r)) return ring_corrupt(q);
-    if (r.type != REC_WHOLE && r.type != REC_FIRST) {
-        rec_consume(q, &r, NULL);
-        return 1;
-    }
-    unsigned char *dst = malloc(r.total ? (size_t)r.total : 1);
+    uint64_t room = total < MPROC__RING_ALLOC_FIRST ? total : MPROC__RING_ALLOC_FIRST;
+    unsigned char *dst = malloc(room ? (size_t)room : 1);
     if (!dst) return MPROC_ENOMEM; /* the message stays queued */
-    rec_consume(q, &r, dst);
-    mproc__a_add(&q->sh->count, (uint64_t)-1);
-    wake(q, W_SPACE);
-    if (r.type == REC_FIRST) {
-        rc = read_stream(q, dst, r.total, r.n);
-        if (rc) {
-            free(dst);
-            return rc;
-        }
+    rc = mproc__ring_take_start(&q->ring, dst, &got);
+    if (rc == 1)
+        rc = mproc__ring_take_rest(&q->ring, &dst, &room, total, &got, UINT64_MAX, MPROC_FOREVER);
+    if (rc) {
+        free(dst);
+        return rc;
     }
     *out = dst;
-    *len = (size_t)r.total;
+    *len = (size_t)total;
     return 0;
 }
 
@@ -432,13 +149,11 @@ int mproc_queue_get(mproc_queue *q, void **buf, size_t *len, int timeout_ms)
     *buf = NULL;
     *len = 0;
     if (q->closed) return MPROC_ECLOSED;
-    q->me = (uint64_t)mproc__os_getpid();
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
-    int rc = q_lock(q, &q->sh->get_owner, deadline, timeout_ms);
-    if (rc < 0) return rc;
-    if (rc == 1 || mproc__a_load(&q->sh->get_stream)) rc = skip_stream(q);
-    while (rc == 0 && (rc = get_one(q, buf, len, deadline, timeout_ms)) == 1) rc = 0;
-    q_unlock(q, &q->sh->get_owner);
+    int rc = mproc__ring_get_lock(&q->ring, deadline, timeout_ms);
+    if (rc) return rc;
+    while ((rc = get_one(q, buf, len, deadline, timeout_ms)) == MPROC__RING_ABORTED) {}
+    mproc__ring_get_unlock(&q->ring);
     return rc;
 }
 
@@ -447,7 +162,7 @@ int mproc_queue_size(mproc_queue *q, size_t *n)
 {
     if (!q || !n) return MPROC_EINVAL;
     if (q->flags & MPROC_QUEUE_SIMPLE) return MPROC_ENOTSUP;
-    *n = (size_t)mproc__a_load(&q->sh->count);
+    *n = (size_t)mproc__ring_count(&q->ring);
     return 0;
 }
 
@@ -466,16 +181,17 @@ int mproc_queue_task_done(mproc_queue *q)
         uint64_t u = mproc__a_load(&q->sh->unfinished);
         if (u == 0) return MPROC_ESTATE; /* more task_done than messages */
         if (mproc__a_cas(&q->sh->unfinished, u, u - 1)) {
-            if (u == 1) wake(q, W_JOIN);
+            if (u == 1) q_wake_kind(q, MPROC__RING_JOIN);
             return 0;
         }
     }
 }
 
-static int all_done(mproc_queue *q, void *arg, int sleeping)
+static int all_done(mproc__ring *r, void *arg, int sleeping)
 {
     (void)arg;
     (void)sleeping;
+    mproc_queue *q = r->user;
     return mproc__a_load(&q->sh->unfinished) == 0;
 }
 
@@ -483,18 +199,19 @@ int mproc_queue_join(mproc_queue *q, int timeout_ms)
 {
     if (!q) return MPROC_EINVAL;
     if (!(q->flags & MPROC_QUEUE_JOINABLE)) return MPROC_ENOTSUP;
-    return wait_for(q, W_JOIN, all_done, NULL, mproc__deadline_ms(timeout_ms), timeout_ms);
+    return mproc__ring_wait(&q->ring, MPROC__RING_JOIN, all_done, NULL,
+                            mproc__deadline_ms(timeout_ms), timeout_ms);
 }
 
 /* ---- readiness for mproc_wait ------------------------------------------------------------ */
-static int has_message(mproc_queue *q) { return ring_used(q) >= REC_HDR; }
+static int has_message(mproc_queue *q) { return mproc__ring_readable(&q->ring); }
 
 int mproc__queue_wait_prepare(mproc_queue *q, mproc__handle *h)
 {
     if (q->closed) return MPROC_ECLOSED;
-    announce(q, W_DATA, 1);
+    announce(q, MPROC__RING_DATA, 1);
     if (has_message(q)) {
-        announce(q, W_DATA, -1);
+        announce(q, MPROC__RING_DATA, -1);
         return 1;
     }
     *h = q->bell_rd;
@@ -505,7 +222,7 @@ int mproc__queue_wait_finish(mproc_queue *q, int woke)
 {
     if (woke) mproc__os_bell_take(q->bell_rd);
     int ready = has_message(q);
-    announce(q, W_DATA, -1);
+    announce(q, MPROC__RING_DATA, -1);
     return ready;
 }
 
@@ -541,8 +258,20 @@ static int queue_map(mproc_queue *q, size_t size)
     if (rc) return rc;
     q->sh = p;
     q->map_size = size;
-    q->data = (unsigned char *)p + DATA_OFF;
     return 0;
+}
+
+/* The block must be one a queue made: a forged ref or registry entry
+   gives EINVAL, never a wild access. */
+static int queue_bind(mproc_queue *q)
+{
+    if (mproc__a_load(&q->sh->magic) != Q_MAGIC || q->sh->flags != (uint64_t)q->flags)
+        return MPROC_EINVAL;
+    unsigned char *data = (unsigned char *)q->sh + DATA_OFF;
+    uint64_t room = q->map_size - DATA_OFF;
+    int rc = mproc__ring_bind(&q->ring, &q->sh->ring, data, room, &queue_ops, q, WAIT_SLICE_MS);
+    if (!rc && mproc__a_load(&q->sh->ring.capacity) != room) rc = MPROC_EINVAL;
+    return rc;
 }
 
 static void entry_for(const mproc_queue *q, mproc__entry *e, unsigned char *info)
@@ -570,11 +299,12 @@ static int queue_init(mproc_queue *q, size_t maxsize, int flags)
     if (!rc) rc = mproc__os_bell_create(&q->bell_rd, &q->bell_wr);
     if (!rc) rc = mproc__objid_new(&q->id);
     if (rc) return rc;
-    q->sh->capacity = RING_BYTES;
+    mproc__ring_format(&q->sh->ring, RING_BYTES);
     q->sh->maxsize = maxsize;
     q->sh->flags = (uint64_t)flags;
-    q->mask = RING_BYTES - 1;
     mproc__a_store(&q->sh->magic, Q_MAGIC);
+    rc = queue_bind(q);
+    if (rc) return rc;
     mproc__entry e;
     unsigned char info[MPROC__REF_INFO];
     entry_for(q, &e, info);
@@ -616,18 +346,6 @@ int mproc_queue_ref(const mproc_queue *q, mproc_ref *ref)
     return 0;
 }
 
-/* The block must be one a queue made: a forged ref or registry entry
-   gives EINVAL, never a wild access. */
-static int check_block(const mproc_queue *q)
-{
-    const qshared *sh = q->sh;
-    uint64_t cap = sh->capacity;
-    if (mproc__a_load((volatile uint64_t *)&q->sh->magic) != Q_MAGIC || cap < 4096 ||
-        (cap & (cap - 1)) || DATA_OFF + cap != q->map_size || sh->flags != (uint64_t)q->flags)
-        return MPROC_EINVAL;
-    return 0;
-}
-
 int mproc_queue_attach(const mproc_ref *ref, mproc_queue **out)
 {
     if (!ref || !out) return MPROC_EINVAL;
@@ -646,12 +364,11 @@ int mproc_queue_attach(const mproc_ref *ref, mproc_queue **out)
     q->bell_rd = e.handles[1];
     q->bell_wr = e.handles[e.nhandles - 1];
     rc = queue_map(q, (size_t)size);
-    if (!rc) rc = check_block(q);
+    if (!rc) rc = queue_bind(q);
     if (rc) {
         queue_free(q);
         return rc;
     }
-    q->mask = q->sh->capacity - 1;
     *out = q;
     return 0;
 }

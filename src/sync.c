@@ -61,26 +61,30 @@ typedef char sblock_fits[(sizeof(sblock) <= MPROC__SYNC_BLOCK - MPROC__SYNC_RESE
 /* ---- identity ------------------------------------------------------------- */
 /* getpid() per acquire would double the cost of an uncontended pair; the
    pid is cached and refreshed in forked children. */
-static uint32_t self_pid_cache;
+static uint64_t self_pid_cache;
 static MPROC__THREAD_LOCAL char thread_marker; /* its address names the thread */
 
 static void refresh_self(void)
 {
-    mproc__store32(&self_pid_cache, (uint32_t)mproc__os_getpid() & PID_MASK);
+    mproc__store64(&self_pid_cache, (uint64_t)mproc__os_getpid());
 }
 
-static void sync_init(void)
+uint64_t mproc__self_pid(void)
 {
-    if (mproc__load32(&self_pid_cache) != 0) return;
+    uint64_t pid = mproc__load64(&self_pid_cache);
+    if (pid) return pid;
     mproc__os_global_lock();
-    if (mproc__load32(&self_pid_cache) == 0) {
+    if (mproc__load64(&self_pid_cache) == 0) {
         mproc__os_sync_atfork(refresh_self);
         refresh_self();
     }
     mproc__os_global_unlock();
+    return mproc__load64(&self_pid_cache);
 }
 
-static inline uint32_t self_pid(void) { return mproc__load32(&self_pid_cache); }
+static void sync_init(void) { (void)mproc__self_pid(); }
+
+static inline uint32_t self_pid(void) { return (uint32_t)mproc__self_pid() & PID_MASK; }
 static inline uint64_t self_tid(void) { return (uint64_t)(uintptr_t)&thread_marker; }
 
 static int slice_of(int left) { return (left < 0 || left > SLICE_MS) ? SLICE_MS : left; }

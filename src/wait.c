@@ -95,12 +95,12 @@ int mproc_wait(mproc_waitable *items, size_t count, int timeout_ms)
     unsigned char *flags = mproc__calloc(count, 3);
     int rc = (h && flags) ? 0 : MPROC_ENOMEM;
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
-    int has_queue = 0;
-    for (size_t i = 0; i < count; i++) has_queue |= items[i].kind == MPROC_WAIT_QUEUE;
+    int has_ring = 0; /* a queue or a conn: wakes can be lost (comm.h) */
+    for (size_t i = 0; i < count; i++) has_ring |= items[i].kind != MPROC_WAIT_PROCESS;
     while (rc == 0) {
         int slice = mproc__remaining_ms(deadline, timeout_ms);
-        if (has_queue && (slice < 0 || slice > MPROC__QUEUE_WAIT_SLICE_MS))
-            slice = MPROC__QUEUE_WAIT_SLICE_MS;
+        if (has_ring && (slice < 0 || slice > MPROC__WAIT_SLICE_MS))
+            slice = MPROC__WAIT_SLICE_MS;
         rc = wait_round(items, count, h, flags, flags + count, slice);
         if (rc == 0 && mproc__remaining_ms(deadline, timeout_ms) == 0) rc = MPROC_ETIMEDOUT;
     }

@@ -1,6 +1,7 @@
 /* Connections (mproc_pipe) within a process and across real processes:
-   sizes, framing, recv_into, poll, timeouts, closing either end, a writer
-   killed mid-message, refs, and mproc_wait. */
+   sizes, recv_into, poll, timeouts (a message parked part-way and resumed),
+   closing either end, a corrupt or forged ring, a writer killed
+   mid-message, refs, and mproc_wait. */
 #include "testutil.h"
 
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include "os.h"
 #include "ref.h"
+#include "ring.h"
 
 #define BIG_WAIT_MS 120000
 
@@ -159,20 +161,43 @@ static void closing(int duplex)
 static void test_close_oneway(void **state) { (void)state; closing(0); }
 static void test_close_duplex(void **state) { (void)state; closing(1); }
 
-/* Raw bytes into a conn's channel, bypassing the framing. */
-static void raw_write(mproc_conn *w, const void *bytes, size_t n)
+/* ---- a corrupt peer: raw bytes into the ring ------------------------------------ */
+/* The block behind a conn end, mapped here as any process holding it could. */
+typedef struct raw_block {
+    mproc__conn_shared *sh;
+    size_t size;
+} raw_block;
+
+static raw_block raw_map(mproc_conn *c)
 {
     mproc_ref ref;
     mproc__entry e;
-    mproc__os_chan *raw;
-    assert_int_equal(mproc_conn_ref(w, &ref), 0);
+    raw_block b;
+    void *p = NULL;
+    assert_int_equal(mproc_conn_ref(c, &ref), 0);
     assert_int_equal(mproc__ref_resolve(&ref, MPROC__KIND_CONN, &e), 0);
-    assert_int_equal(mproc__os_chan_dup(e.handles[0], e.info[0], &raw), 0);
-    assert_int_equal(mproc__os_chan_send(raw, bytes, n, NULL, 0), 0);
-    mproc__os_chan_free(raw);
+    b.size = (size_t)mproc__get_u64(e.info + 8);
+    assert_int_equal(mproc__os_map(e.handles[0], b.size, 1, &p), 0);
+    b.sh = p;
+    return b;
 }
 
-static void test_corrupt_header(void **state)
+/* Appends bytes to the ring that end a (the first end of mproc_pipe) reads. */
+static void raw_write(mproc_conn *any_end, const void *bytes, size_t n)
+{
+    raw_block b = raw_map(any_end);
+    mproc__ring_write_raw(&b.sh->ring[0], (unsigned char *)b.sh + MPROC__CONN_DATA_OFF, bytes, n);
+    mproc__os_unmap(b.sh, b.size);
+}
+
+static void raw_record(unsigned char *h, int type, uint32_t n, uint64_t total)
+{
+    mproc__put_u32(h, MPROC__REC_TAG | (uint32_t)type);
+    mproc__put_u32(h + 4, n);
+    mproc__put_u64(h + 8, total);
+}
+
+static void test_corrupt_record(void **state)
 {
     (void)state;
     mproc_conn *r, *w, *r2, *w2;
@@ -182,12 +207,16 @@ static void test_corrupt_header(void **state)
     assert_int_equal(mproc_pipe(&r2, &w2, 0), 0);
     send_pattern(w, 20, 1);
     unsigned char junk[16];
-    memset(junk, 0xff, sizeof junk); /* a huge length, wrong magic and check */
+    memset(junk, 0xff, sizeof junk); /* a huge length, wrong tag */
     raw_write(w, junk, sizeof junk);
     send_pattern(w2, 20, 2);
     recv_pattern(r, 20, 1); /* whole messages before the damage arrive */
     assert_int_equal(mproc_conn_recv(r, &buf, &len, 10000), MPROC_EPROTO);
-    assert_int_equal(mproc_conn_recv(r, &buf, &len, 10000), MPROC_EPROTO);
+    assert_null(buf);
+    /* the damage is dropped once; the conn goes on */
+    assert_int_equal(mproc_conn_recv(r, &buf, &len, 0), MPROC_ETIMEDOUT);
+    send_pattern(w, 30, 3);
+    recv_pattern(r, 30, 3);
     recv_pattern(r2, 20, 2); /* nothing else is affected */
     mproc_conn_destroy(r);
     mproc_conn_destroy(w);
@@ -199,50 +228,128 @@ static void test_corrupt_length_checked(void **state)
 {
     (void)state;
     mproc_conn *r, *w;
-    void *buf;
+    void *buf = NULL;
     size_t len;
+    unsigned char h[16];
     assert_int_equal(mproc_pipe(&r, &w, 1), 0);
-    unsigned char hdr[16] = {0x4d, 0x50, 0x43, 0x4d, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-    raw_write(w, hdr, sizeof hdr); /* right magic, bad check */
+    raw_record(h, MPROC__REC_WHOLE, 1000, 1000); /* longer than what is there */
+    raw_write(w, h, sizeof h);
     assert_int_equal(mproc_conn_recv(r, &buf, &len, 10000), MPROC_EPROTO);
+    raw_record(h, MPROC__REC_WHOLE, 0, 5); /* whole, yet lengths disagree */
+    raw_write(w, h, sizeof h);
+    assert_int_equal(mproc_conn_recv(r, &buf, &len, 10000), MPROC_EPROTO);
+    unsigned char first[16 + 8] = {0};
+    raw_record(first, MPROC__REC_FIRST, 8, 3); /* a first chunk longer than its message */
+    raw_write(w, first, sizeof first);
+    assert_int_equal(mproc_conn_recv(r, &buf, &len, 10000), MPROC_EPROTO);
+    raw_record(h, MPROC__REC_MIDDLE, 0, 0); /* a chunk with no first */
+    raw_write(w, h, sizeof h);
+    assert_int_equal(mproc_conn_recv(r, &buf, &len, 0), MPROC_ETIMEDOUT); /* skipped */
+    assert_null(buf);
     mproc_conn_destroy(r);
     mproc_conn_destroy(w);
 }
 
+/* A stream's first chunk, then the sender goes: EPROTO, then end of stream. */
 static void test_short_message(void **state)
 {
     (void)state;
     mproc_conn *r, *w;
-    void *buf;
+    void *buf = NULL;
     size_t len;
-    /* a real header announcing 100 bytes, 10 of them, then end of stream */
+    unsigned char rec[16 + 8];
     assert_int_equal(mproc_pipe(&r, &w, 0), 0);
-    unsigned char *p = make_msg(100, 5);
-    mproc_conn *r1, *w1;
-    assert_int_equal(mproc_pipe(&r1, &w1, 0), 0);
-    assert_int_equal(mproc_conn_send(w1, p, 100), 0);
-    /* read the framed bytes raw from r1 */
-    mproc_ref ref;
-    mproc__entry e;
-    mproc__os_chan *raw;
-    assert_int_equal(mproc_conn_ref(r1, &ref), 0);
-    assert_int_equal(mproc__ref_resolve(&ref, MPROC__KIND_CONN, &e), 0);
-    assert_int_equal(mproc__os_chan_dup(e.handles[0], e.info[0], &raw), 0);
-    unsigned char framed[116];
-    size_t got = 0;
-    while (got < sizeof framed) {
-        size_t n = 0;
-        assert_int_equal(mproc__os_chan_recv(raw, framed + got, sizeof framed - got, &n, 10000), 0);
-        got += n;
+    send_pattern(w, 10, 4);
+    raw_record(rec, MPROC__REC_FIRST, 8, 1 << 20);
+    memset(rec + 16, 0x5a, 8);
+    raw_write(w, rec, sizeof rec);
+    mproc_conn_destroy(w);
+    recv_pattern(r, 10, 4);
+    assert_int_equal(mproc_conn_recv(r, &buf, &len, 10000), MPROC_EPROTO);
+    assert_null(buf);
+    assert_int_equal(mproc_conn_recv(r, &buf, &len, 10000), MPROC_ECLOSED);
+    mproc_conn_destroy(r);
+}
+
+/* A record of type with the bytes p[0..n) of a message of total bytes. */
+static void raw_chunk(mproc_conn *c, int type, const unsigned char *p, uint32_t n, uint64_t total)
+{
+    unsigned char rec[16 + 64];
+    assert_true(n <= 64);
+    raw_record(rec, type, n, total);
+    memcpy(rec + 16, p, n);
+    raw_write(c, rec, 16 + (size_t)n);
+}
+
+/* A timeout mid-message keeps what came; the next receive resumes it, into
+   a new block or a caller's buffer (which must hold the whole message). */
+static void park_and_resume(int into)
+{
+    mproc_conn *r, *w;
+    unsigned char msg[100], got[100];
+    void *buf = NULL;
+    size_t len = 0;
+    tu_fill(msg, sizeof msg, 77);
+    assert_int_equal(mproc_pipe(&r, &w, 0), 0);
+    raw_chunk(w, MPROC__REC_FIRST, msg, 40, sizeof msg);
+    if (into) {
+        assert_int_equal(mproc_conn_recv_into(r, got, sizeof got, &len, 0), MPROC_ETIMEDOUT);
+        raw_chunk(w, MPROC__REC_MIDDLE, msg + 40, 40, sizeof msg);
+        assert_int_equal(mproc_conn_recv_into(r, got, 50, &len, 0), MPROC_EINVAL);
+        assert_int_equal(len, sizeof msg);
+        assert_int_equal(mproc_conn_recv_into(r, got, sizeof got, &len, 0), MPROC_ETIMEDOUT);
+        raw_chunk(w, MPROC__REC_LAST, msg + 80, 20, sizeof msg);
+        assert_int_equal(mproc_conn_recv_into(r, got, sizeof got, &len, 0), 0);
+        assert_memory_equal(got, msg, sizeof msg);
+    } else {
+        assert_int_equal(mproc_conn_recv(r, &buf, &len, 0), MPROC_ETIMEDOUT);
+        assert_null(buf);
+        raw_chunk(w, MPROC__REC_MIDDLE, msg + 40, 40, sizeof msg);
+        assert_int_equal(mproc_conn_poll(r, 0), 1);
+        assert_int_equal(mproc_conn_recv(r, &buf, &len, 0), MPROC_ETIMEDOUT);
+        raw_chunk(w, MPROC__REC_LAST, msg + 80, 20, sizeof msg);
+        assert_int_equal(mproc_conn_recv(r, &buf, &len, 0), 0);
+        assert_int_equal(len, sizeof msg);
+        assert_memory_equal(buf, msg, sizeof msg);
+        mproc_free(buf);
     }
-    mproc__os_chan_free(raw);
-    raw_write(w, framed, 16 + 10);
+    send_pattern(w, 10, 5); /* and the conn goes on */
+    recv_pattern(r, 10, 5);
+    /* a parked message dropped with its conn: a second reader skips it */
+    mproc_ref ref;
+    mproc_conn *r2;
+    assert_int_equal(mproc_conn_ref(r, &ref), 0);
+    assert_int_equal(mproc_conn_attach(&ref, &r2), 0);
+    raw_chunk(w, MPROC__REC_FIRST, msg, 40, sizeof msg);
+    assert_int_equal(mproc_conn_recv(r, &buf, &len, 0), MPROC_ETIMEDOUT);
+    mproc_conn_destroy(r);
+    raw_chunk(w, MPROC__REC_LAST, msg + 40, 60, sizeof msg);
+    send_pattern(w, 11, 6);
+    recv_pattern(r2, 11, 6);
+    mproc_conn_destroy(r2);
+    mproc_conn_destroy(w);
+}
+
+static void test_park_resume(void **state) { (void)state; park_and_resume(0); }
+static void test_park_resume_into(void **state) { (void)state; park_and_resume(1); }
+
+/* A forged length (1 TiB) with a few bytes behind it: no 1 TiB allocation,
+   EPROTO once the sender has gone, then end of stream. */
+static void test_forged_length(void **state)
+{
+    (void)state;
+    mproc_conn *r, *w;
+    void *buf = NULL;
+    size_t len;
+    unsigned char bytes[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    assert_int_equal(mproc_pipe(&r, &w, 0), 0);
+    raw_chunk(w, MPROC__REC_FIRST, bytes, 8, (uint64_t)1 << 40);
+    assert_int_equal(mproc_conn_recv(r, &buf, &len, 0), MPROC_ETIMEDOUT);
     mproc_conn_destroy(w);
     assert_int_equal(mproc_conn_recv(r, &buf, &len, 10000), MPROC_EPROTO);
-    free(p);
+    assert_null(buf);
+    assert_int_equal(mproc_conn_recv(r, &buf, &len, 10000), MPROC_ECLOSED);
     mproc_conn_destroy(r);
-    mproc_conn_destroy(r1);
-    mproc_conn_destroy(w1);
 }
 
 static void test_refs_bad(void **state)
@@ -584,9 +691,12 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_timeouts_and_poll),
         cmocka_unit_test(test_close_oneway),
         cmocka_unit_test(test_close_duplex),
-        cmocka_unit_test(test_corrupt_header),
+        cmocka_unit_test(test_corrupt_record),
         cmocka_unit_test(test_corrupt_length_checked),
         cmocka_unit_test(test_short_message),
+        cmocka_unit_test(test_park_resume),
+        cmocka_unit_test(test_park_resume_into),
+        cmocka_unit_test(test_forged_length),
         cmocka_unit_test(test_refs_bad),
         cmocka_unit_test(test_parent_to_child_oneway),
         cmocka_unit_test(test_parent_to_child_duplex),

@@ -1,23 +1,32 @@
-/* Win32 message channels: overlapped named pipes (unique random names,
-   local clients only, handles not inheritable), waits on any number of
-   handles, the queue's doorbell (a semaphore) and owner liveness. See the
-   "message channels" section of os.h for the contract. */
+/* Win32 conn links: overlapped duplex named pipes (unique random names,
+   local clients only, handles not inheritable) that carry one-byte wake-up
+   tokens and report when the other end has gone; waits on any number of
+   handles, the queue's doorbell (a semaphore) and yielding. See the
+   "conn links" section of os.h for the contract. */
 #include "w32.h"
 
 #include <stdio.h>
 
-#define CHAN_BUF (1 << 20)              /* advisory kernel buffer size */
-#define CHAN_IO_MAX ((DWORD)16 << 20)   /* bytes per ReadFile / WriteFile */
+#define LINK_BUF 4096      /* kernel buffer: tokens only, a full pipe has enough */
+#define LINK_RING_MAX 64   /* tokens per ring */
 #define WAIT_GROUP (MAXIMUM_WAIT_OBJECTS - 1)
 
-enum { ARM_NONE, ARM_PENDING, ARM_DONE, ARM_EOF };
+/* The one-byte read (sleep / arm) and what became of it. A completed read
+   is held until sleep or disarm takes it, so no token is lost between them. */
+enum { READ_IDLE, READ_PENDING, READ_TOKEN, READ_GONE };
 
-struct mproc__os_chan {
+/* The two threads of a duplex conn may ring and sleep on one link at the
+   same time: rings take turns on wov (wlock); each sleep has an OVERLAPPED
+   of its own on its stack (it ends its read before returning); arm /
+   disarm (one waiter at a time) use rov, which must outlive the calls. */
+struct mproc__os_link {
     HANDLE h;
-    int flags;
-    OVERLAPPED rov, wov;  /* one read and one write may run at once */
-    int armed;
-    DWORD armed_got;
+    OVERLAPPED rov, wov;
+    SRWLOCK wlock;
+    int rstate;
+    volatile LONG gone; /* a read saw the other end gone */
+    unsigned char rbuf[1];
+    unsigned char wbuf[LINK_RING_MAX];
 };
 
 static int closed_error(DWORD e)
@@ -26,25 +35,28 @@ static int closed_error(DWORD e)
            e == ERROR_HANDLE_EOF;
 }
 
+static int io_error(DWORD e) { return closed_error(e) ? MPROC_ECLOSED : mproc__fail_os(e); }
+
 /* ---- set-up --------------------------------------------------------------- */
-static int chan_new(HANDLE h, int flags, mproc__os_chan **out)
+static int link_new(HANDLE h, mproc__os_link **out)
 {
-    mproc__os_chan *c = mproc__calloc(1, sizeof *c);
-    if (c) {
-        c->rov.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
-        c->wov.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
+    mproc__os_link *l = mproc__calloc(1, sizeof *l);
+    if (l) {
+        l->rov.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
+        l->wov.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
     }
-    if (!c || !c->rov.hEvent || !c->wov.hEvent) {
-        int rc = c ? mproc__fail_os_last() : MPROC_ENOMEM;
-        if (c && c->rov.hEvent) CloseHandle(c->rov.hEvent);
-        if (c && c->wov.hEvent) CloseHandle(c->wov.hEvent);
-        free(c);
+    if (!l || !l->rov.hEvent || !l->wov.hEvent) {
+        int rc = l ? mproc__fail_os_last() : MPROC_ENOMEM;
+        if (l && l->rov.hEvent) CloseHandle(l->rov.hEvent);
+        if (l && l->wov.hEvent) CloseHandle(l->wov.hEvent);
+        free(l);
         CloseHandle(h);
         return rc;
     }
-    c->h = h;
-    c->flags = flags;
-    *out = c;
+    l->h = h;
+    l->rstate = READ_IDLE;
+    InitializeSRWLock(&l->wlock);
+    *out = l;
     return 0;
 }
 
@@ -56,22 +68,23 @@ static void pipe_name(wchar_t *name, size_t cap, const unsigned char r[16])
     name[cap - 1] = 0;
 }
 
-/* The server end (a: reads, or duplex), then the client end opened on it. */
-static int named_pair(HANDLE *srv, HANDLE *cli, int duplex)
+/* The duplex server end, then the client end opened on it. */
+static int named_pair(HANDLE *srv, HANDLE *cli)
 {
     unsigned char r[16];
     wchar_t name[96];
     int rc = mproc__os_random(r, sizeof r);
     if (rc) return rc;
     pipe_name(name, sizeof name / sizeof *name, r);
-    DWORD open_mode = (duplex ? PIPE_ACCESS_DUPLEX : PIPE_ACCESS_INBOUND) | FILE_FLAG_OVERLAPPED |
-                      FILE_FLAG_FIRST_PIPE_INSTANCE;
+    /* FIRST_PIPE_INSTANCE: a squatter on the name makes this fail, it
+       cannot slip in as our server. */
+    DWORD open_mode = PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE;
     *srv = CreateNamedPipeW(name, open_mode,
                             PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
-                            1, CHAN_BUF, CHAN_BUF, 0, NULL);
+                            1, LINK_BUF, LINK_BUF, 0, NULL);
     if (*srv == INVALID_HANDLE_VALUE) return mproc__fail_os_last();
-    DWORD access = duplex ? (GENERIC_READ | GENERIC_WRITE) : (GENERIC_WRITE | FILE_READ_ATTRIBUTES);
-    *cli = CreateFileW(name, access, 0, NULL, OPEN_EXISTING, FILE_FLAG_OVERLAPPED, NULL);
+    *cli = CreateFileW(name, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+                       FILE_FLAG_OVERLAPPED, NULL);
     if (*cli == INVALID_HANDLE_VALUE) {
         rc = mproc__fail_os_last();
         CloseHandle(*srv);
@@ -96,184 +109,203 @@ static int named_pair(HANDLE *srv, HANDLE *cli, int duplex)
     return rc;
 }
 
-int mproc__os_chan_pair(mproc__os_chan **a, mproc__os_chan **b, int duplex)
+int mproc__os_link_pair(mproc__os_link **a, mproc__os_link **b)
 {
     HANDLE srv, cli;
-    int rc = named_pair(&srv, &cli, duplex);
+    int rc = named_pair(&srv, &cli);
     if (rc) return rc;
-    int fa = duplex ? (MPROC__CHAN_READ | MPROC__CHAN_WRITE) : MPROC__CHAN_READ;
-    int fb = duplex ? fa : MPROC__CHAN_WRITE;
-    rc = chan_new(srv, fa, a);
+    rc = link_new(srv, a);
     if (rc) {
         CloseHandle(cli);
         return rc;
     }
-    rc = chan_new(cli, fb, b);
+    rc = link_new(cli, b);
     if (rc) {
-        mproc__os_chan_free(*a);
+        mproc__os_link_free(*a);
         *a = NULL;
     }
     return rc;
 }
 
-int mproc__os_chan_wrap(mproc__handle h, int flags, mproc__os_chan **out)
+int mproc__os_link_wrap(mproc__handle h, mproc__os_link **out)
 {
     if (h == MPROC__NO_HANDLE || h == 0) return MPROC_EINVAL;
-    return chan_new(mproc__w32_handle(h), flags, out);
+    return link_new(mproc__w32_handle(h), out);
 }
 
-mproc__handle mproc__os_chan_handle(const mproc__os_chan *c) { return (mproc__handle)c->h; }
-int mproc__os_chan_flags(const mproc__os_chan *c) { return c->flags; }
-
-void mproc__os_chan_free(mproc__os_chan *c)
-{
-    if (!c) return;
-    if (c->armed == ARM_PENDING) {
-        size_t got;
-        mproc__os_chan_disarm(c, &got);
-    }
-    CloseHandle(c->h);
-    CloseHandle(c->rov.hEvent);
-    CloseHandle(c->wov.hEvent);
-    free(c);
-}
-
-int mproc__os_chan_dup(mproc__handle h, int flags, mproc__os_chan **out)
+int mproc__os_link_dup(mproc__handle h, mproc__os_link **out)
 {
     HANDLE self = GetCurrentProcess(), n;
     if (!DuplicateHandle(self, mproc__w32_handle(h), self, &n, 0, FALSE, DUPLICATE_SAME_ACCESS))
         return mproc__fail_os_last();
-    return chan_new(n, flags, out);
+    return link_new(n, out);
 }
 
-/* ---- writing ----------------------------------------------------------------- */
-static int write_all(mproc__os_chan *c, const unsigned char *p, size_t len)
+mproc__handle mproc__os_link_handle(const mproc__os_link *l) { return (mproc__handle)l->h; }
+
+/* ---- the one-byte read ------------------------------------------------------ */
+/* Makes sure a read is posted or its outcome held: READ_PENDING, or
+   READ_TOKEN / READ_GONE with the event set (arm's handle is then ready
+   at once). A read that completes with no byte leaves READ_IDLE. */
+static int read_post(mproc__os_link *l)
 {
-    while (len) {
-        DWORD want = len > CHAN_IO_MAX ? CHAN_IO_MAX : (DWORD)len, n = 0;
-        ResetEvent(c->wov.hEvent);
-        c->wov.Offset = c->wov.OffsetHigh = 0;
-        if (!WriteFile(c->h, p, want, NULL, &c->wov)) {
-            DWORD e = GetLastError();
-            if (e != ERROR_IO_PENDING) return closed_error(e) ? MPROC_ECLOSED : mproc__fail_os(e);
-        }
-        if (!GetOverlappedResult(c->h, &c->wov, &n, TRUE)) {
-            DWORD e = GetLastError();
-            return closed_error(e) ? MPROC_ECLOSED : mproc__fail_os(e);
-        }
-        p += n;
-        len -= n;
+    if (l->rstate != READ_IDLE) return 0;
+    ResetEvent(l->rov.hEvent);
+    l->rov.Offset = l->rov.OffsetHigh = 0;
+    DWORD got = 0;
+    if (ReadFile(l->h, l->rbuf, 1, NULL, &l->rov)) {
+        if (!GetOverlappedResult(l->h, &l->rov, &got, FALSE)) return mproc__fail_os_last();
+        l->rstate = got ? READ_TOKEN : READ_IDLE;
+        if (got) SetEvent(l->rov.hEvent); /* the completion did, but say so here */
+        return 0;
     }
+    DWORD e = GetLastError();
+    if (e == ERROR_IO_PENDING) {
+        l->rstate = READ_PENDING;
+        return 0;
+    }
+    if (!closed_error(e)) return mproc__fail_os(e);
+    /* the other end has gone for good: stay ready, no need to read again */
+    l->rstate = READ_GONE;
+    InterlockedExchange(&l->gone, 1);
+    SetEvent(l->rov.hEvent);
     return 0;
 }
 
-int mproc__os_chan_send(mproc__os_chan *c, const void *hdr, size_t hdr_len,
-                        const void *body, size_t body_len)
+/* Collects a pending read, cancelling it first if asked. A read that
+   completes while being cancelled keeps its token (READ_TOKEN). */
+static int read_end(mproc__os_link *l, int cancel)
 {
-    if (!(c->flags & MPROC__CHAN_WRITE)) return MPROC_ESTATE;
-    /* Small messages go out in one write. */
-    unsigned char one[4096];
-    if (hdr_len + body_len <= sizeof one) {
-        memcpy(one, hdr, hdr_len);
-        if (body_len) memcpy(one + hdr_len, body, body_len);
-        return write_all(c, one, hdr_len + body_len);
-    }
-    int rc = write_all(c, hdr, hdr_len);
-    return rc ? rc : write_all(c, body, body_len);
-}
-
-/* ---- reading ------------------------------------------------------------------- */
-/* Posts an overlapped read: 0 pending, 1 done at once (*got), or ECLOSED. */
-static int post_read(mproc__os_chan *c, void *buf, size_t cap, DWORD *got)
-{
-    DWORD want = cap > CHAN_IO_MAX ? CHAN_IO_MAX : (DWORD)cap;
-    ResetEvent(c->rov.hEvent);
-    c->rov.Offset = c->rov.OffsetHigh = 0;
-    if (ReadFile(c->h, buf, want, NULL, &c->rov)) {
-        if (!GetOverlappedResult(c->h, &c->rov, got, FALSE)) return mproc__fail_os_last();
-        return 1;
+    if (l->rstate != READ_PENDING) return 0;
+    if (cancel) CancelIoEx(l->h, &l->rov); /* ERROR_NOT_FOUND: it just completed */
+    DWORD got = 0;
+    if (GetOverlappedResult(l->h, &l->rov, &got, TRUE)) {
+        l->rstate = got ? READ_TOKEN : READ_IDLE;
+        return 0;
     }
     DWORD e = GetLastError();
-    if (e == ERROR_IO_PENDING) return 0;
-    return closed_error(e) ? MPROC_ECLOSED : mproc__fail_os(e);
+    l->rstate = closed_error(e) ? READ_GONE : READ_IDLE;
+    if (closed_error(e)) InterlockedExchange(&l->gone, 1);
+    return e == ERROR_OPERATION_ABORTED || closed_error(e) ? 0 : mproc__fail_os(e);
 }
 
-/* Ends a pending read: 0 with *got (possibly 0 if it was cancelled), or
-   ECLOSED. A read that completed while being cancelled keeps its bytes. */
-static int finish_read(mproc__os_chan *c, int cancel, DWORD *got)
+/* Takes the held outcome, if any: 0 (a token), MPROC_ECLOSED, or 1 (none). */
+static int read_take(mproc__os_link *l)
 {
-    if (cancel) CancelIoEx(c->h, &c->rov);
-    *got = 0;
-    if (GetOverlappedResult(c->h, &c->rov, got, TRUE)) return 0;
+    if (l->rstate == READ_TOKEN) {
+        l->rstate = READ_IDLE;
+        return 0;
+    }
+    return l->rstate == READ_GONE ? MPROC_ECLOSED : 1;
+}
+
+void mproc__os_link_free(mproc__os_link *l)
+{
+    if (!l) return;
+    /* the kernel must be done with rbuf / rov before they are freed */
+    read_end(l, 1);
+    CloseHandle(l->h);
+    CloseHandle(l->rov.hEvent);
+    CloseHandle(l->wov.hEvent);
+    free(l);
+}
+
+/* ---- tokens ----------------------------------------------------------------- */
+/* A write stays pending only when the pipe is full: the reader has tokens
+   enough, so it is cancelled rather than left in flight (wbuf and wov are
+   reused by the next ring). */
+static int ring_locked(mproc__os_link *l, unsigned n)
+{
+    memset(l->wbuf, 'w', n);
+    ResetEvent(l->wov.hEvent);
+    l->wov.Offset = l->wov.OffsetHigh = 0;
+    DWORD done = 0;
+    if (!WriteFile(l->h, l->wbuf, n, NULL, &l->wov)) {
+        DWORD e = GetLastError();
+        if (e != ERROR_IO_PENDING) return io_error(e);
+        if (WaitForSingleObject(l->wov.hEvent, 0) != WAIT_OBJECT_0) CancelIoEx(l->h, &l->wov);
+    }
+    if (GetOverlappedResult(l->h, &l->wov, &done, TRUE)) return 0;
     DWORD e = GetLastError();
-    if (e == ERROR_OPERATION_ABORTED) return 0;
-    return closed_error(e) ? MPROC_ECLOSED : mproc__fail_os(e);
+    return e == ERROR_OPERATION_ABORTED ? 0 : io_error(e);
 }
 
-int mproc__os_chan_recv(mproc__os_chan *c, void *buf, size_t cap, size_t *got,
-                        int timeout_ms)
+int mproc__os_link_ring(mproc__os_link *l, unsigned n)
 {
-    *got = 0;
-    if (!(c->flags & MPROC__CHAN_READ)) return MPROC_ESTATE;
+    if (n == 0) n = 1; /* a spare wake-up is harmless, a missed one is not */
+    if (n > LINK_RING_MAX) n = LINK_RING_MAX;
+    AcquireSRWLockExclusive(&l->wlock);
+    int rc = ring_locked(l, n);
+    ReleaseSRWLockExclusive(&l->wlock);
+    return rc;
+}
+
+/* One read of one byte, on this call's own OVERLAPPED, ended (completed
+   or cancelled and collected) before returning. A read that completes
+   while being cancelled still took its token: that counts as woken. */
+static int sleep_read(mproc__os_link *l, HANDLE ev, DWORD ms)
+{
+    OVERLAPPED ov;
+    unsigned char b;
+    DWORD got = 0;
+    memset(&ov, 0, sizeof ov);
+    ov.hEvent = ev;
+    if (!ReadFile(l->h, &b, 1, NULL, &ov)) {
+        DWORD e = GetLastError();
+        if (e != ERROR_IO_PENDING) return io_error(e);
+        DWORD w = WaitForSingleObject(ev, ms);
+        if (w != WAIT_OBJECT_0) CancelIoEx(l->h, &ov); /* ERROR_NOT_FOUND: it just completed */
+    }
+    if (GetOverlappedResult(l->h, &ov, &got, TRUE)) return got ? 0 : 1;
+    DWORD e = GetLastError();
+    return e == ERROR_OPERATION_ABORTED ? MPROC_ETIMEDOUT : io_error(e);
+}
+
+int mproc__os_link_sleep(mproc__os_link *l, int timeout_ms)
+{
+    if (l->gone) return MPROC_ECLOSED;
+    HANDLE ev = CreateEventW(NULL, TRUE, FALSE, NULL);
+    if (!ev) return mproc__fail_os_last();
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
-    for (;;) {
-        DWORD n = 0;
-        int rc = post_read(c, buf, cap, &n);
-        if (rc == 0) {
-            int left = mproc__remaining_ms(deadline, timeout_ms);
-            DWORD w = WaitForSingleObject(c->rov.hEvent, left < 0 ? INFINITE : (DWORD)left);
-            if (w == WAIT_FAILED) {
-                rc = mproc__fail_os_last();
-                finish_read(c, 1, &n);
-                return rc;
-            }
-            rc = finish_read(c, w != WAIT_OBJECT_0, &n);
-            if (rc == 0 && n == 0 && w != WAIT_OBJECT_0) return MPROC_ETIMEDOUT;
-        }
-        if (rc < 0) return rc;
-        if (n > 0) {
-            *got = n;
-            return 0;
-        }
-        if (mproc__remaining_ms(deadline, timeout_ms) == 0) return MPROC_ETIMEDOUT;
-    }
+    int rc;
+    do {
+        int left = mproc__remaining_ms(deadline, timeout_ms);
+        ResetEvent(ev);
+        rc = sleep_read(l, ev, left < 0 ? INFINITE : (DWORD)left);
+        /* 1: a read with no byte (nobody writes those): try again */
+        if (rc == 1 && mproc__remaining_ms(deadline, timeout_ms) == 0) rc = MPROC_ETIMEDOUT;
+    } while (rc == 1);
+    CloseHandle(ev);
+    if (rc == MPROC_ECLOSED) InterlockedExchange(&l->gone, 1);
+    return rc;
+}
+
+int mproc__os_link_probe(mproc__os_link *l)
+{
+    if (l->gone) return MPROC_ECLOSED;
+    DWORD avail = 0;
+    if (PeekNamedPipe(l->h, NULL, 0, NULL, &avail, NULL)) return 0;
+    return io_error(GetLastError());
 }
 
 /* ---- readiness ------------------------------------------------------------------- */
-int mproc__os_chan_arm(mproc__os_chan *c, void *buf, size_t cap, mproc__handle *waitable)
+/* The read posted here is collected by disarm. */
+int mproc__os_link_arm(mproc__os_link *l, mproc__handle *waitable)
 {
-    *waitable = (mproc__handle)c->rov.hEvent;
-    if (cap == 0) {
-        /* nowhere to read into: the caller has data buffered anyway */
-        c->armed = ARM_DONE;
-        c->armed_got = 0;
-        SetEvent(c->rov.hEvent);
-        return 0;
-    }
-    DWORD n = 0;
-    int rc = post_read(c, buf, cap, &n);
-    if (rc < 0 && rc != MPROC_ECLOSED) return rc;
-    c->armed = rc == 0 ? ARM_PENDING : rc == 1 ? ARM_DONE : ARM_EOF;
-    c->armed_got = n;
-    if (c->armed != ARM_PENDING) SetEvent(c->rov.hEvent);
+    int rc = read_post(l);
+    if (rc) return rc;
+    *waitable = (mproc__handle)l->rov.hEvent;
     return 0;
 }
 
-int mproc__os_chan_disarm(mproc__os_chan *c, size_t *got)
+int mproc__os_link_disarm(mproc__os_link *l)
 {
-    DWORD n = c->armed_got;
-    int rc = 0;
-    if (c->armed == ARM_PENDING) rc = finish_read(c, 1, &n);
-    else if (c->armed == ARM_EOF) rc = MPROC_ECLOSED;
-    c->armed = ARM_NONE;
-    *got = n;
-    if (rc < 0 || n > 0) return rc;
-    DWORD avail = 0;
-    if (!PeekNamedPipe(c->h, NULL, 0, NULL, &avail, NULL)) {
-        DWORD e = GetLastError();
-        return closed_error(e) ? MPROC_ECLOSED : mproc__fail_os(e);
-    }
-    return avail > 0;
+    int rc = read_end(l, 1);
+    if (rc) return rc;
+    rc = read_take(l);
+    if (rc <= 0) return rc;
+    /* cancelled with nothing read: the other end may have gone since */
+    return mproc__os_link_probe(l);
 }
 
 /* ---- waiting on many ---------------------------------------------------------------- */

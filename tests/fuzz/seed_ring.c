@@ -1,28 +1,34 @@
-/* Writes a valid framed stream (three messages, as mproc_conn_send puts
-   them on the wire) to the file named by argv[1]: the framing fuzzer's
-   seed. */
+/* Writes the ring fuzzer's seed to the file named by argv[1]: two position
+   bytes, then records as a producer publishes them: a whole message, an
+   empty one, and one streamed in three chunks. */
 #include <stdio.h>
+#include <string.h>
 
-#include "ref.h"
+#include "ring.h"
+
+static size_t record(unsigned char *out, int type, const char *bytes, uint32_t n, uint64_t total)
+{
+    mproc__put_u32(out, MPROC__REC_TAG | (uint32_t)type);
+    mproc__put_u32(out + 4, n);
+    mproc__put_u64(out + 8, total);
+    memcpy(out + MPROC__REC_HDR, bytes, n);
+    size_t len = MPROC__REC_HDR + n;
+    while (len % 8) out[len++] = 0;
+    return len;
+}
 
 int main(int argc, char **argv)
 {
-    mproc_conn *r, *w;
-    mproc_ref ref;
-    mproc__entry e;
-    unsigned char wire[4096];
-    size_t got = 0;
-    if (argc != 2 || mproc_pipe(&r, &w, 0)) return 2;
-    if (mproc_conn_send(w, "", 0) || mproc_conn_send(w, "hello", 5) ||
-        mproc_conn_send(w, "a longer third message", 22))
-        return 1;
-    mproc_conn_destroy(w);
-    if (mproc_conn_ref(r, &ref) || mproc__ref_resolve(&ref, MPROC__KIND_CONN, &e)) return 1;
-    int rc = mproc__os_read_all(e.handles[0], wire, sizeof wire, &got, 1000);
-    if (rc != MPROC_ECLOSED || got == 0) return 1;
+    unsigned char seed[512] = {0};
+    size_t len = 2; /* position bytes */
+    len += record(seed + len, MPROC__REC_WHOLE, "hello", 5, 5);
+    len += record(seed + len, MPROC__REC_WHOLE, "", 0, 0);
+    len += record(seed + len, MPROC__REC_FIRST, "a streamed ", 11, 34);
+    len += record(seed + len, MPROC__REC_MIDDLE, "message in ", 11, 34);
+    len += record(seed + len, MPROC__REC_LAST, "three chunks", 12, 34);
+    if (argc != 2) return 2;
     FILE *f = fopen(argv[1], "wb");
-    if (!f || fwrite(wire, 1, got, f) != got) return 1;
+    if (!f || fwrite(seed, 1, len, f) != len) return 1;
     fclose(f);
-    mproc_conn_destroy(r);
     return 0;
 }

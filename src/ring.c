@@ -1,0 +1,435 @@
+/* A ring of framed messages in shared memory (see ring.h). */
+#include "ring.h"
+
+#define REC_HDR MPROC__REC_HDR
+#define TAG_MAGIC MPROC__REC_TAG
+#define SPIN_CHECKS 160
+#define SPIN_YIELDS 8
+/* Pauses between two looks at a ring that was empty (or full): looking
+   pulls the other side's cache line over, which stalls its next write. */
+#define SPIN_GAP_MAX 16
+
+enum { REC_WHOLE = MPROC__REC_WHOLE, REC_FIRST, REC_MIDDLE, REC_LAST, REC_ABORT };
+
+static uint64_t pad8(uint64_t n) { return (n + 7) & ~(uint64_t)7; }
+static uint64_t capacity(const mproc__ring *r) { return r->mask + 1; }
+
+void mproc__ring_format(mproc__ring_shared *sh, uint64_t cap)
+{
+    memset(sh, 0, sizeof *sh);
+    sh->capacity = cap;
+}
+
+int mproc__ring_bind(mproc__ring *r, mproc__ring_shared *sh, unsigned char *data,
+                     uint64_t data_max, const mproc__ring_ops *ops, void *user, int slice_ms)
+{
+    uint64_t cap = mproc__a_load(&sh->capacity);
+    if (cap < 4096 || (cap & (cap - 1)) || cap > data_max) return MPROC_EINVAL;
+    r->sh = sh;
+    r->data = data;
+    r->mask = cap - 1;
+    r->seen_head = r->seen_tail = 0;
+    r->ops = ops;
+    r->user = user;
+    r->slice_ms = slice_ms;
+    return 0;
+}
+
+/* ---- ring bytes ------------------------------------------------------------ */
+static void ring_write(mproc__ring *r, uint64_t pos, const void *src, size_t n)
+{
+    size_t off = (size_t)(pos & r->mask), cap = (size_t)capacity(r);
+    size_t first = n < cap - off ? n : cap - off;
+    if (first) memcpy(r->data + off, src, first);
+    if (n > first) memcpy(r->data, (const unsigned char *)src + first, n - first);
+}
+
+static void ring_read(mproc__ring *r, uint64_t pos, void *dst, size_t n)
+{
+    size_t off = (size_t)(pos & r->mask), cap = (size_t)capacity(r);
+    size_t first = n < cap - off ? n : cap - off;
+    if (first) memcpy(dst, r->data + off, first);
+    if (n > first) memcpy((unsigned char *)dst + first, r->data, n - first);
+}
+
+/* Bytes published and not consumed, at least need if that many are there:
+   the tail is read again only when the last one seen does not show them
+   (or is behind the head another consumer moved). */
+static uint64_t data_avail(mproc__ring *r, uint64_t need)
+{
+    uint64_t head = mproc__a_load(&r->sh->head);
+    if (r->seen_tail >= head && r->seen_tail - head >= need) return r->seen_tail - head;
+    r->seen_tail = mproc__a_load(&r->sh->tail);
+    return r->seen_tail >= head ? r->seen_tail - head : 0;
+}
+
+/* Free bytes, at least need if that many are free; the head is read again
+   only when the last one seen does not show them (or is from before
+   another producer's records). */
+static uint64_t free_space(mproc__ring *r, uint64_t need)
+{
+    uint64_t tail = mproc__a_load(&r->sh->tail), cap = capacity(r);
+    if (tail >= r->seen_head && tail - r->seen_head <= cap && cap - (tail - r->seen_head) >= need)
+        return cap - (tail - r->seen_head);
+    r->seen_head = mproc__a_load(&r->sh->head);
+    uint64_t used = tail - r->seen_head;
+    return used <= cap ? cap - used : 0;
+}
+
+int mproc__ring_readable(mproc__ring *r) { return data_avail(r, REC_HDR) >= REC_HDR; }
+
+uint64_t mproc__ring_count(mproc__ring *r)
+{
+    uint64_t taken = mproc__a_load(&r->sh->get_msgs), started = mproc__a_load(&r->sh->put_msgs);
+    return started > taken ? started - taken : 0;
+}
+
+/* ---- waiting --------------------------------------------------------------------- */
+int mproc__ring_wait(mproc__ring *r, int kind, mproc__ring_cond cond, void *arg,
+                     uint64_t deadline, int timeout_ms)
+{
+    for (int i = 0, gap = 1; i < SPIN_CHECKS + SPIN_YIELDS; i++) {
+        if (cond(r, arg, 0)) return 0;
+        if (i >= SPIN_CHECKS) {
+            mproc__os_yield();
+            continue;
+        }
+        for (int k = 0; k < gap; k++) mproc__cpu_relax();
+        if (gap < SPIN_GAP_MAX) gap *= 2;
+    }
+    for (;;) {
+        int left = mproc__remaining_ms(deadline, timeout_ms);
+        int slice = (left < 0 || left > r->slice_ms) ? r->slice_ms : left;
+        int ok = r->ops->sleep_once(r, kind, cond, arg, slice);
+        if (ok) return ok > 0 ? 0 : ok;
+        if (left == 0) return MPROC_ETIMEDOUT;
+    }
+}
+
+/* ---- the two locks --------------------------------------------------------------- */
+typedef struct lock_try {
+    volatile uint64_t *word;
+    uint64_t me;
+    int recovered;
+} lock_try;
+
+static int try_lock(mproc__ring *r, void *arg, int sleeping)
+{
+    (void)r;
+    lock_try *t = arg;
+    uint64_t owner = mproc__a_load(t->word);
+    if (owner == 0) return mproc__a_cas(t->word, 0, t->me);
+    if (sleeping && owner != t->me && !mproc__os_pid_alive((int64_t)owner) &&
+        mproc__a_cas(t->word, owner, t->me)) {
+        t->recovered = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* 0 locked, 1 locked after taking it over from a dead owner, or error. */
+static int ring_lock(mproc__ring *r, volatile uint64_t *word, uint64_t deadline, int timeout_ms)
+{
+    lock_try t = {word, mproc__self_pid(), 0};
+    if (mproc__a_cas(word, 0, t.me)) return 0;
+    int rc = mproc__ring_wait(r, MPROC__RING_LOCK, try_lock, &t, deadline, timeout_ms);
+    return rc ? rc : t.recovered;
+}
+
+static void ring_unlock(mproc__ring *r, volatile uint64_t *word)
+{
+    mproc__a_store(word, 0);
+    if (mproc__a_load(&r->sh->waiters[MPROC__RING_LOCK])) r->ops->wake(r, MPROC__RING_LOCK);
+}
+
+static void wake(mproc__ring *r, int kind)
+{
+    if (mproc__a_load(&r->sh->waiters[kind])) r->ops->wake(r, kind);
+}
+
+/* ---- producer side --------------------------------------------------------------- */
+static void put_record(mproc__ring *r, int type, uint64_t total, const void *body, size_t n)
+{
+    unsigned char h[REC_HDR];
+    mproc__put_u32(h, TAG_MAGIC | (uint32_t)type);
+    mproc__put_u32(h + 4, (uint32_t)n);
+    mproc__put_u64(h + 8, total);
+    uint64_t tail = mproc__a_load(&r->sh->tail);
+    ring_write(r, tail, h, REC_HDR);
+    ring_write(r, tail + REC_HDR, body, n);
+    mproc__a_store(&r->sh->tail, tail + pad8(REC_HDR + n)); /* publish */
+}
+
+typedef struct space_need {
+    uint64_t bytes;
+    uint64_t wide; /* while spinning: wait for this much (widen_need) */
+    int first;     /* the record starts a message */
+} space_need;
+
+static int has_space(mproc__ring *r, void *arg, int sleeping)
+{
+    space_need *s = arg;
+    if (s->first && r->ops->room && !r->ops->room(r)) return 0;
+    uint64_t want = sleeping || s->wide < s->bytes ? s->bytes : s->wide;
+    return free_space(r, want) >= want;
+}
+
+/* Ends a stream cut short (the ring always keeps room for this record). */
+static void put_abort(mproc__ring *r)
+{
+    put_record(r, REC_ABORT, 0, NULL, 0);
+    if (r->ops->aborted) r->ops->aborted(r);
+    mproc__a_store(&r->sh->put_stream, 0);
+    wake(r, MPROC__RING_DATA);
+}
+
+static void start_message(mproc__ring *r, int streamed)
+{
+    if (streamed) mproc__a_store(&r->sh->put_stream, 1);
+    mproc__a_store(&r->sh->put_msgs, mproc__a_load(&r->sh->put_msgs) + 1); /* ours: locked */
+    if (r->ops->started) r->ops->started(r);
+}
+
+/* A full ring: while spinning, wait for an eighth of it to be free, not
+   just for this record, so that one look at the head gives room for many
+   records (looking after every record the consumer takes keeps both sides
+   trading the same cache lines). Once asleep, the record's own size
+   counts again: a put never waits for more room than it needs for long. */
+static void widen_need(mproc__ring *r, space_need *need)
+{
+    need->wide = capacity(r) / 8;
+}
+
+static int put_whole(mproc__ring *r, const void *buf, size_t len, uint64_t deadline, int timeout_ms)
+{
+    space_need need = {pad8(REC_HDR + len), 0, 1};
+    if (!has_space(r, &need, 0)) widen_need(r, &need);
+    int rc = mproc__ring_wait(r, MPROC__RING_SPACE, has_space, &need, deadline, timeout_ms);
+    if (rc) return rc;
+    start_message(r, 0);
+    put_record(r, REC_WHOLE, len, buf, len);
+    wake(r, MPROC__RING_DATA);
+    return 0;
+}
+
+/* Largest chunk of a streamed message: a quarter of the ring, so the
+   consumer can drain one while the producer fills the next. */
+static size_t chunk_max(const mproc__ring *r) { return (size_t)(capacity(r) / 4 - REC_HDR); }
+
+static int put_stream(mproc__ring *r, const unsigned char *buf, size_t len, uint64_t deadline,
+                      int timeout_ms)
+{
+    size_t off = 0, cmax = chunk_max(r);
+    while (off < len) {
+        size_t n = len - off < cmax ? len - off : cmax;
+        int type = off == 0 ? REC_FIRST : off + n == len ? REC_LAST : REC_MIDDLE;
+        space_need need = {pad8(REC_HDR + n) + REC_HDR, 0, off == 0};
+        int rc = mproc__ring_wait(r, MPROC__RING_SPACE, has_space, &need, deadline, timeout_ms);
+        if (rc) {
+            if (off) put_abort(r); /* the consumer discards what it has */
+            return rc;
+        }
+        if (off == 0) start_message(r, 1);
+        put_record(r, type, len, buf + off, n);
+        if (type == REC_LAST) mproc__a_store(&r->sh->put_stream, 0);
+        wake(r, MPROC__RING_DATA);
+        off += n;
+    }
+    return 0;
+}
+
+int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, uint64_t deadline,
+                    int timeout_ms)
+{
+    int rc = ring_lock(r, &r->sh->put_owner, deadline, timeout_ms);
+    if (rc < 0) return rc;
+    if (rc == 1 && mproc__a_load(&r->sh->put_stream)) put_abort(r); /* the dead owner's */
+    if (pad8(REC_HDR + len) + REC_HDR <= capacity(r) / 4)
+        rc = put_whole(r, buf, len, deadline, timeout_ms);
+    else
+        rc = put_stream(r, buf, len, deadline, timeout_ms);
+    ring_unlock(r, &r->sh->put_owner);
+    return rc;
+}
+
+/* ---- consumer side ---------------------------------------------------------------- */
+typedef struct rec {
+    int type;
+    size_t n;        /* bytes in this record */
+    uint64_t total;  /* message length */
+    uint64_t size;   /* record size in the ring */
+} rec;
+
+/* Reads and checks the record at head (which is published). */
+static int rec_peek(mproc__ring *r, rec *out)
+{
+    unsigned char h[REC_HDR];
+    uint64_t head = mproc__a_load(&r->sh->head), used = data_avail(r, REC_HDR);
+    if (used < REC_HDR || used > capacity(r)) return MPROC_EPROTO;
+    ring_read(r, head, h, REC_HDR);
+    uint32_t tag = mproc__get_u32(h);
+    out->type = (int)(tag & 0xffffu);
+    out->n = mproc__get_u32(h + 4);
+    out->total = mproc__get_u64(h + 8);
+    out->size = pad8(REC_HDR + out->n);
+    if (out->size > used) used = data_avail(r, out->size); /* a newer tail may show it */
+    if ((tag & 0xffff0000u) != TAG_MAGIC || out->type < REC_WHOLE || out->type > REC_ABORT ||
+        out->size > used || REC_HDR + (uint64_t)out->n > capacity(r) / 4 || out->total > MPROC__RING_MAX_MSG || out->total > (uint64_t)SIZE_MAX ||
+        (out->type == REC_WHOLE && out->total != out->n) ||
+        (out->type == REC_FIRST && out->n >= out->total) || (out->type == REC_ABORT && out->n))
+        return MPROC_EPROTO;
+    return 0;
+}
+
+static void rec_consume(mproc__ring *r, const rec *x, void *dst)
+{
+    uint64_t head = mproc__a_load(&r->sh->head);
+    if (dst && x->n) ring_read(r, head + REC_HDR, dst, x->n);
+    mproc__a_store(&r->sh->head, head + x->size);
+    wake(r, MPROC__RING_SPACE);
+}
+
+/* A corrupt ring (a process scribbled on shared memory) cannot be
+   resynchronised: drop what is in it and report it once. */
+static int ring_corrupt(mproc__ring *r)
+{
+    r->seen_tail = mproc__a_load(&r->sh->tail);
+    mproc__a_store(&r->sh->head, r->seen_tail);
+    mproc__a_store(&r->sh->get_stream, 0);
+    wake(r, MPROC__RING_SPACE);
+    return MPROC_EPROTO;
+}
+
+static int has_record(mproc__ring *r, void *arg, int sleeping)
+{
+    (void)arg;
+    (void)sleeping;
+    return mproc__ring_readable(r);
+}
+
+/* Mid-stream the producer is known to be writing: if it died, end its
+   stream with ABORT in its place. */
+static int stream_record(mproc__ring *r, void *arg, int sleeping)
+{
+    (void)arg;
+    if (mproc__ring_readable(r)) return 1;
+    if (!sleeping || !mproc__a_load(&r->sh->put_stream)) return 0;
+    uint64_t owner = mproc__a_load(&r->sh->put_owner), me = mproc__self_pid();
+    if (owner && owner != me && !mproc__os_pid_alive((int64_t)owner) &&
+        mproc__a_cas(&r->sh->put_owner, owner, me)) {
+        if (mproc__a_load(&r->sh->put_stream)) put_abort(r);
+        ring_unlock(r, &r->sh->put_owner);
+    }
+    return mproc__ring_readable(r);
+}
+
+static int next_stream_record(mproc__ring *r, rec *x, uint64_t deadline, int timeout_ms)
+{
+    int rc = mproc__ring_wait(r, MPROC__RING_DATA, stream_record, NULL, deadline, timeout_ms);
+    if (!rc) rc = rec_peek(r, x);
+    return rc == MPROC_EPROTO ? ring_corrupt(r) : rc;
+}
+
+/* Discards the rest of a stream a previous consumer left. */
+static int skip_stream(mproc__ring *r, uint64_t deadline, int timeout_ms)
+{
+    while (mproc__a_load(&r->sh->get_stream)) {
+        rec x;
+        int rc = next_stream_record(r, &x, deadline, timeout_ms);
+        if (rc) return rc;
+        if (x.type == REC_WHOLE || x.type == REC_FIRST) break; /* not part of it */
+        rec_consume(r, &x, NULL);
+        if (x.type != REC_MIDDLE) break;
+    }
+    mproc__a_store(&r->sh->get_stream, 0);
+    return 0;
+}
+
+int mproc__ring_get_lock(mproc__ring *r, uint64_t deadline, int timeout_ms)
+{
+    int rc = ring_lock(r, &r->sh->get_owner, deadline, timeout_ms);
+    if (rc < 0) return rc;
+    if (rc == 1 || mproc__a_load(&r->sh->get_stream)) rc = skip_stream(r, deadline, timeout_ms);
+    if (rc) ring_unlock(r, &r->sh->get_owner);
+    return rc;
+}
+
+void mproc__ring_get_unlock(mproc__ring *r) { ring_unlock(r, &r->sh->get_owner); }
+
+int mproc__ring_peek(mproc__ring *r, uint64_t *total, uint64_t deadline, int timeout_ms)
+{
+    for (;;) {
+        int rc = mproc__ring_wait(r, MPROC__RING_DATA, has_record, NULL, deadline, timeout_ms);
+        if (rc) return rc;
+        rec x;
+        if (rec_peek(r, &x)) return ring_corrupt(r);
+        if (x.type == REC_WHOLE || x.type == REC_FIRST) {
+            *total = x.total;
+            return 0;
+        }
+        rec_consume(r, &x, NULL); /* the tail of an aborted stream */
+    }
+}
+
+int mproc__ring_take_start(mproc__ring *r, void *dst, uint64_t *got)
+{
+    rec x;
+    if (rec_peek(r, &x)) return ring_corrupt(r);
+    /* Counted before the head moves: a producer woken for room sees it. */
+    mproc__a_store(&r->sh->get_msgs, mproc__a_load(&r->sh->get_msgs) + 1); /* ours: locked */
+    rec_consume(r, &x, dst);
+    *got = x.n;
+    if (x.type == REC_WHOLE) return 0;
+    mproc__a_store(&r->sh->get_stream, 1);
+    return 1;
+}
+
+/* Room for n more bytes after got, doubling the block up to total. */
+static int grow(unsigned char **dst, uint64_t *room, uint64_t total, uint64_t got, uint64_t n)
+{
+    if (got + n <= *room) return 0;
+    uint64_t want = *room * 2 > got + n ? *room * 2 : got + n;
+    if (want > total) want = total;
+    unsigned char *p = realloc(*dst, (size_t)want);
+    if (!p) return MPROC_ENOMEM;
+    *dst = p;
+    *room = want;
+    return 0;
+}
+
+int mproc__ring_take_rest(mproc__ring *r, unsigned char **dst, uint64_t *room, uint64_t total,
+                          uint64_t *got, uint64_t deadline, int timeout_ms)
+{
+    while (*got < total) {
+        rec x;
+        int rc = next_stream_record(r, &x, deadline, timeout_ms);
+        if (rc) return rc;
+        if (x.type == REC_ABORT) {
+            rec_consume(r, &x, NULL);
+            mproc__a_store(&r->sh->get_stream, 0);
+            return MPROC__RING_ABORTED;
+        }
+        if ((x.type != REC_MIDDLE && x.type != REC_LAST) || x.total != total ||
+            x.n > total - *got || (x.type == REC_LAST) != (*got + x.n == total))
+            return ring_corrupt(r);
+        rc = grow(dst, room, total, *got, x.n);
+        if (rc) return rc;
+        rec_consume(r, &x, *dst + *got);
+        *got += x.n;
+    }
+    mproc__a_store(&r->sh->get_stream, 0);
+    return 0;
+}
+
+void mproc__ring_write_raw(mproc__ring_shared *sh, unsigned char *data, const void *bytes,
+                           size_t n)
+{
+    mproc__ring r;
+    memset(&r, 0, sizeof r);
+    r.sh = sh;
+    r.data = data;
+    r.mask = sh->capacity - 1;
+    uint64_t tail = mproc__a_load(&sh->tail);
+    ring_write(&r, tail, bytes, n);
+    mproc__a_store(&sh->tail, tail + pad8(n));
+}

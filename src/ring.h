@@ -1,0 +1,165 @@
+/* A ring of framed messages in shared memory: the storage of queues
+   (queue.c) and of conns (conn.c).
+
+   Records. Each message is one record {tag, chunk length, total length}
+   followed by its bytes, padded to 8. A message too large for a quarter of
+   the ring is streamed as FIRST / MIDDLE... / LAST chunks while the
+   consumer drains them, so any size works. A record is published by
+   advancing the tail after its bytes are copied: a producer that dies
+   mid-copy leaves nothing visible.
+
+   Locking. One producer at a time holds the put lock and one consumer the
+   get lock, which makes the ring single-producer single-consumer: head and
+   tail are plain atomics and the copies run outside any shared critical
+   section, producer and consumer in parallel. A lock word holds the
+   owner's pid; a waiter that finds the owner gone (exited, killed, or a
+   zombie) takes the lock over and repairs what the owner left: a stream
+   cut short gets an ABORT record, so the consumer discards the partial
+   message; a consumer cut short mid-stream makes the next one skip the
+   rest of that message.
+
+   Waiting belongs to the user of the ring (a queue sleeps on a doorbell,
+   a conn on its link): the ring spins briefly, then calls ops->sleep_once
+   in slices, and calls ops->wake after every change somebody may wait
+   for. The ring itself is trusted no further than its checks: a record
+   that fails them (shared memory scribbled on) empties the ring and
+   reports MPROC_EPROTO. */
+#ifndef MPROC_RING_H
+#define MPROC_RING_H
+
+#include "comm.h"
+
+/* What a sleeper waits for; counted in mproc__ring_shared.waiters. */
+enum { MPROC__RING_DATA, MPROC__RING_SPACE, MPROC__RING_LOCK, MPROC__RING_JOIN,
+       MPROC__RING_KINDS };
+
+/* The ring's state in shared memory, one cache line per group: the side
+   that writes a line mostly owns it, and tail and head, which the other
+   side reads, sit alone so that reading them never stalls the owner's
+   lock and counter writes. capacity is set before the memory is shared. */
+typedef struct mproc__ring_shared {
+    uint64_t capacity;
+    uint64_t pad0[7];
+    volatile uint64_t put_owner, put_stream, put_msgs; /* put_msgs: messages started */
+    uint64_t pad1[5];
+    volatile uint64_t tail;
+    uint64_t pad2[7];
+    volatile uint64_t get_owner, get_stream, get_msgs; /* get_msgs: messages taken */
+    uint64_t pad3[5];
+    volatile uint64_t head;
+    uint64_t pad4[7];
+    volatile uint64_t waiters[MPROC__RING_KINDS];
+    uint64_t pad5[8 - MPROC__RING_KINDS];
+} mproc__ring_shared;
+
+typedef struct mproc__ring mproc__ring;
+/* A condition a waiter waits for: 1 holds, 0 not. sleeping: 1 once the spin
+   phase is over, when costly checks (is an owner still alive?) are made. */
+typedef int (*mproc__ring_cond)(mproc__ring *r, void *arg, int sleeping);
+
+typedef struct mproc__ring_ops {
+    /* Announce a waiter of kind in r->sh->waiters, look at cond again,
+       sleep at most slice_ms unless it holds, look again, withdraw the
+       announcement. Returns cond's last answer or an error. */
+    int (*sleep_once)(mproc__ring *r, int kind, mproc__ring_cond cond, void *arg, int slice_ms);
+    /* Something waiters of kind wait for has happened. */
+    void (*wake)(mproc__ring *r, int kind);
+    /* Optional. room: 1 if a new message may start now (a queue's
+       maxsize); started: its first record is about to be published;
+       aborted: a started message was cut short. */
+    int (*room)(mproc__ring *r);
+    void (*started)(mproc__ring *r);
+    void (*aborted)(mproc__ring *r);
+} mproc__ring_ops;
+
+struct mproc__ring {
+    mproc__ring_shared *sh;
+    unsigned char *data;  /* capacity bytes */
+    uint64_t mask;        /* capacity - 1 */
+    /* The other side's index as last read: head and tail sit on the other
+       core's cache line, so they are read again only when the space or
+       data known from these runs out (they only ever grow). */
+    uint64_t seen_head, seen_tail;
+    int slice_ms;         /* longest single sleep */
+    const mproc__ring_ops *ops;
+    void *user;
+};
+
+/* Record format: a 16-byte header {u32 tag = MPROC__REC_TAG | type,
+   u32 bytes in this record, u64 message length}, the bytes, padding to 8. */
+#define MPROC__REC_HDR 16
+#define MPROC__REC_TAG 0x51520000u
+enum { MPROC__REC_WHOLE = 1, MPROC__REC_FIRST, MPROC__REC_MIDDLE, MPROC__REC_LAST,
+       MPROC__REC_ABORT };
+
+/* Largest message length (1 TiB): a sanity bound on lengths read back. */
+#define MPROC__RING_MAX_MSG ((uint64_t)1 << 40)
+/* A receiver allocates at most this much before the bytes are there and
+   grows its buffer as chunks arrive, so a length that was never sent (a
+   corrupt or forged record) costs nothing. No record exceeds a quarter of
+   its ring, and no ring here exceeds 16 MiB: a first record always fits. */
+#define MPROC__RING_ALLOC_FIRST ((uint64_t)4 << 20)
+/* take_rest: the producer gave the message up (ABORT record). */
+#define MPROC__RING_ABORTED 1
+
+/* A new ring's shared state (before it is shared). capacity: a power of
+   two, at least 4096. */
+void mproc__ring_format(mproc__ring_shared *sh, uint64_t capacity);
+/* Binds r to shared state and data mapped here; MPROC_EINVAL unless the
+   capacity in sh is a power of two >= 4096 and no larger than data_max. */
+int mproc__ring_bind(mproc__ring *r, mproc__ring_shared *sh, unsigned char *data,
+                     uint64_t data_max, const mproc__ring_ops *ops, void *user, int slice_ms);
+
+/* 1 if a record is waiting at the head. */
+int mproc__ring_readable(mproc__ring *r);
+/* Messages started and not yet taken by a consumer. */
+uint64_t mproc__ring_count(mproc__ring *r);
+
+/* Spin, then sleep in slices, until cond holds (0), the deadline passes
+   (MPROC_ETIMEDOUT) or sleep_once reports an error. */
+int mproc__ring_wait(mproc__ring *r, int kind, mproc__ring_cond cond, void *arg,
+                     uint64_t deadline, int timeout_ms);
+
+/* One message in, whole: takes the put lock (repairing a dead holder's
+   stream), waits for room, copies, publishes, unlocks. A stream cut short
+   by a timeout or an error is ended with ABORT. */
+int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, uint64_t deadline,
+                    int timeout_ms);
+
+/* Consumer side, with the get lock held (get_lock skips what a previous
+   consumer left of a stream). Typical use: get_lock; peek (waits for the
+   start of the next message, gives its length, consumes nothing);
+   take_start (its first record into dst, which has room for the whole
+   message or for MPROC__RING_ALLOC_FIRST bytes);
+   take_rest while it returns MPROC_ETIMEDOUT, if take_start said more
+   follows; get_unlock. A consumer that unlocks part-way through a stream
+   leaves get_stream set: the next one skips the rest of that message. */
+int mproc__ring_get_lock(mproc__ring *r, uint64_t deadline, int timeout_ms);
+void mproc__ring_get_unlock(mproc__ring *r);
+int mproc__ring_peek(mproc__ring *r, uint64_t *total, uint64_t deadline, int timeout_ms);
+/* Returns 1 if chunks follow (then take_rest), else 0; *got: bytes copied. */
+int mproc__ring_take_start(mproc__ring *r, void *dst, uint64_t *got);
+/* The rest of a streamed message into *dst (*room bytes; when that is
+   less than total, *dst is a malloc'd block that grows with realloc as
+   chunks arrive) until *got == total: 0, MPROC__RING_ABORTED,
+   MPROC_ETIMEDOUT (progress kept in *got; call again with the lock still
+   held), MPROC_ENOMEM, or an error. */
+int mproc__ring_take_rest(mproc__ring *r, unsigned char **dst, uint64_t *room, uint64_t total,
+                          uint64_t *got, uint64_t deadline, int timeout_ms);
+
+/* Appends raw bytes at the tail and publishes them, as a corrupt or
+   malicious process that maps the ring could: for tests and the fuzzer,
+   which play such a producer. */
+void mproc__ring_write_raw(mproc__ring_shared *sh, unsigned char *data, const void *bytes,
+                           size_t n);
+
+/* The shared block of a pipe (conn.c): this header, then the rings' data,
+   RING_BYTES each, from MPROC__CONN_DATA_OFF. */
+#define MPROC__CONN_DATA_OFF 4096
+typedef struct mproc__conn_shared {
+    uint64_t magic, nrings, ring_bytes;
+    uint64_t pad0[5];
+    mproc__ring_shared ring[2]; /* [0]: b -> a; [1]: a -> b (duplex only) */
+} mproc__conn_shared;
+
+#endif
