@@ -7,6 +7,7 @@
 #define SPIN_YIELDS 8
 /* Pauses between two looks at a ring that was empty (or full): looking
    pulls the other side's cache line over, which stalls its next write. */
+#define SPIN_GAP_MIN 4
 #define SPIN_GAP_MAX 16
 
 enum { REC_WHOLE = MPROC__REC_WHOLE, REC_FIRST, REC_MIDDLE, REC_LAST, REC_ABORT };
@@ -88,7 +89,7 @@ uint64_t mproc__ring_count(mproc__ring *r)
 int mproc__ring_wait(mproc__ring *r, int kind, mproc__ring_cond cond, void *arg,
                      uint64_t deadline, int timeout_ms)
 {
-    for (int i = 0, gap = 1; i < SPIN_CHECKS + SPIN_YIELDS; i++) {
+    for (int i = 0, gap = SPIN_GAP_MIN; i < SPIN_CHECKS + SPIN_YIELDS; i++) {
         if (cond(r, arg, 0)) return 0;
         if (i >= SPIN_CHECKS) {
             mproc__os_yield();

@@ -617,6 +617,56 @@ static void test_writer_killed_mid_message(void **state)
     mproc_conn_destroy(r);
 }
 
+/* ---- both directions of one duplex end in use by two threads -------------------- */
+typedef struct duplex_side {
+    mproc_conn *c;
+    int rc;
+} duplex_side;
+
+/* On x: waits for the reply while the main thread's send on x waits for
+   room, so both may sleep on x's link at once. */
+static void await_reply(void *p)
+{
+    duplex_side *s = p;
+    void *buf = NULL;
+    size_t len = 0;
+    s->rc = mproc_conn_recv(s->c, &buf, &len, BIG_WAIT_MS);
+    if (!s->rc && (len != 100 || !tu_check(buf, len, 8))) s->rc = -100;
+    mproc_free(buf);
+}
+
+/* On y: takes the big message, then replies. */
+static void drain_then_reply(void *p)
+{
+    duplex_side *s = p;
+    void *buf = NULL;
+    size_t len = 0;
+    s->rc = mproc_conn_recv(s->c, &buf, &len, BIG_WAIT_MS);
+    if (!s->rc && (len != ((size_t)4 << 20) || !tu_check(buf, len, 7))) s->rc = -100;
+    mproc_free(buf);
+    unsigned char reply[100];
+    tu_fill(reply, sizeof reply, 8);
+    if (!s->rc) s->rc = mproc_conn_send(s->c, reply, sizeof reply);
+}
+
+static void test_duplex_two_threads(void **state)
+{
+    (void)state;
+    mproc_conn *x, *y;
+    assert_int_equal(mproc_pipe(&x, &y, 1), 0);
+    duplex_side waiter = {x, 1}, peer = {y, 1};
+    mproc__os_thread *tw = NULL, *tp = NULL;
+    assert_int_equal(mproc__os_thread_start(&tw, await_reply, &waiter), 0);
+    assert_int_equal(mproc__os_thread_start(&tp, drain_then_reply, &peer), 0);
+    send_pattern(x, (size_t)4 << 20, 7); /* four times the ring: waits for room */
+    mproc__os_thread_join(tp);
+    mproc__os_thread_join(tw);
+    assert_int_equal(peer.rc, 0);
+    assert_int_equal(waiter.rc, 0);
+    mproc_conn_destroy(x);
+    mproc_conn_destroy(y);
+}
+
 /* ---- mproc_wait ------------------------------------------------------------------ */
 #define NWAIT 100 /* more than Windows' 64-handle limit */
 
@@ -704,6 +754,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_child_to_parent_duplex),
         cmocka_unit_test(test_huge_1gib),
         cmocka_unit_test(test_duplex_echo),
+        cmocka_unit_test(test_duplex_two_threads),
         cmocka_unit_test(test_writer_killed_mid_message),
         cmocka_unit_test(test_wait_many_conns),
     };
