@@ -2,7 +2,8 @@
    (bench/py_comm.py, Debian's /usr/bin/python3) and raw OS channels
    written in C, in the same run. One producer process, the consumer is
    this process; each run is timed from the first message received to the
-   last; the table shows medians of RUNS runs.
+   last; the table shows medians of RUNS runs. Then round trips of a 64-byte
+   message to an echoing process.
 
    usage: bench_comm [count64 [count1m [runs]]] */
 #include "common.h"
@@ -160,6 +161,75 @@ static double run_raw(int kind, size_t size, uint64_t count)
     return rate;
 }
 
+/* ---- round trips: 64 bytes to an echoing process and back ------------------ */
+#define RTT_SIZE 64
+
+static int mproc_echo(const void *arg, size_t len)
+{
+    job j;
+    if (len != sizeof j) return 2;
+    memcpy(&j, arg, sizeof j);
+    mproc_conn *c;
+    unsigned char m[RTT_SIZE];
+    size_t n;
+    if (mproc_conn_attach(&j.ref, &c)) return 4;
+    for (uint64_t i = 0; i < j.count; i++)
+        if (mproc_conn_recv_into(c, m, sizeof m, &n, MPROC_FOREVER) || mproc_conn_send(c, m, n))
+            return 5;
+    mproc_conn_destroy(c);
+    return 0;
+}
+
+/* Round trips per second (the first one, which meets a fresh process, is
+   not timed). */
+static double run_conn_rtt(uint64_t count)
+{
+    mproc_conn *a, *b;
+    if (mproc_pipe(&a, &b, 1)) return 0;
+    job j = {{{0}}, RTT_SIZE, count + 1, 0};
+    mproc_conn_ref(b, &j.ref);
+    mproc_process *p;
+    if (mproc_process_create(&p, mproc_echo, &j, sizeof j, NULL) || mproc_process_start(p)) return 0;
+    mproc_conn_destroy(b);
+    unsigned char m[RTT_SIZE] = {0};
+    size_t n;
+    uint64_t t0 = 0;
+    for (uint64_t i = 0; i <= count; i++) {
+        if (mproc_conn_send(a, m, sizeof m) || mproc_conn_recv_into(a, m, sizeof m, &n, MPROC_FOREVER))
+            return 0;
+        if (i == 0) t0 = bench_now_ns();
+    }
+    double rate = (double)count / ((double)(bench_now_ns() - t0) / 1e9);
+    mproc_process_join(p, MPROC_FOREVER);
+    mproc_process_destroy(p);
+    mproc_conn_destroy(a);
+    return rate;
+}
+
+static double run_raw_rtt(uint64_t count)
+{
+    int fds[2];
+    if (raw_channel(RAW_SOCKETPAIR, fds)) return 0;
+    unsigned char m[RTT_SIZE] = {0};
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        for (uint64_t i = 0; i <= count; i++)
+            if (io_full(fds[1], m, sizeof m, 0) || io_full(fds[1], m, sizeof m, 1)) _exit(1);
+        _exit(0);
+    }
+    close(fds[1]);
+    uint64_t t0 = 0;
+    for (uint64_t i = 0; i <= count; i++) {
+        if (io_full(fds[0], m, sizeof m, 1) || io_full(fds[0], m, sizeof m, 0)) break;
+        if (i == 0) t0 = bench_now_ns();
+    }
+    double rate = (double)count / ((double)(bench_now_ns() - t0) / 1e9);
+    close(fds[0]);
+    waitpid(pid, NULL, 0);
+    return rate;
+}
+
 /* ---- Python ---------------------------------------------------------------------- */
 static double run_python(const char *kind, size_t size, uint64_t count, int runs)
 {
@@ -271,6 +341,30 @@ static void large_messages(uint64_t count)
     print_row("mproc Queue", queue, 1, "GB/s", best, py_queue);
 }
 
+static double rtt_adapter(int raw, size_t size, uint64_t count, int unused)
+{
+    (void)size;
+    (void)unused;
+    return raw ? run_raw_rtt(count) : run_conn_rtt(count);
+}
+
+static void round_trips(uint64_t count)
+{
+    double mine = median_of(rtt_adapter, 0, RTT_SIZE, count, 0);
+    double raw = median_of(rtt_adapter, 1, RTT_SIZE, count, 0);
+    double py = run_python("rtt", RTT_SIZE, count / 10, g_runs);
+    bench_print_header("Round trips: 64 bytes to an echoing process and back");
+    printf("%llu round trips per run (Python: %llu), median of %d runs\n\n",
+           (unsigned long long)count, (unsigned long long)count / 10, g_runs);
+    printf("| channel | round trip | time vs raw socketpair | mproc vs this |\n|---|---|---|---|\n");
+    printf("| raw socketpair (C, write+read each way) | %.2f us | 1.00x | %.1fx faster |\n", 1e6 / raw,
+           mine / raw);
+    if (py > 0)
+        printf("| Python Pipe (duplex, send_bytes/recv_bytes) | %.2f us | %.2fx | %.1fx faster |\n",
+               1e6 / py, raw / py, mine / py);
+    printf("| mproc Pipe duplex (send + recv_into) | %.2f us | %.2fx | – |\n", 1e6 / mine, raw / mine);
+}
+
 int main(int argc, char **argv)
 {
     int rc = mproc_main_guard(argc, argv);
@@ -284,5 +378,6 @@ int main(int argc, char **argv)
     if (!bench_python()) printf("(no /usr/bin/python3: Python columns skipped)\n");
     small_messages(count64);
     large_messages(count1m);
+    round_trips(count64 / 10);
     return 0;
 }

@@ -1,9 +1,10 @@
 """Reference numbers for bench_comm: Python's multiprocessing Pipe / Queue.
 
-usage: py_comm.py pipe|queue SIZE COUNT RUNS
+usage: py_comm.py pipe|queue|rtt SIZE COUNT RUNS
 Prints one line per run: messages per second, one producer process to the
 consumer (this process), timed from the first message to the last, as
-bench/comm.c times mproc and the raw OS channels.
+bench/comm.c times mproc and the raw OS channels; for rtt, round trips per
+second through a duplex Pipe to an echoing process.
 """
 import multiprocessing as mp
 import sys
@@ -21,6 +22,27 @@ def queue_producer(q, size, count):
     msg = b"x" * size
     for _ in range(count):
         q.put(msg)
+
+
+def echo(conn, count):
+    for _ in range(count):
+        conn.send_bytes(conn.recv_bytes())
+
+
+def run_rtt(size, count):
+    a, b = mp.Pipe()
+    p = mp.Process(target=echo, args=(b, count + 1))
+    p.start()
+    msg = b"x" * size
+    a.send_bytes(msg)
+    a.recv_bytes()
+    t0 = time.perf_counter()
+    for _ in range(count):
+        a.send_bytes(msg)
+        a.recv_bytes()
+    dt = time.perf_counter() - t0
+    p.join()
+    return count / dt
 
 
 def run_pipe(size, count):
@@ -52,7 +74,7 @@ def run_queue(size, count):
 def main():
     kind, size, count, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     mp.set_start_method("spawn")
-    fn = run_pipe if kind == "pipe" else run_queue
+    fn = {"pipe": run_pipe, "queue": run_queue, "rtt": run_rtt}[kind]
     for _ in range(runs):
         print("%.1f" % fn(size, count), flush=True)
 
