@@ -58,6 +58,7 @@ struct mproc_conn {
     unsigned sends;             /* sender only: sends since the last probe */
     unsigned char *pend;        /* a streamed message part-way in */
     uint64_t pend_room, pend_total, pend_got;
+    uint64_t pend_pid;          /* who parked it (a forked copy did not) */
 };
 
 static size_t block_size(int duplex) { return DATA_OFF + (size_t)RING_BYTES * (duplex ? 2 : 1); }
@@ -220,14 +221,21 @@ static int conn_register(mproc_conn *c)
     return rc;
 }
 
+/* A parked message and the get lock that goes with it belong to the
+   process that parked it: a forked copy of the conn forgets its copy of
+   the state (unlock does nothing there: the lock is not its own). The rest
+   of the message is then skipped by the next receiver. */
+static void drop_parked(mproc_conn *c)
+{
+    free(c->pend);
+    c->pend = NULL;
+    mproc__ring_get_unlock(&c->in);
+}
+
 void mproc_conn_destroy(mproc_conn *c)
 {
     if (!c) return;
-    if (c->pend) {
-        /* The rest of the parked message is skipped by the next receiver. */
-        free(c->pend);
-        mproc__ring_get_unlock(&c->in);
-    }
+    if (c->pend) drop_parked(c);
     if (c->registered) mproc__registry_remove(&c->id);
     conn_free(c);
 }
@@ -359,6 +367,7 @@ static int park(mproc_conn *c, unsigned char *dst, int dst_is_user, uint64_t roo
         room = got;
     }
     c->pend = dst;
+    c->pend_pid = mproc__self_pid();
     c->pend_room = room;
     c->pend_total = total;
     c->pend_got = got;
@@ -383,7 +392,7 @@ static int recv_new(mproc_conn *c, void *user, size_t cap, void **out, size_t *l
         dst = malloc(room ? (size_t)room : 1);
         if (!dst) rc = MPROC_ENOMEM;
     }
-    if (!rc) rc = mproc__ring_take_start(&c->in, dst, &got);
+    if (!rc) rc = mproc__ring_take_start(&c->in, dst, total, &got);
     if (rc == 1) {
         rc = mproc__ring_take_rest(&c->in, &dst, &room, total, &got, deadline, timeout_ms);
         if (rc == MPROC_ETIMEDOUT) return park(c, dst, dst == user, room, total, got);
@@ -428,6 +437,7 @@ static int conn_recv(mproc_conn *c, void *user, size_t cap, void **out, size_t *
 {
     if (!c->can_recv) return MPROC_ESTATE;
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
+    if (c->pend && c->pend_pid != mproc__self_pid()) drop_parked(c);
     if (c->pend) return recv_resume(c, user, cap, out, len, deadline, timeout_ms);
     return recv_new(c, user, cap, out, len, deadline, timeout_ms);
 }
@@ -447,7 +457,9 @@ int mproc_conn_recv_into(mproc_conn *c, void *buf, size_t cap, size_t *len, int 
     if (!c || !len || (!buf && cap)) return MPROC_EINVAL;
     static unsigned char none[1];
     *len = 0;
-    return conn_recv(c, buf ? buf : none, cap, NULL, len, timeout_ms);
+    int rc = conn_recv(c, buf ? buf : none, cap, NULL, len, timeout_ms);
+    if (rc && rc != MPROC_EINVAL) *len = 0; /* a size only with "too small" */
+    return rc;
 }
 
 /* ---- readiness ------------------------------------------------------------------ */

@@ -235,9 +235,10 @@ void mproc__os_link_free(mproc__os_link *l);
    SIGPIPE: 0 (a full channel drops them: it holds tokens enough), or
    MPROC_ECLOSED if the other end has gone. */
 int mproc__os_link_ring(mproc__os_link *l, unsigned n);
-/* Wait at most timeout_ms for a token and take one: 0 (took one),
-   MPROC_ETIMEDOUT, or MPROC_ECLOSED when the other end has gone and no
-   token is left. */
+/* Wait at most timeout_ms for a token and take one: 0 (woken: took one,
+   or, on POSIX, saw one that another sleeper of the same end took first;
+   callers look at their condition again either way), MPROC_ETIMEDOUT, or
+   MPROC_ECLOSED when the other end has gone and no token is left. */
 int mproc__os_link_sleep(mproc__os_link *l, int timeout_ms);
 /* Without waiting: MPROC_ECLOSED if the other end has gone, else 0. */
 int mproc__os_link_probe(mproc__os_link *l);

@@ -106,7 +106,8 @@ static void q_started(mproc__ring *r)
 static void q_aborted(mproc__ring *r)
 {
     mproc_queue *q = r->user;
-    if (q->flags & MPROC_QUEUE_JOINABLE) mproc__a_add(&q->sh->unfinished, (uint64_t)-1);
+    if ((q->flags & MPROC_QUEUE_JOINABLE) && mproc__a_add(&q->sh->unfinished, (uint64_t)-1) == 0)
+        q_wake_kind(q, MPROC__RING_JOIN);
 }
 
 static const mproc__ring_ops queue_ops = {q_sleep_once, q_wake, q_room, q_started, q_aborted};
@@ -131,7 +132,7 @@ static int get_one(mproc_queue *q, void **out, size_t *len, uint64_t deadline, i
     uint64_t room = total < MPROC__RING_ALLOC_FIRST ? total : MPROC__RING_ALLOC_FIRST;
     unsigned char *dst = malloc(room ? (size_t)room : 1);
     if (!dst) return MPROC_ENOMEM; /* the message stays queued */
-    rc = mproc__ring_take_start(&q->ring, dst, &got);
+    rc = mproc__ring_take_start(&q->ring, dst, total, &got);
     if (rc == 1)
         rc = mproc__ring_take_rest(&q->ring, &dst, &room, total, &got, UINT64_MAX, MPROC_FOREVER);
     if (rc) {

@@ -137,9 +137,11 @@ static int ring_lock(mproc__ring *r, volatile uint64_t *word, uint64_t deadline,
     return rc ? rc : t.recovered;
 }
 
+/* Only by its owner: a forked copy of an object holding a lock must not
+   free it under the process that holds it. */
 static void ring_unlock(mproc__ring *r, volatile uint64_t *word)
 {
-    mproc__a_store(word, 0);
+    if (!mproc__a_cas(word, mproc__self_pid(), 0)) return;
     if (mproc__a_load(&r->sh->waiters[MPROC__RING_LOCK])) r->ops->wake(r, MPROC__RING_LOCK);
 }
 
@@ -184,11 +186,32 @@ static void put_abort(mproc__ring *r)
     wake(r, MPROC__RING_DATA);
 }
 
+/* A message is counted before its first record is published (a consumer
+   must never take one not yet counted); put_pending, the tail before that
+   record plus one, lets whoever takes over from a producer that died in
+   between undo the count (repair_put). */
 static void start_message(mproc__ring *r, int streamed)
 {
+    mproc__a_store(&r->sh->put_pending, mproc__a_load(&r->sh->tail) + 1);
     if (streamed) mproc__a_store(&r->sh->put_stream, 1);
     mproc__a_store(&r->sh->put_msgs, mproc__a_load(&r->sh->put_msgs) + 1); /* ours: locked */
     if (r->ops->started) r->ops->started(r);
+}
+
+static void first_published(mproc__ring *r) { mproc__a_store(&r->sh->put_pending, 0); }
+
+/* With the put lock taken over from a dead producer: a message it counted
+   but never published is uncounted; a stream it started is ended. */
+static void repair_put(mproc__ring *r)
+{
+    uint64_t pending = mproc__a_load(&r->sh->put_pending);
+    if (pending && mproc__a_load(&r->sh->tail) == pending - 1) {
+        mproc__a_store(&r->sh->put_msgs, mproc__a_load(&r->sh->put_msgs) - 1);
+        if (r->ops->aborted) r->ops->aborted(r);
+        mproc__a_store(&r->sh->put_stream, 0); /* nothing of it is in the ring */
+    }
+    mproc__a_store(&r->sh->put_pending, 0);
+    if (mproc__a_load(&r->sh->put_stream)) put_abort(r);
 }
 
 /* A full ring: while spinning, wait for an eighth of it to be free, not
@@ -209,6 +232,7 @@ static int put_whole(mproc__ring *r, const void *buf, size_t len, uint64_t deadl
     if (rc) return rc;
     start_message(r, 0);
     put_record(r, REC_WHOLE, len, buf, len);
+    first_published(r);
     wake(r, MPROC__RING_DATA);
     return 0;
 }
@@ -232,6 +256,7 @@ static int put_stream(mproc__ring *r, const unsigned char *buf, size_t len, uint
         }
         if (off == 0) start_message(r, 1);
         put_record(r, type, len, buf + off, n);
+        if (off == 0) first_published(r);
         if (type == REC_LAST) mproc__a_store(&r->sh->put_stream, 0);
         wake(r, MPROC__RING_DATA);
         off += n;
@@ -244,8 +269,10 @@ int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, uint64_t deadli
 {
     int rc = ring_lock(r, &r->sh->put_owner, deadline, timeout_ms);
     if (rc < 0) return rc;
-    if (rc == 1 && mproc__a_load(&r->sh->put_stream)) put_abort(r); /* the dead owner's */
-    if (pad8(REC_HDR + len) + REC_HDR <= capacity(r) / 4)
+    if (rc == 1) repair_put(r); /* after a dead owner */
+    /* Whole if it fits a record no larger than a stream's chunk: the bound
+       rec_peek enforces on every record. */
+    if (len <= chunk_max(r))
         rc = put_whole(r, buf, len, deadline, timeout_ms);
     else
         rc = put_stream(r, buf, len, deadline, timeout_ms);
@@ -318,7 +345,7 @@ static int stream_record(mproc__ring *r, void *arg, int sleeping)
     uint64_t owner = mproc__a_load(&r->sh->put_owner), me = mproc__self_pid();
     if (owner && owner != me && !mproc__os_pid_alive((int64_t)owner) &&
         mproc__a_cas(&r->sh->put_owner, owner, me)) {
-        if (mproc__a_load(&r->sh->put_stream)) put_abort(r);
+        repair_put(r);
         ring_unlock(r, &r->sh->put_owner);
     }
     return mproc__ring_readable(r);
@@ -372,10 +399,13 @@ int mproc__ring_peek(mproc__ring *r, uint64_t *total, uint64_t deadline, int tim
     }
 }
 
-int mproc__ring_take_start(mproc__ring *r, void *dst, uint64_t *got)
+int mproc__ring_take_start(mproc__ring *r, void *dst, uint64_t total, uint64_t *got)
 {
     rec x;
-    if (rec_peek(r, &x)) return ring_corrupt(r);
+    /* Read again from shared memory: it must still be the message peeked,
+       whose length sized dst. */
+    if (rec_peek(r, &x) || (x.type != REC_WHOLE && x.type != REC_FIRST) || x.total != total)
+        return ring_corrupt(r);
     /* Counted before the head moves: a producer woken for room sees it. */
     mproc__a_store(&r->sh->get_msgs, mproc__a_load(&r->sh->get_msgs) + 1); /* ours: locked */
     rec_consume(r, &x, dst);

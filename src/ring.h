@@ -41,7 +41,8 @@ typedef struct mproc__ring_shared {
     uint64_t capacity;
     uint64_t pad0[7];
     volatile uint64_t put_owner, put_stream, put_msgs; /* put_msgs: messages started */
-    uint64_t pad1[5];
+    volatile uint64_t put_pending; /* see start_message in ring.c */
+    uint64_t pad1[4];
     volatile uint64_t tail;
     uint64_t pad2[7];
     volatile uint64_t get_owner, get_stream, get_msgs; /* get_msgs: messages taken */
@@ -137,8 +138,9 @@ int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, uint64_t deadli
 int mproc__ring_get_lock(mproc__ring *r, uint64_t deadline, int timeout_ms);
 void mproc__ring_get_unlock(mproc__ring *r);
 int mproc__ring_peek(mproc__ring *r, uint64_t *total, uint64_t deadline, int timeout_ms);
-/* Returns 1 if chunks follow (then take_rest), else 0; *got: bytes copied. */
-int mproc__ring_take_start(mproc__ring *r, void *dst, uint64_t *got);
+/* total: as peek gave it. Returns 1 if chunks follow (then take_rest),
+   else 0; *got: bytes copied. */
+int mproc__ring_take_start(mproc__ring *r, void *dst, uint64_t total, uint64_t *got);
 /* The rest of a streamed message into *dst (*room bytes; when that is
    less than total, *dst is a malloc'd block that grows with realloc as
    chunks arrive) until *got == total: 0, MPROC__RING_ABORTED,

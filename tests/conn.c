@@ -65,6 +65,24 @@ static void roundtrip_small(int duplex)
     mproc_conn_destroy(b);
 }
 
+/* Lengths around a quarter of the ring (1 MiB per direction), where whole
+   records end and streams begin, each followed by a small message. */
+static void test_record_size_boundary(void **state)
+{
+    (void)state;
+    mproc_conn *a, *b;
+    assert_int_equal(mproc_pipe(&a, &b, 0), 0);
+    size_t quarter = (size_t)256 << 10;
+    for (size_t n = quarter - 40; n <= quarter + 8; n++) {
+        send_pattern(b, n, n);
+        send_pattern(b, 3, n + 1);
+        recv_pattern(a, n, n);
+        recv_pattern(a, 3, n + 1);
+    }
+    mproc_conn_destroy(a);
+    mproc_conn_destroy(b);
+}
+
 static void test_roundtrip_oneway(void **state) { (void)state; roundtrip_small(0); }
 static void test_roundtrip_duplex(void **state) { (void)state; roundtrip_small(1); }
 
@@ -735,6 +753,7 @@ int main(int argc, char **argv)
     if (guard != 0) return 3;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_oneway),
+        cmocka_unit_test(test_record_size_boundary),
         cmocka_unit_test(test_roundtrip_duplex),
         cmocka_unit_test(test_direction_and_bad_input),
         cmocka_unit_test(test_recv_into),

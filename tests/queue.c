@@ -65,6 +65,30 @@ static void test_fifo_and_size(void **state)
     mproc_queue_destroy(NULL);
 }
 
+/* Lengths around a quarter of the ring (8 MiB), where whole records end
+   and streams begin, each followed by a small message; a JoinableQueue's
+   counts come out even. */
+static void test_record_size_boundary(void **state)
+{
+    (void)state;
+    mproc_queue *q;
+    assert_int_equal(mproc_queue_create_ex(&q, 0, MPROC_QUEUE_JOINABLE), 0);
+    size_t quarter = (size_t)2 << 20;
+    for (size_t n = quarter - 40; n <= quarter + 8; n++) {
+        assert_int_equal(put_pattern(q, n, n), 0);
+        assert_int_equal(put_pattern(q, 3, n + 1), 0);
+        get_pattern(q, n, n);
+        get_pattern(q, 3, n + 1);
+        assert_int_equal(mproc_queue_task_done(q), 0);
+        assert_int_equal(mproc_queue_task_done(q), 0);
+    }
+    size_t size = 99;
+    assert_int_equal(mproc_queue_size(q, &size), 0);
+    assert_int_equal(size, 0);
+    assert_int_equal(mproc_queue_join(q, 10000), 0);
+    mproc_queue_destroy(q);
+}
+
 static void test_timeouts_and_bounds(void **state)
 {
     (void)state;
@@ -471,6 +495,7 @@ int main(int argc, char **argv)
     if (guard != 0) return 3;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo_and_size),
+        cmocka_unit_test(test_record_size_boundary),
         cmocka_unit_test(test_timeouts_and_bounds),
         cmocka_unit_test(test_kinds_and_bad_input),
         cmocka_unit_test(test_joinable_in_process),

@@ -149,17 +149,18 @@ static int take_token(mproc__os_link *l)
     }
 }
 
+/* One wait: a wake-up whose token another sleeper took first still
+   returns 0, so the caller looks at its condition again at once. */
 int mproc__os_link_sleep(mproc__os_link *l, int timeout_ms)
 {
-    uint64_t deadline = mproc__deadline_ms(timeout_ms);
-    for (;;) {
-        int rc = take_token(l);
-        if (rc <= 0) return rc;
-        unsigned char ready = 0;
-        mproc__handle h = l->fd;
-        rc = mproc__os_wait_any(&h, 1, &ready, mproc__remaining_ms(deadline, timeout_ms));
-        if (rc < 0) return rc;
-    }
+    int rc = take_token(l);
+    if (rc <= 0) return rc;
+    unsigned char ready = 0;
+    mproc__handle h = l->fd;
+    rc = mproc__os_wait_any(&h, 1, &ready, timeout_ms);
+    if (rc < 0) return rc;
+    rc = take_token(l);
+    return rc > 0 ? 0 : rc;
 }
 
 int mproc__os_link_probe(mproc__os_link *l)
