@@ -25,6 +25,7 @@ int mproc__queue_wait_finish(mproc_queue *q, int woke);
 #  include <intrin.h>
 static inline uint64_t mproc__a_load(volatile uint64_t *p) { return (uint64_t)_InterlockedOr64((volatile __int64 *)p, 0); }
 static inline void mproc__a_store(volatile uint64_t *p, uint64_t v) { _InterlockedExchange64((volatile __int64 *)p, (__int64)v); }
+static inline void mproc__a_store_rel(volatile uint64_t *p, uint64_t v) { _InterlockedExchange64((volatile __int64 *)p, (__int64)v); }
 static inline uint64_t mproc__a_add(volatile uint64_t *p, uint64_t v) { return (uint64_t)_InterlockedExchangeAdd64((volatile __int64 *)p, (__int64)v) + v; }
 static inline int mproc__a_cas(volatile uint64_t *p, uint64_t expect, uint64_t want)
 {
@@ -37,6 +38,9 @@ static inline int mproc__a_cas(volatile uint64_t *p, uint64_t expect, uint64_t w
    the store-load ordering that only seq_cst gives. */
 static inline uint64_t mproc__a_load(volatile uint64_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
 static inline void mproc__a_store(volatile uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+/* For words no waiter handshake depends on (counters, markers read after
+   taking a lock): ordered after earlier writes, but no full fence. */
+static inline void mproc__a_store_rel(volatile uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static inline uint64_t mproc__a_add(volatile uint64_t *p, uint64_t v) { return __atomic_add_fetch(p, v, __ATOMIC_SEQ_CST); }
 static inline int mproc__a_cas(volatile uint64_t *p, uint64_t expect, uint64_t want)
 {

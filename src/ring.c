@@ -192,13 +192,13 @@ static void put_abort(mproc__ring *r)
    between undo the count (repair_put). */
 static void start_message(mproc__ring *r, int streamed)
 {
-    mproc__a_store(&r->sh->put_pending, mproc__a_load(&r->sh->tail) + 1);
-    if (streamed) mproc__a_store(&r->sh->put_stream, 1);
-    mproc__a_store(&r->sh->put_msgs, mproc__a_load(&r->sh->put_msgs) + 1); /* ours: locked */
+    mproc__a_store_rel(&r->sh->put_pending, mproc__a_load(&r->sh->tail) + 1);
+    if (streamed) mproc__a_store_rel(&r->sh->put_stream, 1);
+    mproc__a_store_rel(&r->sh->put_msgs, mproc__a_load(&r->sh->put_msgs) + 1); /* ours: locked */
     if (r->ops->started) r->ops->started(r);
 }
 
-static void first_published(mproc__ring *r) { mproc__a_store(&r->sh->put_pending, 0); }
+static void first_published(mproc__ring *r) { mproc__a_store_rel(&r->sh->put_pending, 0); }
 
 /* With the put lock taken over from a dead producer: a message it counted
    but never published is uncounted; a stream it started is ended. */
@@ -407,7 +407,7 @@ int mproc__ring_take_start(mproc__ring *r, void *dst, uint64_t total, uint64_t *
     if (rec_peek(r, &x) || (x.type != REC_WHOLE && x.type != REC_FIRST) || x.total != total)
         return ring_corrupt(r);
     /* Counted before the head moves: a producer woken for room sees it. */
-    mproc__a_store(&r->sh->get_msgs, mproc__a_load(&r->sh->get_msgs) + 1); /* ours: locked */
+    mproc__a_store_rel(&r->sh->get_msgs, mproc__a_load(&r->sh->get_msgs) + 1); /* ours: locked */
     rec_consume(r, &x, dst);
     *got = x.n;
     if (x.type == REC_WHOLE) return 0;
