@@ -94,11 +94,6 @@ static void c_wake(mproc__ring *r, int kind)
         set_gone(c);
 }
 
-static void announce(mproc__ring *r, int kind, int delta)
-{
-    mproc__a_add(&r->sh->waiters[kind], (uint64_t)(int64_t)delta);
-}
-
 /* Lock waits poll; data and room waits sleep on the link, and end with
    MPROC_ECLOSED once the other end has gone and cond still fails. */
 static int c_sleep_once(mproc__ring *r, int kind, mproc__ring_cond cond, void *arg, int slice)
@@ -110,7 +105,7 @@ static int c_sleep_once(mproc__ring *r, int kind, mproc__ring_cond cond, void *a
         mproc__os_sleep_ms(slice < LOCK_POLL_MS ? slice : LOCK_POLL_MS);
         return cond(r, arg, 1);
     }
-    announce(r, kind, 1);
+    mproc__ring_announce(r, kind, 1);
     int ok = cond(r, arg, 1);
     if (!ok && !gone(c)) {
         int rc = mproc__os_link_sleep(c->link, slice);
@@ -118,7 +113,7 @@ static int c_sleep_once(mproc__ring *r, int kind, mproc__ring_cond cond, void *a
         ok = (rc < 0 && rc != MPROC_ETIMEDOUT && rc != MPROC_ECLOSED) ? rc : cond(r, arg, 1);
     }
     if (ok == 0 && gone(c)) ok = MPROC_ECLOSED;
-    announce(r, kind, -1);
+    mproc__ring_announce(r, kind, -1);
     return ok;
 }
 
@@ -469,9 +464,9 @@ int mproc__conn_wait_prepare(mproc_conn *c, mproc__handle *h)
 {
     if (!c->can_recv) return MPROC_ESTATE;
     if (ready_now(c)) return 1;
-    announce(&c->in, MPROC__RING_DATA, 1);
+    mproc__ring_announce(&c->in, MPROC__RING_DATA, 1);
     int rc = ready_now(c) ? 1 : mproc__os_link_arm(c->link, h);
-    if (rc) announce(&c->in, MPROC__RING_DATA, -1);
+    if (rc) mproc__ring_announce(&c->in, MPROC__RING_DATA, -1);
     return rc;
 }
 
@@ -479,7 +474,7 @@ int mproc__conn_wait_finish(mproc_conn *c)
 {
     int rc = mproc__os_link_disarm(c->link);
     if (rc == MPROC_ECLOSED) set_gone(c);
-    announce(&c->in, MPROC__RING_DATA, -1);
+    mproc__ring_announce(&c->in, MPROC__RING_DATA, -1);
     if (ready_now(c)) return 1;
     return rc == MPROC_ECLOSED ? 0 : rc;
 }
@@ -495,8 +490,9 @@ int mproc_conn_poll(mproc_conn *c, int timeout_ms)
         int rc = mproc__conn_wait_prepare(c, &h);
         if (rc) return rc;
         int left = mproc__remaining_ms(deadline, timeout_ms);
+        int slice = (left < 0 || left > MPROC__WAIT_SLICE_MS) ? MPROC__WAIT_SLICE_MS : left;
         unsigned char r = 0;
-        rc = mproc__os_wait_any(&h, 1, &r, left < 0 || left > MPROC__WAIT_SLICE_MS ? MPROC__WAIT_SLICE_MS : left);
+        rc = mproc__os_wait_any(&h, 1, &r, slice);
         int fin = mproc__conn_wait_finish(c);
         if (rc < 0 && rc != MPROC_ETIMEDOUT) return rc;
         if (fin || left == 0) return fin;

@@ -64,15 +64,10 @@ static void q_wake(mproc__ring *r, int kind)
     mproc__os_bell_ring(q->bell_wr, n > 64 ? 64 : (unsigned)(n ? n : 1));
 }
 
-static void announce(mproc_queue *q, int kind, int delta)
-{
-    mproc__a_add(&q->sh->ring.waiters[kind], (uint64_t)(int64_t)delta);
-}
-
 static int q_sleep_once(mproc__ring *r, int kind, mproc__ring_cond cond, void *arg, int slice)
 {
     mproc_queue *q = r->user;
-    announce(q, kind, 1);
+    mproc__ring_announce(r, kind, 1);
     int ok = cond(r, arg, 1);
     if (!ok) {
         unsigned char ready = 0;
@@ -80,13 +75,8 @@ static int q_sleep_once(mproc__ring *r, int kind, mproc__ring_cond cond, void *a
         if (rc > 0) mproc__os_bell_take(q->bell_rd);
         ok = rc < 0 && rc != MPROC_ETIMEDOUT ? rc : cond(r, arg, 1);
     }
-    announce(q, kind, -1);
+    mproc__ring_announce(r, kind, -1);
     return ok;
-}
-
-static void q_wake_kind(mproc_queue *q, int kind)
-{
-    if (mproc__a_load(&q->sh->ring.waiters[kind])) q_wake(&q->ring, kind);
 }
 
 /* ---- the message counts ------------------------------------------------------------ */
@@ -107,7 +97,7 @@ static void q_aborted(mproc__ring *r)
 {
     mproc_queue *q = r->user;
     if ((q->flags & MPROC_QUEUE_JOINABLE) && mproc__a_add(&q->sh->unfinished, (uint64_t)-1) == 0)
-        q_wake_kind(q, MPROC__RING_JOIN);
+        mproc__ring_wake(&q->ring, MPROC__RING_JOIN);
 }
 
 static const mproc__ring_ops queue_ops = {q_sleep_once, q_wake, q_room, q_started, q_aborted};
@@ -182,7 +172,7 @@ int mproc_queue_task_done(mproc_queue *q)
         uint64_t u = mproc__a_load(&q->sh->unfinished);
         if (u == 0) return MPROC_ESTATE; /* more task_done than messages */
         if (mproc__a_cas(&q->sh->unfinished, u, u - 1)) {
-            if (u == 1) q_wake_kind(q, MPROC__RING_JOIN);
+            if (u == 1) mproc__ring_wake(&q->ring, MPROC__RING_JOIN);
             return 0;
         }
     }
@@ -210,9 +200,9 @@ static int has_message(mproc_queue *q) { return mproc__ring_readable(&q->ring); 
 int mproc__queue_wait_prepare(mproc_queue *q, mproc__handle *h)
 {
     if (q->closed) return MPROC_ECLOSED;
-    announce(q, MPROC__RING_DATA, 1);
+    mproc__ring_announce(&q->ring, MPROC__RING_DATA, 1);
     if (has_message(q)) {
-        announce(q, MPROC__RING_DATA, -1);
+        mproc__ring_announce(&q->ring, MPROC__RING_DATA, -1);
         return 1;
     }
     *h = q->bell_rd;
@@ -223,7 +213,7 @@ int mproc__queue_wait_finish(mproc_queue *q, int woke)
 {
     if (woke) mproc__os_bell_take(q->bell_rd);
     int ready = has_message(q);
-    announce(q, MPROC__RING_DATA, -1);
+    mproc__ring_announce(&q->ring, MPROC__RING_DATA, -1);
     return ready;
 }
 

@@ -142,10 +142,15 @@ static int ring_lock(mproc__ring *r, volatile uint64_t *word, uint64_t deadline,
 static void ring_unlock(mproc__ring *r, volatile uint64_t *word)
 {
     if (!mproc__a_cas(word, mproc__self_pid(), 0)) return;
-    if (mproc__a_load(&r->sh->waiters[MPROC__RING_LOCK])) r->ops->wake(r, MPROC__RING_LOCK);
+    mproc__ring_wake(r, MPROC__RING_LOCK);
 }
 
-static void wake(mproc__ring *r, int kind)
+void mproc__ring_announce(mproc__ring *r, int kind, int delta)
+{
+    mproc__a_add(&r->sh->waiters[kind], (uint64_t)(int64_t)delta);
+}
+
+void mproc__ring_wake(mproc__ring *r, int kind)
 {
     if (mproc__a_load(&r->sh->waiters[kind])) r->ops->wake(r, kind);
 }
@@ -183,7 +188,7 @@ static void put_abort(mproc__ring *r)
     put_record(r, REC_ABORT, 0, NULL, 0);
     if (r->ops->aborted) r->ops->aborted(r);
     mproc__a_store(&r->sh->put_stream, 0);
-    wake(r, MPROC__RING_DATA);
+    mproc__ring_wake(r, MPROC__RING_DATA);
 }
 
 /* A message is counted before its first record is published (a consumer
@@ -233,7 +238,7 @@ static int put_whole(mproc__ring *r, const void *buf, size_t len, uint64_t deadl
     start_message(r, 0);
     put_record(r, REC_WHOLE, len, buf, len);
     first_published(r);
-    wake(r, MPROC__RING_DATA);
+    mproc__ring_wake(r, MPROC__RING_DATA);
     return 0;
 }
 
@@ -258,7 +263,7 @@ static int put_stream(mproc__ring *r, const unsigned char *buf, size_t len, uint
         put_record(r, type, len, buf + off, n);
         if (off == 0) first_published(r);
         if (type == REC_LAST) mproc__a_store(&r->sh->put_stream, 0);
-        wake(r, MPROC__RING_DATA);
+        mproc__ring_wake(r, MPROC__RING_DATA);
         off += n;
     }
     return 0;
@@ -302,7 +307,8 @@ static int rec_peek(mproc__ring *r, rec *out)
     out->size = pad8(REC_HDR + out->n);
     if (out->size > used) used = data_avail(r, out->size); /* a newer tail may show it */
     if ((tag & 0xffff0000u) != TAG_MAGIC || out->type < REC_WHOLE || out->type > REC_ABORT ||
-        out->size > used || REC_HDR + (uint64_t)out->n > capacity(r) / 4 || out->total > MPROC__RING_MAX_MSG || out->total > (uint64_t)SIZE_MAX ||
+        out->size > used || REC_HDR + (uint64_t)out->n > capacity(r) / 4 ||
+        out->total > MPROC__RING_MAX_MSG || out->total > (uint64_t)SIZE_MAX ||
         (out->type == REC_WHOLE && out->total != out->n) ||
         (out->type == REC_FIRST && out->n >= out->total) || (out->type == REC_ABORT && out->n))
         return MPROC_EPROTO;
@@ -314,7 +320,7 @@ static void rec_consume(mproc__ring *r, const rec *x, void *dst)
     uint64_t head = mproc__a_load(&r->sh->head);
     if (dst && x->n) ring_read(r, head + REC_HDR, dst, x->n);
     mproc__a_store(&r->sh->head, head + x->size);
-    wake(r, MPROC__RING_SPACE);
+    mproc__ring_wake(r, MPROC__RING_SPACE);
 }
 
 /* A corrupt ring (a process scribbled on shared memory) cannot be
@@ -324,7 +330,7 @@ static int ring_corrupt(mproc__ring *r)
     r->seen_tail = mproc__a_load(&r->sh->tail);
     mproc__a_store(&r->sh->head, r->seen_tail);
     mproc__a_store(&r->sh->get_stream, 0);
-    wake(r, MPROC__RING_SPACE);
+    mproc__ring_wake(r, MPROC__RING_SPACE);
     return MPROC_EPROTO;
 }
 

@@ -116,6 +116,12 @@ int mproc__ring_readable(mproc__ring *r);
 /* Messages started and not yet taken by a consumer. */
 uint64_t mproc__ring_count(mproc__ring *r);
 
+/* Sleepers' bookkeeping: announce adds delta to the waiters of kind (a
+   sleeper announces before its last look and withdraws after waking);
+   wake calls ops->wake if any waiter of kind is announced. */
+void mproc__ring_announce(mproc__ring *r, int kind, int delta);
+void mproc__ring_wake(mproc__ring *r, int kind);
+
 /* Spin, then sleep in slices, until cond holds (0), the deadline passes
    (MPROC_ETIMEDOUT) or sleep_once reports an error. */
 int mproc__ring_wait(mproc__ring *r, int kind, mproc__ring_cond cond, void *arg,
