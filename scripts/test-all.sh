@@ -6,12 +6,14 @@
 #   4. install + find_package/pkg-config consumers
 #   5. fuzzers, a short run each (clang/libFuzzer); valgrind memcheck
 #   6. MinGW-w64 cross build with every test under Wine
-# Usage: scripts/test-all.sh [stage...]  (stages: asan portable tsan install fuzz valgrind windows)
+#   7. the MSVC ABI (clang-cl + lld-link, Wine's SDK), every test under Wine
+# Usage: scripts/test-all.sh [stage...]
+#   (stages: asan portable tsan install fuzz valgrind windows msvc)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${MPROC_TEST_DIR:-$root/build-test}
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(asan portable tsan install fuzz valgrind windows)
+[ ${#stages[@]} -gt 0 ] || stages=(asan portable tsan install fuzz valgrind windows msvc)
 "$root/scripts/install-deps.sh" all
 
 native() { # name, extra cmake args...
@@ -32,6 +34,7 @@ for s in "${stages[@]}"; do
     fuzz) [ -x "$root/scripts/fuzz.sh" ] && { echo "==== fuzz"; "$root/scripts/fuzz.sh" "$out/fuzz" 20; } ;;
     valgrind) echo "==== valgrind"; "$root/scripts/valgrind.sh" "$out/valgrind" ;;
     windows) echo "==== windows (MinGW + Wine)"; "$root/scripts/test-windows.sh" "$out/windows" ;;
+    msvc) echo "==== msvc (clang-cl, MSVC ABI + Wine)"; "$root/scripts/test-windows.sh" --msvc "$out/msvc" ;;
     *) echo "unknown stage $s" >&2; exit 2 ;;
   esac
 done

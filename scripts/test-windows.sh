@@ -1,25 +1,39 @@
 #!/bin/sh
-# Builds mproc for Windows with MinGW-w64 and runs the whole test suite
-# under Wine. Works on a fresh Debian 12 after scripts/install-deps.sh.
+# Builds mproc for Windows and runs the whole test suite under Wine, then
+# the doubler example. Works on a fresh Debian 12 after
+# scripts/install-deps.sh.
 #
-#   scripts/test-windows.sh [BUILD_DIR]      (default: build-win)
+#   scripts/test-windows.sh [--msvc] [BUILD_DIR]
 #
-# Environment: MPROC_CMOCKA_PREFIX (where the cross-built CMocka lives;
-# default BUILD_DIR/cmocka-prefix), MPROC_TEST_JOBS (ctest -j, at most 2:
-# Wine children are slow to start and the machine has 2 cores).
+# Default: MinGW-w64 (cmake/mingw-w64.cmake, BUILD_DIR build-win).
+# --msvc: the MSVC ABI, clang-cl + lld-link against Wine's MSVC-style
+# headers and import libraries (cmake/clang-cl-wine.cmake, BUILD_DIR
+# build-msvc), with GNU extensions refused as cl.exe refuses them.
+#
+# Environment: MPROC_CMOCKA_PREFIX (where CMocka cross-built with the same
+# toolchain lives; default BUILD_DIR/cmocka-prefix), MPROC_TEST_JOBS (ctest
+# -j, at most 2: Wine children are slow to start and the machine has 2
+# cores).
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:-build-win}
+toolchain=$repo/cmake/mingw-w64.cmake
+build=build-win
+if [ "${1:-}" = --msvc ]; then
+    toolchain=$repo/cmake/clang-cl-wine.cmake
+    build=build-msvc
+    shift
+fi
+build=${1:-$build}
 case "$build" in /*) ;; *) build=$(pwd)/$build ;; esac
 cmocka=${MPROC_CMOCKA_PREFIX:-$build/cmocka-prefix}
 jobs=${MPROC_TEST_JOBS:-2}
 [ "$jobs" -le 2 ] || jobs=2
 
 mkdir -p "$build"
-"$repo/scripts/build-cmocka-mingw.sh" "$cmocka"
+"$repo/scripts/build-cmocka-windows.sh" "$cmocka" "$toolchain"
 
-cmake -S "$repo" -B "$build" -DCMAKE_TOOLCHAIN_FILE="$repo/cmake/mingw-w64.cmake" \
+cmake -S "$repo" -B "$build" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
       -DMPROC_CMOCKA_PREFIX="$cmocka" -DMPROC_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build "$build" --parallel 2
 
@@ -45,5 +59,10 @@ mkdir -p "$WINEPREFIX"   # wineserver starts in it; wineboot fills it
 "$wine64" reg add 'HKLM\Software\Microsoft\Windows NT\CurrentVersion\AeDebug' \
     /v Debugger /t REG_SZ /d '' /f </dev/null >/dev/null 2>&1
 
-cd "$build"
-ctest --output-on-failure -j "$jobs"
+ctest --test-dir "$build" --output-on-failure -j "$jobs"
+
+# The first seed example: five processes, one line each.
+out=$("$repo/cmake/wine-run.sh" --dll-dir="$build" "$build/examples/doubler.exe")
+printf '%s\n' "$out"
+[ "$(printf '%s\n' "$out" | grep -c 'doubled to')" -eq 5 ] ||
+    { echo "examples/doubler.exe: expected 5 lines" >&2; exit 1; }

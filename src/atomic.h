@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#if defined(_MSC_VER) && !defined(__clang__)
+#if defined(_MSC_VER) /* cl.exe, and clang-cl in the same code */
 #  include <intrin.h>
 #  define MPROC__ATOMIC_MSVC 1
 #endif

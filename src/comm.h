@@ -21,7 +21,7 @@ int mproc__queue_wait_finish(mproc_queue *q, int woke);
 
 /* Atomics on memory shared between processes. GCC/Clang builtins (lock-free
    on every supported target for 32/64-bit words) or MSVC Interlocked*. */
-#if defined(_MSC_VER) && !defined(__clang__)
+#if defined(_MSC_VER) /* cl.exe, and clang-cl in the same code */
 #  include <intrin.h>
 static inline uint64_t mproc__a_load(volatile uint64_t *p) { return (uint64_t)_InterlockedOr64((volatile __int64 *)p, 0); }
 static inline void mproc__a_store(volatile uint64_t *p, uint64_t v) { _InterlockedExchange64((volatile __int64 *)p, (__int64)v); }

@@ -14,7 +14,7 @@
 #else
 #  define MPROC__NORETURN _Noreturn
 #endif
-#if defined(_MSC_VER) && !defined(__clang__)
+#if defined(_MSC_VER) /* cl.exe, and clang-cl in the same code */
 #  define MPROC__THREAD_LOCAL __declspec(thread)
 #else
 #  define MPROC__THREAD_LOCAL _Thread_local

@@ -1,21 +1,28 @@
 #!/bin/sh
-# Cross-builds a static CMocka for MinGW-w64 into PREFIX, from Debian's own
-# source package (Debian ships no MinGW build of it). No third-party code
-# is kept in this repository.
+# Cross-builds a static CMocka for Windows into PREFIX with one of mproc's
+# toolchain files (default cmake/mingw-w64.cmake; cmake/clang-cl-wine.cmake
+# for the MSVC ABI), from Debian's own source package (Debian ships no
+# Windows build of it). No third-party code is kept in this repository.
 #
-#   scripts/build-cmocka-mingw.sh PREFIX
+#   scripts/build-cmocka-windows.sh PREFIX [TOOLCHAIN_FILE]
 #
 # Does nothing when PREFIX already holds the library. Otherwise it needs
 # apt (root, or sudo) and dpkg-dev: it enables deb-src for the Debian
 # archive already configured, then `apt-get source cmocka`.
 set -eu
 
-[ $# -eq 1 ] || { echo "usage: $0 PREFIX" >&2; exit 2; }
+[ $# -eq 1 ] || [ $# -eq 2 ] || { echo "usage: $0 PREFIX [TOOLCHAIN_FILE]" >&2; exit 2; }
 case "$1" in /*) prefix=$1 ;; *) prefix=$(pwd)/$1 ;; esac
 repo=$(cd "$(dirname "$0")/.." && pwd)
+toolchain=${2:-$repo/cmake/mingw-w64.cmake}
+case "$toolchain" in /*) ;; *) toolchain=$(pwd)/$toolchain ;; esac
 
-if [ -f "$prefix/lib/libcmocka-static.a" ] && [ -f "$prefix/include/cmocka.h" ]; then
-    echo "cmocka for MinGW already in $prefix"
+# MinGW names it libcmocka-static.a, MSVC cmocka-static.lib.
+installed() {
+    [ -f "$prefix/include/cmocka.h" ] && ls "$prefix"/lib/*cmocka-static.* >/dev/null 2>&1
+}
+if installed; then
+    echo "cmocka already in $prefix"
     exit 0
 fi
 
@@ -36,7 +43,7 @@ enable_deb_src() {
     key=$(printf '%s\n' "$stanza" | sed -n 's/^Signed-By: *//p')
     [ -n "$uri" ] && [ -n "$suite" ] || { echo "cannot read $main" >&2; exit 1; }
     {
-        echo "# Added by mproc's scripts/build-cmocka-mingw.sh (apt-get source cmocka)."
+        echo "# Added by mproc's scripts/build-cmocka-windows.sh (apt-get source cmocka)."
         echo "Types: deb-src"
         echo "URIs: $uri"
         echo "Suites: $suite"
@@ -58,10 +65,10 @@ fi
 src=$(find . -maxdepth 1 -type d -name 'cmocka-*' | head -n 1)
 [ -n "$src" ] || { echo "apt-get source cmocka gave no source tree" >&2; exit 1; }
 
-cmake -S "$src" -B build -DCMAKE_TOOLCHAIN_FILE="$repo/cmake/mingw-w64.cmake" \
+cmake -S "$src" -B build -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
       -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" \
       -DWITH_STATIC_LIB=ON -DWITH_EXAMPLES=OFF -DUNIT_TESTING=OFF >/dev/null
 cmake --build build --parallel 2 >/dev/null
 cmake --install build >/dev/null
-[ -f "$prefix/lib/libcmocka-static.a" ] || { echo "no libcmocka-static.a after install" >&2; exit 1; }
-echo "cmocka for MinGW installed in $prefix"
+installed || { echo "no static cmocka in $prefix after install" >&2; exit 1; }
+echo "cmocka for $(basename "$toolchain" .cmake) installed in $prefix"
