@@ -34,16 +34,34 @@ if(NOT EXISTS ${MPROC_WINE_INCLUDE}/windows/windows.h OR NOT EXISTS ${MPROC_WINE
 endif()
 
 # MSVC's linker looks for NAME.lib; Wine names its import libraries
-# libNAME.a. A directory of NAME.lib links to them, made once per build tree
-# (try_compile projects get its path from the top-level configure).
+# libNAME.a. A directory of NAME.lib links to them, one per build tree
+# (try_compile projects get its path from the top-level configure), made
+# again when this file changes.
 if(NOT MPROC_WINE_LIB_LINKS)
   set(MPROC_WINE_LIB_LINKS ${CMAKE_BINARY_DIR}/wine-sdk-lib CACHE INTERNAL "")
+endif()
+set(_mproc_stamp ${MPROC_WINE_LIB_LINKS}/made-by-clang-cl-wine.cmake)
+if(NOT EXISTS ${_mproc_stamp} OR ${CMAKE_CURRENT_LIST_FILE} IS_NEWER_THAN ${_mproc_stamp})
+  file(REMOVE_RECURSE ${MPROC_WINE_LIB_LINKS})
   file(MAKE_DIRECTORY ${MPROC_WINE_LIB_LINKS})
   file(GLOB _mproc_wine_libs RELATIVE ${MPROC_WINE_LIBS} ${MPROC_WINE_LIBS}/lib*.a)
   foreach(_lib IN LISTS _mproc_wine_libs)
     string(REGEX REPLACE "^lib(.*)\\.a$" "\\1.lib" _name ${_lib})
     file(CREATE_LINK ${MPROC_WINE_LIBS}/${_lib} ${MPROC_WINE_LIB_LINKS}/${_name} SYMBOLIC)
   endforeach()
+  # Wine's ucrtbase library also holds main() and wmain() that call WinMain
+  # and wWinMain (for Wine's GUI programs); with those in reach lld-link
+  # takes a wmain program for a main one. MSVC's has no such fallbacks:
+  # ucrtbase.lib is a copy without them.
+  find_program(MPROC_LLVM_AR NAMES llvm-ar-14 llvm-ar REQUIRED)
+  file(REMOVE ${MPROC_WINE_LIB_LINKS}/ucrtbase.lib)
+  file(COPY_FILE ${MPROC_WINE_LIBS}/libucrtbase.a ${MPROC_WINE_LIB_LINKS}/ucrtbase.lib)
+  execute_process(COMMAND ${MPROC_LLVM_AR} d ${MPROC_WINE_LIB_LINKS}/ucrtbase.lib
+                          crt_winmain.o crt_wwinmain.o RESULT_VARIABLE _mproc_rc)
+  if(NOT _mproc_rc EQUAL 0)
+    message(FATAL_ERROR "cannot make ${MPROC_WINE_LIB_LINKS}/ucrtbase.lib")
+  endif()
+  file(TOUCH ${_mproc_stamp})
 endif()
 
 # What MSVC's static CRT gives every program (TLS directory, atexit) and

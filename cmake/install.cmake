@@ -32,8 +32,15 @@ else()
     string(APPEND MPROC_PC_LIBS_PRIVATE " -lrt")
   endif()
 endif()
+# mproc.h needs MPROC_STATIC to declare the static library's functions
+# (without it they are DLL imports on Windows): always when only the static
+# library is installed, with --static (pkgconf's Cflags.private) when both are.
+set(MPROC_PC_CFLAGS_EXTRA "")
+set(MPROC_PC_CFLAGS_PRIVATE "")
 if(NOT MPROC_BUILD_SHARED)
   set(MPROC_PC_CFLAGS_EXTRA "-DMPROC_STATIC")
+elseif(MPROC_BUILD_STATIC)
+  set(MPROC_PC_CFLAGS_PRIVATE "-DMPROC_STATIC")
 endif()
 configure_file(${PROJECT_SOURCE_DIR}/cmake/mproc.pc.in ${PROJECT_BINARY_DIR}/mproc.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/mproc.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -80,6 +80,9 @@ typedef enum mproc_start_method {
  * bootstrap channel, runs the target and exits with its result: it never
  * returns there. A malformed or missing bootstrap makes the child exit with
  * status MPROC_EXIT_BOOTSTRAP, which the parent reports as MPROC_EBOOTSTRAP.
+ * argc and argv are not read (a child learns its target from its environment
+ * and an inherited channel): a Windows program entered through wmain passes
+ * 0 and NULL.
  */
 MPROC_API int mproc_main_guard(int argc, char **argv);
 #define MPROC_EXIT_BOOTSTRAP 121

@@ -16,7 +16,10 @@ LD_LIBRARY_PATH="$work/prefix/lib" "$work/consumer/consumer_shared"
 export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig"
 cc -o "$work/consumer_pc" "$root/tests/consumer/consumer.c" $(pkg-config --cflags --libs mproc)
 LD_LIBRARY_PATH="$work/prefix/lib" "$work/consumer_pc"
-cc -o "$work/consumer_pc_static" -DMPROC_STATIC "$root/tests/consumer/consumer.c" \
-   $(pkg-config --cflags mproc) "$work/prefix/lib/libmproc.a" $(pkg-config --static --libs-only-l mproc | sed 's/-lmproc//')
+# --static adds -DMPROC_STATIC (Cflags.private) and the system libraries.
+pkg-config --static --cflags mproc | grep -q -- -DMPROC_STATIC ||
+  { echo "pkg-config --static --cflags mproc lacks -DMPROC_STATIC" >&2; exit 1; }
+cc -o "$work/consumer_pc_static" "$root/tests/consumer/consumer.c" \
+   $(pkg-config --static --cflags mproc) "$work/prefix/lib/libmproc.a" $(pkg-config --static --libs-only-l mproc | sed 's/-lmproc//')
 "$work/consumer_pc_static"
 echo "install check: find_package and pkg-config consumers passed"

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds mproc for Windows and runs the whole test suite under Wine, then
-# the doubler example. Works on a fresh Debian 12 after
+# checks each way of linking an installed mproc (scripts/check-windows-link.sh)
+# and runs the doubler example. Works on a fresh Debian 12 after
 # scripts/install-deps.sh.
 #
 #   scripts/test-windows.sh [--msvc] [BUILD_DIR]
@@ -19,9 +20,11 @@ set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
 toolchain=$repo/cmake/mingw-w64.cmake
 build=build-win
+msvc_flag=
 if [ "${1:-}" = --msvc ]; then
     toolchain=$repo/cmake/clang-cl-wine.cmake
     build=build-msvc
+    msvc_flag=--msvc
     shift
 fi
 build=${1:-$build}
@@ -60,6 +63,9 @@ mkdir -p "$WINEPREFIX"   # wineserver starts in it; wineboot fills it
     /v Debugger /t REG_SZ /d '' /f </dev/null >/dev/null 2>&1
 
 ctest --test-dir "$build" --output-on-failure -j "$jobs"
+
+# Installed, linked each way the README shows (CMake, by hand, pkg-config).
+"$repo/scripts/check-windows-link.sh" $msvc_flag "$build"
 
 # The first seed example: five processes, one line each.
 out=$("$repo/cmake/wine-run.sh" --dll-dir="$build" "$build/examples/doubler.exe")
