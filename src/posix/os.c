@@ -57,7 +57,7 @@ int64_t mproc__os_getppid(void) { return (int64_t)getppid(); }
 
 uint64_t mproc__os_thread_id(void)
 {
-#if defined(__linux__)
+#if defined(__linux__) && !defined(MPROC_PORTABLE_POSIX)
     return (uint64_t)syscall(SYS_gettid);
 #else
     static _Thread_local char marker; /* a distinct address per thread */

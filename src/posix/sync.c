@@ -34,9 +34,6 @@
 #  include <linux/futex.h>
 #  include <sys/syscall.h>
 #endif
-#if defined(__APPLE__)
-#  include <sys/sysctl.h>
-#endif
 
 struct mproc__os_sync {
     int fd;
