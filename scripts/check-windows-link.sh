@@ -75,16 +75,17 @@ else
     flags=$(sed -n 's/^CMAKE_C_FLAGS:STRING=//p' "$build/CMakeCache.txt")
     ldflags=$(sed -n 's/^CMAKE_EXE_LINKER_FLAGS:STRING=//p' "$build/CMakeCache.txt")
     cl="$(sed -n 's/^MPROC_CLANG_CL:FILEPATH=//p' "$build/CMakeCache.txt") --target=x86_64-pc-windows-msvc -fuse-ld=lld $flags /nologo /MD"
-    # clang-cl reads an argument that starts with / as an option: the
-    # source goes by a relative name.
+    # clang-cl reads an argument that starts with / as an option: source
+    # and libraries go by relative names (on Windows: C:\...).
     cd "$work"
     cp "$app" app.c
+    lib=../install/lib
     # shellcheck disable=SC2086 # flag lists
-    $cl /DMPROC_STATIC /I"$prefix/include" /Fehand_static.exe app.c \
-        /link "$prefix/lib/mproc_static.lib" advapi32.lib bcrypt.lib $ldflags
+    $cl /DMPROC_STATIC app.c /I"$prefix/include" "$lib/mproc_static.lib" advapi32.lib \
+        bcrypt.lib /Fehand_static.exe /link $ldflags
     run hand_static static
     # shellcheck disable=SC2086
-    $cl /I"$prefix/include" /Fehand_dll.exe app.c /link "$prefix/lib/mproc.lib" $ldflags
+    $cl app.c /I"$prefix/include" "$lib/mproc.lib" /Fehand_dll.exe /link $ldflags
     run hand_dll dll
 fi
 echo "windows link check: every way of linking mproc worked"
