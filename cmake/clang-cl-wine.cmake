@@ -11,7 +11,8 @@
 # ucrtbase (the C runtime, with the mainCRTStartup start-up code), kernel32,
 # and the other system libraries a target names (advapi32, bcrypt).
 # cmake/clang-cl-wine-compat.h, force-included, declares what Wine 8's
-# headers lack and real SDKs have; it exists only in this lane.
+# headers lack and real SDKs have, and cmake/clang-cl-wine-crt.c supplies
+# what MSVC's static CRT would; both exist only in this lane.
 set(CMAKE_SYSTEM_NAME Windows)
 set(CMAKE_SYSTEM_PROCESSOR AMD64)
 
