@@ -21,9 +21,13 @@ extern char **environ;
 
 #if defined(__linux__) && !defined(MPROC_PORTABLE_POSIX) && defined(SYS_pidfd_open)
 #  define USE_PIDFD 1
+#endif
+/* posix_spawn where the child can be made to close every descriptor not
+   listed: macOS (POSIX_SPAWN_CLOEXEC_DEFAULT) and glibc 2.34+
+   (addclosefrom_np). The portable build takes this path too, as macOS
+   does; fork + exec is left for the other systems. */
+#if defined(__APPLE__) || (defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34))
 #  define USE_POSIX_SPAWN 1
-#elif defined(__APPLE__)
-#  define USE_POSIX_SPAWN 1 /* with POSIX_SPAWN_CLOEXEC_DEFAULT */
 #endif
 
 struct mproc__os_proc {
@@ -154,7 +158,7 @@ static void exec_child(const char *path, char **argv, char **env, const fd_plan 
     err_fd = plan->high + plan->n;
     fcntl(err_fd, F_SETFD, FD_CLOEXEC);
     for (int fd = CHILD_FD_BASE + plan->n; fd < plan->high + plan->n; fd++) close(fd);
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34) || defined(__FreeBSD__)
+#if defined(__FreeBSD__)
     closefrom(err_fd + 1);
 #else
     for (int fd = err_fd + 1; fd < 65536; fd++) close(fd);
