@@ -125,6 +125,10 @@ int mproc__os_proc_wait(mproc__os_proc *p, int timeout_ms, int *exitcode);
 /* hard 0: SIGTERM (Windows: TerminateProcess, exit code reads as -15);
    hard 1: SIGKILL (-9). 0 if the process has already ended. */
 int mproc__os_proc_signal(mproc__os_proc *p, int hard);
+/* SIGINT (Python's Process.interrupt); 0 if the process has already ended.
+   Windows has no signal to send one process (console control events go to
+   whole process groups sharing a console): MPROC_ENOTSUP there. */
+int mproc__os_proc_interrupt(mproc__os_proc *p);
 /* A handle that becomes readable/signalled when the process ends (pidfd,
    sentinel pipe, process HANDLE), for mproc_wait; owned by p. */
 mproc__handle mproc__os_proc_wait_handle(const mproc__os_proc *p);
@@ -206,7 +210,10 @@ int mproc__os_shm_create_private(size_t size, char *name, size_t cap, mproc__han
    object's size as far as the OS knows it (may be rounded up to pages). */
 int mproc__os_shm_open(const char *name, mproc__handle *h, size_t *size);
 /* Remove the name (the memory lives on while mapped). For a private object
-   created here, *h may be replaced by another handle to the same memory. */
+   created here, *h may be replaced by another handle to the same memory.
+   MPROC_ENOTSUP where this process cannot remove it: a private name made
+   by another process (its name is its creator's handle), and any name on
+   Windows (a section's name goes with its last handle). */
 int mproc__os_shm_unlink(const char *name, int created_here, mproc__handle *h);
 /* Size of the object behind h as far as the OS knows it. */
 int mproc__os_shm_size(mproc__handle h, size_t *size);
