@@ -280,6 +280,36 @@ int mproc__os_link_sleep(mproc__os_link *l, int timeout_ms)
     return rc;
 }
 
+int mproc__os_link_send_handle(mproc__os_link *l, mproc__handle h, int64_t peer_pid,
+                               uint64_t *token)
+{
+    (void)l;
+    if (peer_pid <= 0 || peer_pid > (int64_t)UINT32_MAX) return MPROC_ECLOSED; /* never opened */
+    HANDLE peer = OpenProcess(PROCESS_DUP_HANDLE, FALSE, (DWORD)peer_pid);
+    if (!peer) {
+        DWORD err = GetLastError();
+        return err == ERROR_INVALID_PARAMETER ? MPROC_ECLOSED : mproc__fail_os((int)err);
+    }
+    HANDLE theirs = NULL;
+    BOOL ok = DuplicateHandle(GetCurrentProcess(), mproc__w32_handle(h), peer, &theirs, 0, FALSE,
+                              DUPLICATE_SAME_ACCESS);
+    DWORD err = GetLastError();
+    CloseHandle(peer);
+    if (!ok) return err == ERROR_INVALID_HANDLE ? MPROC_EINVAL : mproc__fail_os((int)err);
+    *token = (uint64_t)(uintptr_t)theirs;
+    return 0;
+}
+
+int mproc__os_link_recv_handle(mproc__os_link *l, uint64_t token, mproc__handle *out,
+                               int timeout_ms)
+{
+    (void)l;
+    (void)timeout_ms;
+    if (token == 0) return MPROC_EPROTO;
+    *out = (mproc__handle)(uintptr_t)token;
+    return 0;
+}
+
 int mproc__os_link_probe(mproc__os_link *l)
 {
     if (l->gone) return MPROC_ECLOSED;
