@@ -427,16 +427,24 @@ MPROC_API int mproc_conn_recv_into(mproc_conn *c, void *buf, size_t cap, size_t 
 MPROC_API int mproc_conn_poll(mproc_conn *c, int timeout_ms);   /* 1 ready, 0 not */
 MPROC_API void mproc_conn_destroy(mproc_conn *c);
 /* Hand an OS handle to the process at the other end (Python's
-   reduction.send_handle/recv_handle): a file descriptor or socket on POSIX
-   (passed with SCM_RIGHTS over the conn's socket link), a HANDLE on
-   Windows (duplicated into the process that last opened the other end).
-   The receiver gets its own handle to the same object (close-on-exec / not
-   inheritable), to close when done; the sender keeps and closes its own.
-   The handle travels as one message in order with the others: the
-   receiving side calls recv_handle where send_handle was used;
-   MPROC_EPROTO if the next message is not a handle (it is consumed).
-   Sockets on Windows: pass the SOCKET as a HANDLE; WSADuplicateSocket is
-   the documented way for overlapped sockets. */
+   reduction.send_handle/recv_handle), e.g. a pre-forked server's accepted
+   sockets to its workers. POSIX: a file descriptor or socket, passed with
+   SCM_RIGHTS over the conn's socket link. Windows: a HANDLE; the sender
+   keeps a private duplicate that the receiving process moves into itself
+   (DuplicateHandle with DUPLICATE_CLOSE_SOURCE), so it reaches whichever
+   process receives the message -- the sender must still be running then,
+   else recv_handle is MPROC_EPROTO (Python's DupHandle does the same when
+   no destination pid is known). The receiver gets its own handle to the
+   same object (close-on-exec / not inheritable) to close when done; the
+   sender keeps and closes its own. The handle travels as one message in
+   order with the others: receive it with recv_handle where send_handle
+   was used. recv_handle: MPROC_EPROTO if the next message is not a handle
+   (consumed; one larger than a handle's note is left in place). A handle
+   message taken by plain recv arrives as its raw note and its handle is
+   never handed to a later recv_handle (POSIX closes it; on Windows the
+   sender's private duplicate stays until the sender exits). Sockets on Windows: pass
+   the SOCKET as a HANDLE (WSADuplicateSocket is the documented way for
+   overlapped sockets). */
 MPROC_API int mproc_conn_send_handle(mproc_conn *c, intptr_t handle);
 MPROC_API int mproc_conn_recv_handle(mproc_conn *c, intptr_t *handle, int timeout_ms);
 MPROC_API int mproc_conn_ref(const mproc_conn *c, mproc_ref *ref);

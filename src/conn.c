@@ -185,7 +185,6 @@ static int conn_open(int end, int duplex, mproc__handle shm, mproc__os_link *lin
         if (fresh) format_block(c->sh, duplex);
         rc = conn_bind(c);
     }
-    if (!rc) mproc__a_store(&c->sh->end_pid[end], (uint64_t)mproc__os_getpid());
     if (rc) {
         conn_free(c);
         return rc;
@@ -502,24 +501,24 @@ int mproc_conn_poll(mproc_conn *c, int timeout_ms)
 
 /* ---- handing over OS handles ------------------------------------------------------ */
 /* The handle itself goes beside the ring (os.h: over the link on POSIX,
-   duplicated into the peer on Windows); the ring carries a message that
-   says one was sent, so it is received in order with the others. */
+   through a private duplicate on Windows); the ring carries a note that
+   one was sent, so it is received in order with the messages. */
 static const unsigned char HANDLE_MAGIC[8] = {'m', 'p', 'r', 'o', 'c', 'H', 'N', 'D'};
-#define HANDLE_MSG 16
+#define HANDLE_MSG 24
 
 int mproc_conn_send_handle(mproc_conn *c, intptr_t handle)
 {
     if (!c || (mproc__handle)handle == MPROC__NO_HANDLE) return MPROC_EINVAL;
     if (!c->can_send) return MPROC_ESTATE;
     if (probe_gone(c)) return MPROC_ECLOSED;
-    uint64_t token = 0;
-    int64_t peer = (int64_t)mproc__a_load(&c->sh->end_pid[c->end == END_A ? END_B : END_A]);
-    int rc = mproc__os_link_send_handle(c->link, (mproc__handle)handle, peer, &token);
+    mproc__os_handle_note note;
+    int rc = mproc__os_link_send_handle(c->link, (mproc__handle)handle, &note);
     if (rc == MPROC_ECLOSED) set_gone(c);
     if (rc) return rc;
     unsigned char msg[HANDLE_MSG];
     memcpy(msg, HANDLE_MAGIC, 8);
-    mproc__put_u64(msg + 8, token);
+    mproc__put_u64(msg + 8, note.pid);
+    mproc__put_u64(msg + 16, note.value);
     return mproc_conn_send(c, msg, sizeof msg);
 }
 
@@ -533,11 +532,12 @@ int mproc_conn_recv_handle(mproc_conn *c, intptr_t *handle, int timeout_ms)
     if (rc == MPROC_EINVAL && len > sizeof msg) return MPROC_EPROTO; /* left in place */
     if (rc) return rc;
     if (len != sizeof msg || memcmp(msg, HANDLE_MAGIC, 8) != 0) return MPROC_EPROTO;
-    /* On POSIX the descriptor was queued before the message was: it is
-       there already, behind at most some tokens, so nothing is waited for
-       (a forged announcement cannot hang the receiver). */
+    mproc__os_handle_note note = {mproc__get_u64(msg + 8), mproc__get_u64(msg + 16)};
+    /* On POSIX the descriptor was queued before the note was: it is there
+       already, behind at most some tokens, so nothing is waited for (a
+       forged note cannot hang the receiver). */
     mproc__handle h;
-    rc = mproc__os_link_recv_handle(c->link, mproc__get_u64(msg + 8), &h, 0);
+    rc = mproc__os_link_recv_handle(c->link, &note, &h, 0);
     if (rc == MPROC_ETIMEDOUT || rc == MPROC_ECLOSED) return MPROC_EPROTO;
     if (rc) return rc;
     *handle = (intptr_t)h;

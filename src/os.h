@@ -257,20 +257,24 @@ int mproc__os_link_probe(mproc__os_link *l);
 int mproc__os_link_arm(mproc__os_link *l, mproc__handle *waitable);
 int mproc__os_link_disarm(mproc__os_link *l);
 
-/* Handing an OS handle to the process at the other end (conn.c's
-   send_handle; the announcement travels in the ring after this call).
+/* Handing an OS handle to whichever process receives at the other end
+   (conn.c's send_handle; the note travels in the ring after this call).
    POSIX: h goes with SCM_RIGHTS on one byte over the link (waiting for
-   room in it; the byte also counts as a token); *token is 0. Windows: h
-   is duplicated into process peer_pid; *token is its value there.
-   recv: POSIX: the next descriptor that came over the link (descriptors
-   that arrive while tokens are taken are kept for it), close-on-exec,
-   waiting at most timeout_ms; Windows: the handle token names, already
-   this process's. MPROC_ETIMEDOUT if none came; MPROC_ECLOSED if the
-   other end went without one. */
-int mproc__os_link_send_handle(mproc__os_link *l, mproc__handle h, int64_t peer_pid,
-                               uint64_t *token);
-int mproc__os_link_recv_handle(mproc__os_link *l, uint64_t token, mproc__handle *out,
-                               int timeout_ms);
+   room in it; the byte, which also counts as a token, carries the note's
+   tag). Windows: h is duplicated into a private handle of this process;
+   the note names this process and that handle, and the receiver moves it
+   into itself (DUPLICATE_CLOSE_SOURCE), so it reaches the process that
+   really receives it. recv: POSIX: the descriptor of that tag (ones that
+   came earlier without being asked for are closed), close-on-exec, waiting
+   at most timeout_ms; Windows: the handle moved out of the sender, which
+   must still be running. MPROC_ETIMEDOUT / MPROC_ECLOSED if it did not
+   come, MPROC_EPROTO if the note names nothing. */
+typedef struct mproc__os_handle_note {
+    uint64_t pid, value;
+} mproc__os_handle_note;
+int mproc__os_link_send_handle(mproc__os_link *l, mproc__handle h, mproc__os_handle_note *note);
+int mproc__os_link_recv_handle(mproc__os_link *l, const mproc__os_handle_note *note,
+                               mproc__handle *out, int timeout_ms);
 
 /* Wait until at least one of n handles is ready (POSIX: readable or hung
    up; Windows: signalled), with no limit on n. Sets ready[i] to 0/1 and

@@ -166,8 +166,7 @@ void mproc__ring_write_raw(mproc__ring_shared *sh, unsigned char *data, const vo
 #define MPROC__CONN_DATA_OFF 4096
 typedef struct mproc__conn_shared {
     uint64_t magic, nrings, ring_bytes;
-    volatile uint64_t end_pid[2]; /* who last opened each end (send_handle) */
-    uint64_t pad0[3];
+    uint64_t pad0[5];
     mproc__ring_shared ring[2]; /* [0]: b -> a; [1]: a -> b (duplex only) */
 } mproc__conn_shared;
 

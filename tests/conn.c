@@ -889,14 +889,24 @@ static void test_recv_handle_wrong_message(void **state)
     assert_int_equal(mproc_conn_send_handle(b, (intptr_t)MPROC__NO_HANDLE), MPROC_EINVAL);
     assert_int_equal(mproc_conn_send_handle(NULL, 0), MPROC_EINVAL);
     assert_int_equal(mproc_conn_recv_handle(a, NULL, 0), MPROC_EINVAL);
-    /* within one process, both directions of a duplex pipe */
+    /* within one process, both directions of a duplex pipe; a handle
+       message read as plain data does not shift later handles */
+    intptr_t r0, w0;
+    os_pipe(&r0, &w0);
     os_pipe(&r1, &w1);
+    assert_int_equal(mproc_conn_send_handle(a, w0), 0);
     assert_int_equal(mproc_conn_send_handle(a, w1), 0);
+    assert_int_equal(mproc_conn_recv_into(b, big, sizeof big, &n, BIG_WAIT_MS), 0);
     assert_int_equal(mproc_conn_recv_handle(b, &h, BIG_WAIT_MS), 0);
+    os_close(w0);
     os_close(w1);
     assert_int_equal(os_write(h, "x"), 0);
     os_close(h);
     assert_int_equal(os_read_all(r1, big, sizeof big), 1);
+#ifndef _WIN32
+    assert_int_equal(os_read_all(r0, big, sizeof big), 0); /* its copy was closed */
+#endif
+    os_close(r0);
     os_close(r1);
     mproc_conn_destroy(b);
     assert_int_equal(mproc_conn_send_handle(a, 0), MPROC_ECLOSED); /* the reader is gone */

@@ -18,8 +18,10 @@
 #define LINK_FDS 8
 struct mproc__os_link {
     int fd;
-    int nfds;          /* descriptors received, not yet handed out */
-    int fds[LINK_FDS];
+    int nfds;                   /* descriptors received, not yet handed out, */
+    int fds[LINK_FDS];          /* in order of arrival, */
+    unsigned char tags[LINK_FDS]; /* each with the tag byte it came on */
+    unsigned char next_tag;     /* sender: tag of the next handle */
 };
 
 /* ---- descriptor set-up ---------------------------------------------------- */
@@ -139,7 +141,7 @@ int mproc__os_link_ring(mproc__os_link *l, unsigned n)
 }
 
 /* Keeps the descriptors a token carried (send_handle) for recv_handle. */
-static void keep_fds(mproc__os_link *l, struct msghdr *m)
+static void keep_fds(mproc__os_link *l, struct msghdr *m, unsigned char tag)
 {
     for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
@@ -150,8 +152,12 @@ static void keep_fds(mproc__os_link *l, struct msghdr *m)
 #if !defined(MSG_CMSG_CLOEXEC)
             (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 #endif
-            if (l->nfds < LINK_FDS) l->fds[l->nfds++] = fd;
-            else close(fd); /* more handles in flight than anyone asked for */
+            if (l->nfds < LINK_FDS) {
+                l->tags[l->nfds] = tag;
+                l->fds[l->nfds++] = fd;
+            } else {
+                close(fd); /* more handles in flight than anyone asked for */
+            }
         }
     }
 }
@@ -176,7 +182,7 @@ static int take_token(mproc__os_link *l)
         m.msg_controllen = sizeof ctl.buf;
         ssize_t n = recvmsg(l->fd, &m, flags);
         if (n > 0) {
-            if (m.msg_controllen) keep_fds(l, &m);
+            if (m.msg_controllen) keep_fds(l, &m, (unsigned char)t);
             return 0;
         }
         if (n == 0) return MPROC_ECLOSED;
@@ -201,13 +207,11 @@ int mproc__os_link_sleep(mproc__os_link *l, int timeout_ms)
     return rc > 0 ? 0 : rc;
 }
 
-int mproc__os_link_send_handle(mproc__os_link *l, mproc__handle h, int64_t peer_pid,
-                               uint64_t *token)
+int mproc__os_link_send_handle(mproc__os_link *l, mproc__handle h, mproc__os_handle_note *note)
 {
-    (void)peer_pid;
     if (h < 0 || h > INT_MAX) return MPROC_EINVAL;
     int fd = (int)h;
-    char t = 0;
+    char t = (char)l->next_tag;
     union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int))]; } ctl;
     struct iovec iov = {&t, 1};
     struct msghdr m;
@@ -227,9 +231,13 @@ int mproc__os_link_send_handle(mproc__os_link *l, mproc__handle h, int64_t peer_
 #else
     int flags = MSG_DONTWAIT;
 #endif
-    *token = 0;
+    note->pid = 0;
+    note->value = l->next_tag;
     for (;;) {
-        if (sendmsg(l->fd, &m, flags) == 1) return 0;
+        if (sendmsg(l->fd, &m, flags) == 1) {
+            l->next_tag++;
+            return 0;
+        }
         if (errno == EINTR) continue;
         if (peer_gone_error(errno)) return MPROC_ECLOSED;
         if (errno == EBADF) return MPROC_EINVAL; /* h is no descriptor */
@@ -241,16 +249,30 @@ int mproc__os_link_send_handle(mproc__os_link *l, mproc__handle h, int64_t peer_
     }
 }
 
-int mproc__os_link_recv_handle(mproc__os_link *l, uint64_t token, mproc__handle *out,
-                               int timeout_ms)
+/* The oldest descriptor received, taken out of the link. */
+static int pop_fd(mproc__os_link *l, unsigned char *tag)
 {
-    (void)token;
+    int fd = l->fds[0];
+    *tag = l->tags[0];
+    l->nfds--;
+    memmove(l->fds, l->fds + 1, sizeof l->fds[0] * (size_t)l->nfds);
+    memmove(l->tags, l->tags + 1, (size_t)l->nfds);
+    return fd;
+}
+
+int mproc__os_link_recv_handle(mproc__os_link *l, const mproc__os_handle_note *note,
+                               mproc__handle *out, int timeout_ms)
+{
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
     for (;;) {
-        if (l->nfds > 0) {
-            *out = l->fds[0];
-            memmove(l->fds, l->fds + 1, sizeof l->fds[0] * (size_t)(--l->nfds));
-            return 0;
+        while (l->nfds > 0) {
+            unsigned char tag;
+            int fd = pop_fd(l, &tag);
+            if (tag == (unsigned char)note->value) {
+                *out = fd;
+                return 0;
+            }
+            close(fd); /* its note was received as plain data: nobody wants it */
         }
         int rc = take_token(l);
         if (rc == 0) continue;
@@ -336,13 +358,13 @@ int mproc__os_bell_create(mproc__handle *rd, mproc__handle *wr)
 /* Every holder of wr also holds rd, so the other end never goes. */
 void mproc__os_bell_ring(mproc__handle wr, unsigned n)
 {
-    mproc__os_link l = {(int)wr, 0, {0}};
+    mproc__os_link l = {(int)wr, 0, {0}, {0}, 0};
     (void)mproc__os_link_ring(&l, n);
 }
 
 void mproc__os_bell_take(mproc__handle rd)
 {
-    mproc__os_link l = {(int)rd, 0, {0}};
+    mproc__os_link l = {(int)rd, 0, {0}, {0}, 0};
     (void)take_token(&l);
 }
 
