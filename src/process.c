@@ -565,11 +565,12 @@ static size_t claim_children(mproc_process **out, size_t cap, int daemons)
     return n;
 }
 
-static size_t count_children(void)
+/* Listed children (daemon ones only if daemons). */
+static size_t count_children(int daemons)
 {
     size_t n = 0;
     mproc__os_global_lock();
-    for (mproc_process *c = *children_head(); c; c = c->next_child) n++;
+    for (mproc_process *c = *children_head(); c; c = c->next_child) n += daemons || !c->daemon;
     mproc__os_global_unlock();
     return n;
 }
@@ -580,7 +581,7 @@ static size_t count_children(void)
 int mproc_active_children(mproc_process **out, size_t cap)
 {
     if (!out && cap) return MPROC_EINVAL;
-    size_t total = count_children();
+    size_t total = count_children(1);
     mproc_process **claimed = mproc__calloc(total ? total : 1, sizeof *claimed);
     if (!claimed) return MPROC_ENOMEM;
     size_t n = claim_children(claimed, total, 1);
@@ -610,11 +611,7 @@ int mproc_join_children(int timeout_ms)
         mproc_process *c;
         if (claim_children(&c, 1, 0) == 0) {
             /* Only daemons left, or non-daemons other threads wait on. */
-            size_t left = 0;
-            mproc__os_global_lock();
-            for (mproc_process *x = *children_head(); x; x = x->next_child) left += !x->daemon;
-            mproc__os_global_unlock();
-            if (left == 0) return 0;
+            if (count_children(0) == 0) return 0;
             if (mproc__remaining_ms(deadline, timeout_ms) == 0) return MPROC_ETIMEDOUT;
             mproc__os_sleep_ms(10);
             continue;

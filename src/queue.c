@@ -53,11 +53,10 @@ struct mproc_queue {
     int creator, closed, flags;
     /* What this object is doing now (one thread per object), for the
        shutdown rules of q_sleep_once. */
-    int op, taking, draining;
+    int putting, taking, draining;
 };
 
 enum { SHUT_NONE, SHUT_GRACEFUL, SHUT_IMMEDIATE };
-enum { OP_NONE, OP_PUT, OP_GET };
 
 /* ---- doorbell and waiting -------------------------------------------------------- */
 static uint64_t all_waiters(qshared *sh)
@@ -84,7 +83,7 @@ static int shut_wait(mproc_queue *q, int kind)
 {
     uint64_t s = mproc__a_load(&q->sh->shutdown);
     if (s == SHUT_NONE || kind == MPROC__RING_JOIN || q->draining) return 0;
-    if (q->op == OP_PUT || s == SHUT_IMMEDIATE) return MPROC_ESHUTDOWN;
+    if (q->putting || s == SHUT_IMMEDIATE) return MPROC_ESHUTDOWN;
     return !q->taking && mproc__ring_count(&q->ring) == 0 ? MPROC_ESHUTDOWN : 0;
 }
 
@@ -133,9 +132,9 @@ int mproc_queue_put(mproc_queue *q, const void *buf, size_t len, int timeout_ms)
     if (!q || (!buf && len) || (uint64_t)len > MPROC__RING_MAX_MSG) return MPROC_EINVAL;
     if (q->closed) return MPROC_ECLOSED;
     if (mproc__a_load(&q->sh->shutdown)) return MPROC_ESHUTDOWN;
-    q->op = OP_PUT;
+    q->putting = 1;
     int rc = mproc__ring_put(&q->ring, buf, len, mproc__deadline_ms(timeout_ms), timeout_ms);
-    q->op = OP_NONE;
+    q->putting = 0;
     return rc;
 }
 
@@ -173,13 +172,10 @@ int mproc_queue_get(mproc_queue *q, void **buf, size_t *len, int timeout_ms)
     if (q->closed) return MPROC_ECLOSED;
     if (mproc__a_load(&q->sh->shutdown) && shut_wait(q, MPROC__RING_DATA)) return MPROC_ESHUTDOWN;
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
-    q->op = OP_GET;
     int rc = mproc__ring_get_lock(&q->ring, deadline, timeout_ms);
-    if (!rc) {
-        while ((rc = get_one(q, buf, len, deadline, timeout_ms)) == MPROC__RING_ABORTED) {}
-        mproc__ring_get_unlock(&q->ring);
-    }
-    q->op = OP_NONE;
+    if (rc) return rc;
+    while ((rc = get_one(q, buf, len, deadline, timeout_ms)) == MPROC__RING_ABORTED) {}
+    mproc__ring_get_unlock(&q->ring);
     return rc;
 }
 
