@@ -568,14 +568,33 @@ static void test_join_children(void **state)
     mproc_event_destroy(e);
 }
 
+/* Takes SIGINT's default action (a test runner started in the background
+   may have passed it on ignored), says so, then runs until ended. */
+static int interruptible(const void *arg, size_t len)
+{
+    mproc_sem *ready;
+    if (len != sizeof(mproc_ref) || mproc_sem_attach(arg, &ready)) return 2;
+#ifndef _WIN32
+    signal(SIGINT, SIG_DFL);
+#endif
+    mproc_sem_release(ready);
+    return run_forever(NULL, 0);
+}
+
 static void test_interrupt(void **state)
 {
     (void)state;
     mproc_process *p;
-    assert_int_equal(mproc_process_create(&p, run_forever, NULL, 0, NULL), 0);
+    mproc_sem *ready;
+    mproc_ref ref;
+    assert_int_equal(mproc_sem_create(&ready, 0, 0), 0);
+    assert_int_equal(mproc_sem_ref(ready, &ref), 0);
+    assert_int_equal(mproc_process_create(&p, interruptible, &ref, sizeof ref, NULL), 0);
     assert_int_equal(mproc_process_interrupt(p), MPROC_ESTATE);
     assert_int_equal(mproc_process_interrupt(NULL), MPROC_EINVAL);
     assert_int_equal(mproc_process_start(p), 0);
+    assert_int_equal(mproc_sem_acquire(ready, TU_JOIN_TIMEOUT_MS), 0);
+    mproc_sem_destroy(ready);
 #ifdef _WIN32
     assert_int_equal(mproc_process_interrupt(p), MPROC_ENOTSUP);
     assert_int_equal(mproc_process_kill(p), 0);
