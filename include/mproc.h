@@ -56,7 +56,8 @@ enum {
     MPROC_ENOENT = -14,     /* no such object: destroyed, unknown name, not inherited */
     MPROC_EEXIST = -15,     /* an object of that name exists already */
     MPROC_EBROKEN = -16,    /* barrier broken (aborted, or a waiter timed out) */
-    MPROC_EINTR = -17       /* interrupted (e.g. SIGINT while a pool call waited) */
+    MPROC_EINTR = -17,      /* interrupted (e.g. SIGINT while a pool call waited) */
+    MPROC_ESHUTDOWN = -18   /* the queue was shut down (mproc_queue_shutdown) */
 };
 
 /* A static English name for an error code ("MPROC_ETIMEDOUT: timed out"). */
@@ -90,9 +91,15 @@ MPROC_API int mproc_main_guard(int argc, char **argv);
 /* Spawn PATH (a program that calls mproc_main_guard and contains the same
    targets, i.e. the same image) instead of the current program. NULL resets. */
 MPROC_API int mproc_set_executable(const char *path);
-/* Process-wide default start method; MPROC_ENOTSUP for fork on Windows. */
+/* Process-wide default start method; MPROC_ENOTSUP for fork on Windows.
+   In a child the default is the method that started it (as in Python), so
+   its own children start the same way unless it says otherwise. */
 MPROC_API int mproc_set_start_method(mproc_start_method method);
 MPROC_API mproc_start_method mproc_get_start_method(void);
+/* The start methods available here (Python's get_all_start_methods), the
+   platform default (MPROC_SPAWN) first: writes at most cap of them to out
+   and returns how many there are (1 on Windows, 3 on POSIX). */
+MPROC_API int mproc_get_all_start_methods(mproc_start_method *out, size_t cap);
 
 /* ---- process ----------------------------------------------------------- */
 typedef struct mproc_process mproc_process;
@@ -129,10 +136,60 @@ MPROC_API int mproc_process_exitcode(const mproc_process *p, int *code);
 MPROC_API int mproc_process_terminate(mproc_process *p);
 /* SIGKILL / TerminateProcess. */
 MPROC_API int mproc_process_kill(mproc_process *p);
+/* SIGINT (Python 3.14's Process.interrupt): a child without a handler
+   ends with exit code -2. MPROC_ESTATE if not started; 0 if it has already
+   ended. Windows: MPROC_ENOTSUP -- there is no signal for one process
+   (console Ctrl-C events go to a whole console process group, and mproc's
+   children share the parent's); terminate is the nearest equivalent. */
+MPROC_API int mproc_process_interrupt(mproc_process *p);
 MPROC_API const char *mproc_process_name(const mproc_process *p);
 /* Frees the handle. A still-running process is not killed (unless daemon)
    and is reaped later; a running daemon is killed. */
 MPROC_API void mproc_process_destroy(mproc_process *p);
+
+/*
+ * This process's children (Python's active_children): every process it
+ * started whose handle it has not destroyed. The call polls each of them,
+ * which reaps those that have ended (as Python's does), and writes at most
+ * cap of those still running to out; returns how many are running.
+ * Processes a pool started are listed too (they belong to the pool: do
+ * not join or destroy them). A forked child starts with no children: it
+ * inherits its parent's process objects in memory, not its children.
+ */
+MPROC_API int mproc_active_children(mproc_process **out, size_t cap);
+/*
+ * Joins every running non-daemon child (whose handle is not destroyed):
+ * 0 when none is left, MPROC_ETIMEDOUT, or an error.
+ *
+ * Decision on Python's exit behaviour: Python joins its non-daemon
+ * children when the main program ends; mproc does not do it by itself. A
+ * C program's exit may come from anywhere (exit() deep in a library, a
+ * fatal path) and must not hang there, and C programs commonly leave
+ * helpers running. Call this before returning from main() to get Python's
+ * behaviour. Daemon children are killed when their parent exits, as in
+ * Python (atexit in the process that started them; with it killed, they
+ * notice its death and exit).
+ */
+MPROC_API int mproc_join_children(int timeout_ms);
+
+/*
+ * An exit handler that belongs to the calling process: it runs (most
+ * recent first) when this process exits through exit() or by returning
+ * from main(), and when a child's target returns -- whatever the start
+ * method -- but never in another process, even one that inherited it by
+ * fork. This is Python 3.12's rule for atexit in children.
+ *
+ * What C can promise about C's own atexit(): a spawned child is a fresh
+ * program, so its atexit handlers run when its target returns, as in any
+ * program. A forked child ends with _exit() when its target returns,
+ * because C's handler list (and stdio buffers) are copies of its parent's
+ * and cannot be told apart: no atexit() handler runs there, neither the
+ * parent's nor the child's own -- register with mproc_atexit instead. A
+ * forked target that calls exit() itself runs every C handler, inherited
+ * ones included; mproc's own (daemon clean-up, mproc_atexit) still act
+ * only in the process they belong to.
+ */
+MPROC_API int mproc_atexit(void (*fn)(void));
 
 MPROC_API int64_t mproc_current_pid(void);
 MPROC_API int64_t mproc_parent_pid(void);
@@ -197,6 +254,9 @@ typedef struct mproc_barrier mproc_barrier;
 MPROC_API int mproc_lock_create(mproc_lock **l);
 MPROC_API int mproc_lock_acquire(mproc_lock *l, int timeout_ms);
 MPROC_API int mproc_lock_release(mproc_lock *l);  /* ESTATE if not held */
+/* 1 if some thread of some process holds it, 0 if not, or an error (a
+   snapshot: Python's Lock.locked()). */
+MPROC_API int mproc_lock_locked(mproc_lock *l);
 MPROC_API void mproc_lock_destroy(mproc_lock *l);
 MPROC_API int mproc_lock_ref(const mproc_lock *l, mproc_ref *ref);
 MPROC_API int mproc_lock_attach(const mproc_ref *ref, mproc_lock **l);
@@ -265,6 +325,18 @@ MPROC_API int mproc_cond_attach(const mproc_ref *ref, mproc_cond **c);
    the waiter whose timeout expired, which also breaks the barrier. A broken
    barrier fails every wait until mproc_barrier_reset(). */
 MPROC_API int mproc_barrier_create(mproc_barrier **b, unsigned parties);
+/* Python's Barrier(parties, action, timeout). action (may be NULL) runs
+   once per trip, in the process and thread of the party that trips it,
+   before any waiter is released; it must be a function of the program or
+   of a library loaded at start-up (found in every process like a target).
+   If it returns non-zero the barrier breaks: that party's wait returns
+   MPROC_ETASK and the others' MPROC_EBROKEN. timeout_ms is the default of
+   waits given MPROC_DEFAULT_TIMEOUT (MPROC_FOREVER: none). */
+typedef int (*mproc_barrier_action)(void);
+MPROC_API int mproc_barrier_create_ex(mproc_barrier **b, unsigned parties,
+                                      mproc_barrier_action action, int timeout_ms);
+/* As a timeout: the object's default (Barrier; MPROC_FOREVER if none). */
+#define MPROC_DEFAULT_TIMEOUT (-2)
 MPROC_API int mproc_barrier_wait(mproc_barrier *b, int timeout_ms);
 MPROC_API int mproc_barrier_abort(mproc_barrier *b);
 MPROC_API int mproc_barrier_reset(mproc_barrier *b);
@@ -307,9 +379,13 @@ MPROC_API int mproc_shm_open(mproc_shm **s, const char *name);
 MPROC_API void *mproc_shm_ptr(mproc_shm *s);
 MPROC_API size_t mproc_shm_size(const mproc_shm *s);
 MPROC_API const char *mproc_shm_name(const mproc_shm *s);
-/* Remove the name: later opens fail with MPROC_ENOENT; mappings stay valid.
-   MPROC_ENOENT if the name is already gone. A generated name can only be
-   removed by its creator (elsewhere this returns 0 and does nothing). */
+/* Remove the name: later opens fail with MPROC_ENOENT; mappings stay valid
+   and refs still attach. MPROC_ENOENT if the name is already gone. Any
+   process may unlink (as in Python). Where the OS name cannot be removed
+   by this process -- a generated name unlinked by a process other than its
+   creator, any name on Windows -- the segment's header is marked unlinked,
+   so mproc_shm_open refuses it with MPROC_ENOENT from then on; the OS name
+   itself goes when its creator's handle (Windows: the last handle) goes. */
 MPROC_API int mproc_shm_unlink(mproc_shm *s);
 /* Unmaps and closes this process's handle (see above for the name). */
 MPROC_API void mproc_shm_destroy(mproc_shm *s);
@@ -353,6 +429,27 @@ MPROC_API int mproc_conn_recv_into(mproc_conn *c, void *buf, size_t cap, size_t 
 /* 1 if data (or end of stream) is there to receive, 0 if not in time. */
 MPROC_API int mproc_conn_poll(mproc_conn *c, int timeout_ms);   /* 1 ready, 0 not */
 MPROC_API void mproc_conn_destroy(mproc_conn *c);
+/* Hand an OS handle to the process at the other end (Python's
+   reduction.send_handle/recv_handle), e.g. a pre-forked server's accepted
+   sockets to its workers. POSIX: a file descriptor or socket, passed with
+   SCM_RIGHTS over the conn's socket link. Windows: a HANDLE; the sender
+   keeps a private duplicate that the receiving process moves into itself
+   (DuplicateHandle with DUPLICATE_CLOSE_SOURCE), so it reaches whichever
+   process receives the message -- the sender must still be running then,
+   else recv_handle is MPROC_EPROTO (Python's DupHandle does the same when
+   no destination pid is known). The receiver gets its own handle to the
+   same object (close-on-exec / not inheritable) to close when done; the
+   sender keeps and closes its own. The handle travels as one message in
+   order with the others: receive it with recv_handle where send_handle
+   was used. recv_handle: MPROC_EPROTO if the next message is not a handle
+   (consumed; one larger than a handle's note is left in place). A handle
+   message taken by plain recv arrives as its raw note and its handle is
+   never handed to a later recv_handle (POSIX closes it; on Windows the
+   sender's private duplicate stays until the sender exits). Sockets on Windows: pass
+   the SOCKET as a HANDLE (WSADuplicateSocket is the documented way for
+   overlapped sockets). */
+MPROC_API int mproc_conn_send_handle(mproc_conn *c, intptr_t handle);
+MPROC_API int mproc_conn_recv_handle(mproc_conn *c, intptr_t *handle, int timeout_ms);
 MPROC_API int mproc_conn_ref(const mproc_conn *c, mproc_ref *ref);
 /* In a child the end moves into the new conn (attach each ref once); in
    the creator it gives a second handle on the same end. */
@@ -366,7 +463,8 @@ MPROC_API int mproc_conn_attach(const mproc_ref *ref, mproc_conn **c);
    any size works (large ones stream through the ring while a consumer
    reads). get: MPROC_ETIMEDOUT when empty. A producer that dies mid-put
    never leaves a partial message visible. close: this object puts and gets
-   no more (MPROC_ECLOSED). SIMPLE: size is MPROC_ENOTSUP; JOINABLE: put
+   no more (MPROC_ECLOSED; also size, empty and full). SIMPLE: size is
+   MPROC_ENOTSUP (empty and full work); JOINABLE: put
    counts a task, task_done ends one (MPROC_ESTATE if none is open), join
    waits for all (MPROC_ENOTSUP on other kinds). One thread per queue
    object at a time: attach again for another thread. */
@@ -379,6 +477,21 @@ MPROC_API int mproc_queue_put(mproc_queue *q, const void *buf, size_t len, int t
 MPROC_API int mproc_queue_get(mproc_queue *q, void **buf, size_t *len, int timeout_ms);
 MPROC_API int mproc_queue_size(mproc_queue *q, size_t *n);
 MPROC_API int mproc_queue_close(mproc_queue *q);
+/* 1 or 0 (a snapshot, as in Python), or an error. empty: no message is
+   waiting (one being put counts as waiting); full: maxsize messages are
+   waiting (never for an unbounded queue). */
+MPROC_API int mproc_queue_empty(mproc_queue *q);
+MPROC_API int mproc_queue_full(mproc_queue *q);
+/* Python 3.13's Queue.shutdown, for every process using the queue: puts
+   fail with MPROC_ESHUTDOWN from now on. Graceful (immediate 0): gets go
+   on until the queue is empty, then fail with MPROC_ESHUTDOWN. Immediate:
+   the waiting messages are discarded (a JoinableQueue counts each as
+   done) and every get fails with MPROC_ESHUTDOWN. Putters and getters
+   blocked in any process wake and fail with MPROC_ESHUTDOWN (a message
+   already being taken is finished first); mproc_wait reports such a queue
+   ready. Shutting down again is allowed; graceful then immediate makes it
+   immediate. MPROC_ECLOSED after close. */
+MPROC_API int mproc_queue_shutdown(mproc_queue *q, int immediate);
 MPROC_API int mproc_queue_task_done(mproc_queue *q);
 MPROC_API int mproc_queue_join(mproc_queue *q, int timeout_ms);
 MPROC_API void mproc_queue_destroy(mproc_queue *q);
@@ -396,7 +509,8 @@ typedef struct mproc_waitable {
     void *obj;        /* mproc_conn*, mproc_queue* or mproc_process* */
     int ready;        /* out: 1 if readable / ended */
 } mproc_waitable;
-/* Returns the number ready (>= 1), or MPROC_ETIMEDOUT. */
+/* Returns the number ready (>= 1), or MPROC_ETIMEDOUT. A process that was
+   never started is MPROC_ESTATE (as join gives), not "ended". */
 MPROC_API int mproc_wait(mproc_waitable *items, size_t count, int timeout_ms);
 
 /* ---- pool ---------------------------------------------------------------- */

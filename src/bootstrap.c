@@ -135,7 +135,8 @@ MPROC__NORETURN static void run_child(const char *env_value)
     if ((rc = resolve_target(&boot, &target))) bootstrap_failed("target", rc);
     if ((rc = adopt_objects(&boot))) bootstrap_failed("objects", rc);
     if ((rc = map_argument(&boot, &arg))) bootstrap_failed("argument", rc);
-    mproc__set_child_identity(boot.name, boot.parent_pid);
+    mproc__set_child_identity(boot.name, boot.parent_pid,
+                              (mproc_start_method)(boot.flags >> MPROC__BOOT_METHOD_SHIFT));
     mproc__os_unsetenv(MPROC__CHILD_ENV);
     guard_passed = 1;
     /* The acknowledgement tells the parent that the guard ran; the status

@@ -28,6 +28,9 @@ typedef struct mproc__boot {
 } mproc__boot;
 
 #define MPROC__BOOT_DAEMON 0x1u
+/* flags bits 8..15: the start method that made the child (its default). */
+#define MPROC__BOOT_METHOD_SHIFT 8
+#define MPROC__BOOT_METHOD_MASK 0xff00u
 /* Exit status of a daemon child whose parent has gone. */
 #define MPROC_EXIT_PARENT_GONE 122
 

@@ -145,7 +145,10 @@ static int decode_field(uint32_t type, const unsigned char *v, uint32_t n, mproc
     case F_FLAGS:
         if (n != 4) return MPROC_EPROTO;
         out->flags = mproc__get_u32(v);
-        return (out->flags & ~MPROC__BOOT_DAEMON) ? MPROC_EPROTO : 0;
+        return ((out->flags & ~(MPROC__BOOT_DAEMON | MPROC__BOOT_METHOD_MASK)) ||
+                (out->flags >> MPROC__BOOT_METHOD_SHIFT) > MPROC_FORKSERVER)
+                   ? MPROC_EPROTO
+                   : 0;
     case F_ARG:
         out->arg = v;
         out->arg_len = n;

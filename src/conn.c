@@ -498,3 +498,48 @@ int mproc_conn_poll(mproc_conn *c, int timeout_ms)
         if (fin || left == 0) return fin;
     }
 }
+
+/* ---- handing over OS handles ------------------------------------------------------ */
+/* The handle itself goes beside the ring (os.h: over the link on POSIX,
+   through a private duplicate on Windows); the ring carries a note that
+   one was sent, so it is received in order with the messages. */
+static const unsigned char HANDLE_MAGIC[8] = {'m', 'p', 'r', 'o', 'c', 'H', 'N', 'D'};
+#define HANDLE_MSG 24
+
+int mproc_conn_send_handle(mproc_conn *c, intptr_t handle)
+{
+    if (!c || (mproc__handle)handle == MPROC__NO_HANDLE) return MPROC_EINVAL;
+    if (!c->can_send) return MPROC_ESTATE;
+    if (probe_gone(c)) return MPROC_ECLOSED;
+    mproc__os_handle_note note;
+    int rc = mproc__os_link_send_handle(c->link, (mproc__handle)handle, &note);
+    if (rc == MPROC_ECLOSED) set_gone(c);
+    if (rc) return rc;
+    unsigned char msg[HANDLE_MSG];
+    memcpy(msg, HANDLE_MAGIC, 8);
+    mproc__put_u64(msg + 8, note.pid);
+    mproc__put_u64(msg + 16, note.value);
+    return mproc_conn_send(c, msg, sizeof msg);
+}
+
+int mproc_conn_recv_handle(mproc_conn *c, intptr_t *handle, int timeout_ms)
+{
+    if (!c || !handle) return MPROC_EINVAL;
+    *handle = (intptr_t)MPROC__NO_HANDLE;
+    unsigned char msg[HANDLE_MSG];
+    size_t len = 0;
+    int rc = mproc_conn_recv_into(c, msg, sizeof msg, &len, timeout_ms);
+    if (rc == MPROC_EINVAL && len > sizeof msg) return MPROC_EPROTO; /* left in place */
+    if (rc) return rc;
+    if (len != sizeof msg || memcmp(msg, HANDLE_MAGIC, 8) != 0) return MPROC_EPROTO;
+    mproc__os_handle_note note = {mproc__get_u64(msg + 8), mproc__get_u64(msg + 16)};
+    /* On POSIX the descriptor was queued before the note was: it is there
+       already, behind at most some tokens, so nothing is waited for (a
+       forged note cannot hang the receiver). */
+    mproc__handle h;
+    rc = mproc__os_link_recv_handle(c->link, &note, &h, 0);
+    if (rc == MPROC_ETIMEDOUT || rc == MPROC_ECLOSED) return MPROC_EPROTO;
+    if (rc) return rc;
+    *handle = (intptr_t)h;
+    return 0;
+}

@@ -25,6 +25,7 @@ const char *mproc_strerror(int err)
     case MPROC_EEXIST: return "MPROC_EEXIST: object exists already";
     case MPROC_EBROKEN: return "MPROC_EBROKEN: barrier is broken";
     case MPROC_EINTR: return "MPROC_EINTR: interrupted";
+    case MPROC_ESHUTDOWN: return "MPROC_ESHUTDOWN: the queue was shut down";
     default: return "unknown mproc error";
     }
 }

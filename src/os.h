@@ -125,6 +125,10 @@ int mproc__os_proc_wait(mproc__os_proc *p, int timeout_ms, int *exitcode);
 /* hard 0: SIGTERM (Windows: TerminateProcess, exit code reads as -15);
    hard 1: SIGKILL (-9). 0 if the process has already ended. */
 int mproc__os_proc_signal(mproc__os_proc *p, int hard);
+/* SIGINT (Python's Process.interrupt); 0 if the process has already ended.
+   Windows has no signal to send one process (console control events go to
+   whole process groups sharing a console): MPROC_ENOTSUP there. */
+int mproc__os_proc_interrupt(mproc__os_proc *p);
 /* A handle that becomes readable/signalled when the process ends (pidfd,
    sentinel pipe, process HANDLE), for mproc_wait; owned by p. */
 mproc__handle mproc__os_proc_wait_handle(const mproc__os_proc *p);
@@ -206,7 +210,10 @@ int mproc__os_shm_create_private(size_t size, char *name, size_t cap, mproc__han
    object's size as far as the OS knows it (may be rounded up to pages). */
 int mproc__os_shm_open(const char *name, mproc__handle *h, size_t *size);
 /* Remove the name (the memory lives on while mapped). For a private object
-   created here, *h may be replaced by another handle to the same memory. */
+   created here, *h may be replaced by another handle to the same memory.
+   MPROC_ENOTSUP where this process cannot remove it: a private name made
+   by another process (its name is its creator's handle), and any name on
+   Windows (a section's name goes with its last handle). */
 int mproc__os_shm_unlink(const char *name, int created_here, mproc__handle *h);
 /* Size of the object behind h as far as the OS knows it. */
 int mproc__os_shm_size(mproc__handle h, size_t *size);
@@ -249,6 +256,25 @@ int mproc__os_link_probe(mproc__os_link *l);
    other end has gone, else 0. */
 int mproc__os_link_arm(mproc__os_link *l, mproc__handle *waitable);
 int mproc__os_link_disarm(mproc__os_link *l);
+
+/* Handing an OS handle to whichever process receives at the other end
+   (conn.c's send_handle; the note travels in the ring after this call).
+   POSIX: h goes with SCM_RIGHTS on one byte over the link (waiting for
+   room in it; the byte, which also counts as a token, carries the note's
+   tag). Windows: h is duplicated into a private handle of this process;
+   the note names this process and that handle, and the receiver moves it
+   into itself (DUPLICATE_CLOSE_SOURCE), so it reaches the process that
+   really receives it. recv: POSIX: the descriptor of that tag (ones that
+   came earlier without being asked for are closed), close-on-exec, waiting
+   at most timeout_ms; Windows: the handle moved out of the sender, which
+   must still be running. MPROC_ETIMEDOUT / MPROC_ECLOSED if it did not
+   come, MPROC_EPROTO if the note names nothing. */
+typedef struct mproc__os_handle_note {
+    uint64_t pid, value;
+} mproc__os_handle_note;
+int mproc__os_link_send_handle(mproc__os_link *l, mproc__handle h, mproc__os_handle_note *note);
+int mproc__os_link_recv_handle(mproc__os_link *l, const mproc__os_handle_note *note,
+                               mproc__handle *out, int timeout_ms);
 
 /* Wait until at least one of n handles is ready (POSIX: readable or hung
    up; Windows: signalled), with no limit on n. Sets ready[i] to 0/1 and

@@ -25,7 +25,11 @@ struct mproc_process {
     int acked;
     int exitcode;
     int bootstrap_failed;
-    struct mproc_process *next_daemon;
+    /* The children list (active_children, join_children, daemons at exit):
+       guarded by the global lock, as is busy, which a thread sets while it
+       waits on the process so that no two threads reap it at once. */
+    struct mproc_process *next_child;
+    int busy;
 };
 
 static char *spawn_exe;                       /* mproc_set_executable */
@@ -33,8 +37,13 @@ static mproc_start_method default_method = MPROC_SPAWN;
 static unsigned process_counter;
 static char current_name[MPROC__NAME_MAX] = "MainProcess";
 static int64_t child_parent_pid;              /* 0 in the main process */
-static mproc_process *daemons;                /* running daemons, for atexit */
-static int daemon_atexit_registered;
+/* Started, not yet destroyed, not known to have ended: this process's
+   children. A forked copy of this process inherits the list in memory but
+   not the children (Python clears _children in a child too): the list
+   belongs to children_pid, and any other process sees it empty. */
+static mproc_process *children;
+static int64_t children_pid;
+static int children_atexit_registered;
 
 /* ---- process-wide settings ----------------------------------------------- */
 int mproc_set_executable(const char *path)
@@ -64,15 +73,84 @@ int mproc_set_start_method(mproc_start_method method)
 
 mproc_start_method mproc_get_start_method(void) { return default_method; }
 
-void mproc__set_child_identity(const char *name, int64_t parent_pid)
+/* Spawn (the default) first, as Python lists the platform default first. */
+int mproc_get_all_start_methods(mproc_start_method *out, size_t cap)
+{
+    static const mproc_start_method all[] = {MPROC_SPAWN, MPROC_FORK, MPROC_FORKSERVER};
+    if (!out && cap) return MPROC_EINVAL;
+    size_t n = mproc__os_has_fork() ? 3 : 1;
+    for (size_t i = 0; i < n && i < cap; i++) out[i] = all[i];
+    return (int)n;
+}
+
+/* A child's default start method is the one that started it, so that its
+   own children start the same way (Python does the same). */
+void mproc__set_child_identity(const char *name, int64_t parent_pid, mproc_start_method method)
 {
     snprintf(current_name, sizeof current_name, "%s", name);
     child_parent_pid = parent_pid;
+    if (method != MPROC_METHOD_DEFAULT) default_method = method;
 }
 
 int64_t mproc_current_pid(void) { return mproc__os_getpid(); }
 int64_t mproc_parent_pid(void) { return child_parent_pid ? child_parent_pid : mproc__os_getppid(); }
 const char *mproc_current_name(void) { return current_name; }
+
+/* ---- exit handlers -------------------------------------------------------- */
+/* mproc_atexit: handlers that belong to the process that registered them.
+   C's atexit list is inherited by fork and cannot be told apart, so mproc
+   keeps its own, tagged with the registering pid, and runs it from one C
+   atexit handler (exit() anywhere) and at the end of a forked child's
+   target (which ends with _exit). */
+typedef struct exit_handler {
+    void (*fn)(void);
+    int64_t pid;
+    struct exit_handler *next;
+} exit_handler;
+static exit_handler *exit_handlers;
+static int exit_runner_registered;
+
+/* Runs (most recent first) and forgets this process's handlers. */
+static void run_exit_handlers(void)
+{
+    int64_t me = mproc__os_getpid();
+    for (;;) {
+        void (*fn)(void) = NULL;
+        mproc__os_global_lock();
+        for (exit_handler **at = &exit_handlers; *at; at = &(*at)->next) {
+            if ((*at)->pid != me) continue;
+            exit_handler *h = *at;
+            *at = h->next;
+            fn = h->fn;
+            free(h);
+            break;
+        }
+        mproc__os_global_unlock();
+        if (!fn) return;
+        fn(); /* unlocked: a handler may use mproc */
+    }
+}
+
+int mproc_atexit(void (*fn)(void))
+{
+    if (!fn) return MPROC_EINVAL;
+    exit_handler *h = malloc(sizeof *h);
+    if (!h) return MPROC_ENOMEM;
+    h->fn = fn;
+    h->pid = mproc__os_getpid();
+    int rc = 0;
+    mproc__os_global_lock();
+    if (!exit_runner_registered) exit_runner_registered = atexit(run_exit_handlers) == 0;
+    if (exit_runner_registered) {
+        h->next = exit_handlers;
+        exit_handlers = h;
+    } else {
+        rc = MPROC_ENOMEM; /* the C library's atexit table is full */
+    }
+    mproc__os_global_unlock();
+    if (rc) free(h);
+    return rc;
+}
 
 /* ---- create ---------------------------------------------------------------- */
 static int copy_argument(mproc_process *p, const void *arg, size_t len)
@@ -175,7 +253,8 @@ static void fill_boot(const mproc_process *p, mproc__boot *b)
     b->target = p->target_ref;
     snprintf(b->name, sizeof b->name, "%s", p->name);
     b->parent_pid = mproc__os_getpid();
-    b->flags = p->daemon ? MPROC__BOOT_DAEMON : 0;
+    b->flags = (p->daemon ? MPROC__BOOT_DAEMON : 0) |
+               ((uint32_t)p->method << MPROC__BOOT_METHOD_SHIFT);
     b->arg_in_shm = p->arg_map != NULL;
     b->arg = p->arg;
     b->arg_len = p->arg_len;
@@ -249,12 +328,15 @@ static int start_fork(mproc_process *p)
         return rc;
     }
     if (is_child) {
-        mproc__set_child_identity(p->name, parent);
+        mproc__set_child_identity(p->name, parent, MPROC_FORK);
         if (p->daemon) {
             mproc__os_close(watch_w);
             mproc__watch_parent(watch_r);
         }
         int code = p->target(argument_bytes(p), p->arg_len);
+        /* _exit, not exit: the C atexit handlers and stdio state here are
+           the parent's copies. The child's own mproc_atexit handlers run. */
+        run_exit_handlers();
         fflush(NULL);
         mproc__os_exit_now(code & 0xff);
     }
@@ -264,29 +346,67 @@ static int start_fork(mproc_process *p)
     return 0;
 }
 
-static void kill_daemons_at_exit(void)
+/* The list of this process's children (global lock held). */
+static mproc_process **children_head(void)
 {
-    for (mproc_process *d = daemons; d; d = d->next_daemon)
-        if (d->state == ST_RUNNING) mproc__os_proc_signal(d->os, 0);
+    int64_t me = mproc__os_getpid();
+    if (children_pid != me) { /* a forked copy: none of these are ours */
+        children = NULL;
+        children_pid = me;
+    }
+    return &children;
 }
 
-static void track_daemon(mproc_process *p)
+/* Daemons die with the process that started them, when it exits. Runs in
+   every process that inherited the handler (fork): children_head() keeps
+   it to this process's own children. */
+static void kill_daemons_at_exit(void)
 {
     mproc__os_global_lock();
-    p->next_daemon = daemons;
-    daemons = p;
-    if (!daemon_atexit_registered) daemon_atexit_registered = atexit(kill_daemons_at_exit) == 0;
+    for (mproc_process *c = *children_head(); c; c = c->next_child)
+        if (c->daemon && c->state == ST_RUNNING) mproc__os_proc_signal(c->os, 0);
     mproc__os_global_unlock();
 }
 
-static void untrack_daemon(mproc_process *p)
+static void track_child(mproc_process *p)
 {
     mproc__os_global_lock();
-    for (mproc_process **at = &daemons; *at; at = &(*at)->next_daemon)
+    mproc_process **head = children_head();
+    p->next_child = *head;
+    *head = p;
+    if (!children_atexit_registered) children_atexit_registered = atexit(kill_daemons_at_exit) == 0;
+    mproc__os_global_unlock();
+}
+
+/* Global lock held. */
+static void untrack_child_locked(mproc_process *p)
+{
+    for (mproc_process **at = children_head(); *at; at = &(*at)->next_child)
         if (*at == p) {
-            *at = p->next_daemon;
+            *at = p->next_child;
             break;
         }
+    p->next_child = NULL;
+}
+
+/* Claims the right to wait on p: 1 when claimed; with may_wait 0 it gives
+   up (0) when another thread is waiting on p already. */
+static int claim(mproc_process *p, int may_wait)
+{
+    for (;;) {
+        mproc__os_global_lock();
+        int mine = !p->busy;
+        if (mine) p->busy = 1;
+        mproc__os_global_unlock();
+        if (mine || !may_wait) return mine;
+        mproc__os_sleep_ms(1);
+    }
+}
+
+static void unclaim(mproc_process *p)
+{
+    mproc__os_global_lock();
+    p->busy = 0;
     mproc__os_global_unlock();
 }
 
@@ -299,7 +419,7 @@ int mproc_process_start(mproc_process *p)
     rc = p->method == MPROC_FORK ? start_fork(p) : start_spawn(p);
     if (rc) return rc;
     p->state = ST_RUNNING;
-    if (p->daemon) track_daemon(p);
+    track_child(p);
     /* The child has its own copy of a large argument now. */
     if (p->arg_map) {
         mproc__os_unmap(p->arg_map, p->arg_len);
@@ -336,11 +456,13 @@ static void mark_ended(mproc_process *p, int code)
     check_ack(p);
     close_handle(&p->status_read);
     close_handle(&p->parent_alive);
-    if (p->daemon) untrack_daemon(p);
+    mproc__os_global_lock();
+    untrack_child_locked(p);
+    mproc__os_global_unlock();
 }
 
-/* Polls or waits for the end; 0 if ended, MPROC_ETIMEDOUT if running. */
-static int update_state(mproc_process *p, int timeout_ms)
+/* Polls or waits for the end (p claimed); 0 if ended, MPROC_ETIMEDOUT. */
+static int update_claimed(mproc_process *p, int timeout_ms)
 {
     int code;
     if (p->state == ST_ENDED) return 0;
@@ -348,6 +470,14 @@ static int update_state(mproc_process *p, int timeout_ms)
     if (rc) return rc;
     mark_ended(p, code);
     return 0;
+}
+
+static int update_state(mproc_process *p, int timeout_ms)
+{
+    claim(p, 1);
+    int rc = update_claimed(p, timeout_ms);
+    unclaim(p);
+    return rc;
 }
 
 int mproc_process_join(mproc_process *p, int timeout_ms)
@@ -396,6 +526,14 @@ static int signal_process(mproc_process *p, int hard)
 int mproc_process_terminate(mproc_process *p) { return signal_process(p, 0); }
 int mproc_process_kill(mproc_process *p) { return signal_process(p, 1); }
 
+int mproc_process_interrupt(mproc_process *p)
+{
+    if (!p) return MPROC_EINVAL;
+    if (p->state == ST_CREATED) return MPROC_ESTATE;
+    if (p->state == ST_ENDED) return 0;
+    return mproc__os_proc_interrupt(p->os);
+}
+
 const char *mproc_process_name(const mproc_process *p) { return p ? p->name : NULL; }
 
 mproc__handle mproc__process_wait_handle(mproc_process *p)
@@ -404,11 +542,94 @@ mproc__handle mproc__process_wait_handle(mproc_process *p)
     return mproc__os_proc_wait_handle(p->os);
 }
 
+int mproc__process_wait_prepare(mproc_process *p, mproc__handle *h)
+{
+    if (p->state == ST_CREATED) return MPROC_ESTATE; /* never "ended" */
+    *h = mproc__process_wait_handle(p);
+    return *h == MPROC__NO_HANDLE ? 1 : 0;
+}
+
+/* ---- this process's children ---------------------------------------------- */
+/* Claims up to cap listed children (daemon ones only if daemons) that no
+   other thread is waiting on. */
+static size_t claim_children(mproc_process **out, size_t cap, int daemons)
+{
+    size_t n = 0;
+    mproc__os_global_lock();
+    for (mproc_process *c = *children_head(); c && n < cap; c = c->next_child)
+        if (!c->busy && (daemons || !c->daemon)) {
+            c->busy = 1;
+            out[n++] = c;
+        }
+    mproc__os_global_unlock();
+    return n;
+}
+
+/* Listed children (daemon ones only if daemons). */
+static size_t count_children(int daemons)
+{
+    size_t n = 0;
+    mproc__os_global_lock();
+    for (mproc_process *c = *children_head(); c; c = c->next_child) n += daemons || !c->daemon;
+    mproc__os_global_unlock();
+    return n;
+}
+
+/* Polls every child, which reaps those that have ended (and drops them
+   from the list), then lists those still running. Children another thread
+   is waiting on are not polled: they count as running. */
+int mproc_active_children(mproc_process **out, size_t cap)
+{
+    if (!out && cap) return MPROC_EINVAL;
+    size_t total = count_children(1);
+    mproc_process **claimed = mproc__calloc(total ? total : 1, sizeof *claimed);
+    if (!claimed) return MPROC_ENOMEM;
+    size_t n = claim_children(claimed, total, 1);
+    int err = 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc = update_claimed(claimed[i], 0);
+        if (rc && rc != MPROC_ETIMEDOUT && !err) err = rc;
+        unclaim(claimed[i]);
+    }
+    free(claimed);
+    if (err) return err;
+    size_t live = 0;
+    mproc__os_global_lock();
+    for (mproc_process *c = *children_head(); c; c = c->next_child, live++)
+        if (live < cap) out[live] = c;
+    mproc__os_global_unlock();
+    return live > INT32_MAX ? INT32_MAX : (int)live;
+}
+
+/* Python joins its non-daemon children at exit; here the caller decides
+   when (see mproc.h for why not at exit). */
+int mproc_join_children(int timeout_ms)
+{
+    if (timeout_ms < MPROC_FOREVER) return MPROC_EINVAL;
+    uint64_t deadline = mproc__deadline_ms(timeout_ms);
+    for (;;) {
+        mproc_process *c;
+        if (claim_children(&c, 1, 0) == 0) {
+            /* Only daemons left, or non-daemons other threads wait on. */
+            if (count_children(0) == 0) return 0;
+            if (mproc__remaining_ms(deadline, timeout_ms) == 0) return MPROC_ETIMEDOUT;
+            mproc__os_sleep_ms(10);
+            continue;
+        }
+        int rc = update_claimed(c, mproc__remaining_ms(deadline, timeout_ms));
+        unclaim(c);
+        if (rc) return rc;
+    }
+}
+
 void mproc_process_destroy(mproc_process *p)
 {
     if (!p) return;
+    claim(p, 1); /* not while active_children polls it */
+    mproc__os_global_lock();
+    untrack_child_locked(p);
+    mproc__os_global_unlock();
     if (p->state == ST_RUNNING) {
-        if (p->daemon) untrack_daemon(p);
         /* A running daemon dies with its handle; others run on (Python). */
         mproc__os_proc_free(p->os, p->daemon);
     } else if (p->os) {

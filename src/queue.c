@@ -18,6 +18,11 @@
    WAIT_SLICE_MS, which bounds a wake lost to another waiter and lets it
    notice a dead lock owner.
 
+   Shutdown. A word in the shared header says graceful or immediate; put
+   and get look at it once on entry, and a sleeper looks at it each time
+   it would sleep (q_sleep_once), so the fast path pays one load of a line
+   it reads anyway. shutdown rings the doorbell for every sleeper.
+
    A queue object is used by one thread at a time; use one object (attach
    the ref again) per thread for concurrent use within a process. */
 #include "ring.h"
@@ -32,7 +37,8 @@
    shared. */
 typedef struct qshared {
     uint64_t magic, maxsize, flags;
-    uint64_t pad0[5];
+    volatile uint64_t shutdown; /* SHUT_NONE, SHUT_GRACEFUL, SHUT_IMMEDIATE */
+    uint64_t pad0[4];
     volatile uint64_t unfinished; /* JoinableQueue: puts not yet task_done */
     uint64_t pad1[7];
     mproc__ring_shared ring;
@@ -45,7 +51,12 @@ struct mproc_queue {
     mproc__handle shm, bell_rd, bell_wr;
     mproc__objid id;
     int creator, closed, flags;
+    /* What this object is doing now (one thread per object), for the
+       shutdown rules of q_sleep_once. */
+    int putting, taking, draining;
 };
+
+enum { SHUT_NONE, SHUT_GRACEFUL, SHUT_IMMEDIATE };
 
 /* ---- doorbell and waiting -------------------------------------------------------- */
 static uint64_t all_waiters(qshared *sh)
@@ -64,11 +75,24 @@ static void q_wake(mproc__ring *r, int kind)
     mproc__os_bell_ring(q->bell_wr, n > 64 ? 64 : (unsigned)(n ? n : 1));
 }
 
+/* MPROC_ESHUTDOWN if the queue's shutdown ends a wait of this kind now:
+   every put; a get once it is immediate, or once the queue is empty and
+   the get is not in the middle of a message (graceful). Joins and the
+   draining shutdown itself wait on. */
+static int shut_wait(mproc_queue *q, int kind)
+{
+    uint64_t s = mproc__a_load(&q->sh->shutdown);
+    if (s == SHUT_NONE || kind == MPROC__RING_JOIN || q->draining) return 0;
+    if (q->putting || s == SHUT_IMMEDIATE) return MPROC_ESHUTDOWN;
+    return !q->taking && mproc__ring_count(&q->ring) == 0 ? MPROC_ESHUTDOWN : 0;
+}
+
 static int q_sleep_once(mproc__ring *r, int kind, mproc__ring_cond cond, void *arg, int slice)
 {
     mproc_queue *q = r->user;
     mproc__ring_announce(r, kind, 1);
     int ok = cond(r, arg, 1);
+    if (!ok) ok = shut_wait(q, kind);
     if (!ok) {
         unsigned char ready = 0;
         int rc = mproc__os_wait_any(&q->bell_rd, 1, &ready, slice);
@@ -107,7 +131,11 @@ int mproc_queue_put(mproc_queue *q, const void *buf, size_t len, int timeout_ms)
 {
     if (!q || (!buf && len) || (uint64_t)len > MPROC__RING_MAX_MSG) return MPROC_EINVAL;
     if (q->closed) return MPROC_ECLOSED;
-    return mproc__ring_put(&q->ring, buf, len, mproc__deadline_ms(timeout_ms), timeout_ms);
+    if (mproc__a_load(&q->sh->shutdown)) return MPROC_ESHUTDOWN;
+    q->putting = 1;
+    int rc = mproc__ring_put(&q->ring, buf, len, mproc__deadline_ms(timeout_ms), timeout_ms);
+    q->putting = 0;
+    return rc;
 }
 
 /* One message, with the get lock held. Once its first record is taken the
@@ -123,8 +151,10 @@ static int get_one(mproc_queue *q, void **out, size_t *len, uint64_t deadline, i
     unsigned char *dst = malloc(room ? (size_t)room : 1);
     if (!dst) return MPROC_ENOMEM; /* the message stays queued */
     rc = mproc__ring_take_start(&q->ring, dst, total, &got);
+    q->taking = 1; /* a graceful shutdown lets this message finish */
     if (rc == 1)
         rc = mproc__ring_take_rest(&q->ring, &dst, &room, total, &got, UINT64_MAX, MPROC_FOREVER);
+    q->taking = 0;
     if (rc) {
         free(dst);
         return rc;
@@ -140,6 +170,7 @@ int mproc_queue_get(mproc_queue *q, void **buf, size_t *len, int timeout_ms)
     *buf = NULL;
     *len = 0;
     if (q->closed) return MPROC_ECLOSED;
+    if (mproc__a_load(&q->sh->shutdown) && shut_wait(q, MPROC__RING_DATA)) return MPROC_ESHUTDOWN;
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
     int rc = mproc__ring_get_lock(&q->ring, deadline, timeout_ms);
     if (rc) return rc;
@@ -152,9 +183,24 @@ int mproc_queue_get(mproc_queue *q, void **buf, size_t *len, int timeout_ms)
 int mproc_queue_size(mproc_queue *q, size_t *n)
 {
     if (!q || !n) return MPROC_EINVAL;
+    if (q->closed) return MPROC_ECLOSED;
     if (q->flags & MPROC_QUEUE_SIMPLE) return MPROC_ENOTSUP;
     *n = (size_t)mproc__ring_count(&q->ring);
     return 0;
+}
+
+int mproc_queue_empty(mproc_queue *q)
+{
+    if (!q) return MPROC_EINVAL;
+    if (q->closed) return MPROC_ECLOSED;
+    return mproc__ring_count(&q->ring) == 0;
+}
+
+int mproc_queue_full(mproc_queue *q)
+{
+    if (!q) return MPROC_EINVAL;
+    if (q->closed) return MPROC_ECLOSED;
+    return q->sh->maxsize && mproc__ring_count(&q->ring) >= q->sh->maxsize;
 }
 
 int mproc_queue_close(mproc_queue *q)
@@ -162,6 +208,39 @@ int mproc_queue_close(mproc_queue *q)
     if (!q) return MPROC_EINVAL;
     q->closed = 1;
     return 0;
+}
+
+/* Immediate shutdown: discard what is waiting, each message counting as a
+   finished task. Getters blocked elsewhere fail and let the get lock go;
+   a producer part-way through a large message gives it up. */
+static int drain(mproc_queue *q)
+{
+    q->draining = 1;
+    int rc = mproc__ring_get_lock(&q->ring, UINT64_MAX, MPROC_FOREVER);
+    if (!rc) {
+        void *msg;
+        size_t len;
+        while ((rc = get_one(q, &msg, &len, mproc__deadline_ms(0), 0)) != MPROC_ETIMEDOUT) {
+            if (rc == MPROC__RING_ABORTED) continue;
+            if (rc) break;
+            free(msg);
+            if (q->flags & MPROC_QUEUE_JOINABLE) (void)mproc_queue_task_done(q);
+        }
+        mproc__ring_get_unlock(&q->ring);
+    }
+    q->draining = 0;
+    return rc == MPROC_ETIMEDOUT ? 0 : rc;
+}
+
+int mproc_queue_shutdown(mproc_queue *q, int immediate)
+{
+    if (!q || (immediate != 0 && immediate != 1)) return MPROC_EINVAL;
+    if (q->closed) return MPROC_ECLOSED;
+    uint64_t want = immediate ? SHUT_IMMEDIATE : SHUT_GRACEFUL;
+    for (uint64_t s = mproc__a_load(&q->sh->shutdown); s < want; s = mproc__a_load(&q->sh->shutdown))
+        if (mproc__a_cas(&q->sh->shutdown, s, want)) break;
+    q_wake(&q->ring, MPROC__RING_DATA); /* every sleeper looks again */
+    return immediate ? drain(q) : 0;
 }
 
 int mproc_queue_task_done(mproc_queue *q)
@@ -195,7 +274,12 @@ int mproc_queue_join(mproc_queue *q, int timeout_ms)
 }
 
 /* ---- readiness for mproc_wait ------------------------------------------------------------ */
-static int has_message(mproc_queue *q) { return mproc__ring_readable(&q->ring); }
+/* A shut-down queue whose gets would fail is ready too: get says why. */
+static int has_message(mproc_queue *q)
+{
+    if (mproc__a_load(&q->sh->shutdown) && shut_wait(q, MPROC__RING_DATA)) return 1;
+    return mproc__ring_readable(&q->ring);
+}
 
 int mproc__queue_wait_prepare(mproc_queue *q, mproc__handle *h)
 {

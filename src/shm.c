@@ -8,8 +8,11 @@
  *
  * Header (HDR bytes at offset 0): "mprocSHM", user size (u64 LE), FNV-1a of
  * size and name, name (NUL-terminated). A segment without a valid header
- * (made by another program) is used whole.
+ * (made by another program) is used whole. unlink turns the magic into
+ * "mprocSHU" (once, atomically): opens by name refuse such a segment, which
+ * is how a process removes a name the OS lets only another remove.
  */
+#include "comm.h"
 #include "ref.h"
 
 #include <stdio.h>
@@ -19,6 +22,7 @@
 #define USER_NAME_MAX 30 /* macOS: PSHMNAMLEN 31 with the leading '/' */
 #define SHM_MAGIC 0x6d53686du
 static const unsigned char HDR_MAGIC[8] = {'m', 'p', 'r', 'o', 'c', 'S', 'H', 'M'};
+static const unsigned char HDR_UNLINKED[8] = {'m', 'p', 'r', 'o', 'c', 'S', 'H', 'U'};
 
 typedef char hdr_fits[(HDR_NAME_OFF + MPROC__SHM_NAME_MAX <= HDR) ? 1 : -1];
 
@@ -27,6 +31,7 @@ struct mproc_shm {
     int created;      /* made by this process */
     int generated;    /* name generated (not the user's) */
     int unlinked;
+    int has_hdr;      /* the segment starts with our header */
     int registered;   /* this process added the registry entry (owns id) */
     mproc__objid id;
     mproc__handle h;  /* own handle: for refs, unlink */
@@ -68,17 +73,26 @@ static void hdr_write(mproc_shm *s)
     mproc__put_u64(s->base + 16, hdr_sum(s->base));
 }
 
-/* 1 if the mapping starts with a valid header for total bytes. */
+/* 1 if the header says the name was unlinked. */
+static int hdr_unlinked(const mproc_shm *s)
+{
+    return s->has_hdr && memcmp((const void *)s->base, HDR_UNLINKED, 8) == 0;
+}
+
+/* 1 if the mapping starts with a valid header for total bytes (unlinked
+   or not). */
 static int hdr_read(mproc_shm *s)
 {
     const unsigned char *b = s->base;
-    if (s->total < HDR || memcmp(b, HDR_MAGIC, 8) != 0 || mproc__get_u64(b + 16) != hdr_sum(b))
+    if (s->total < HDR || (memcmp(b, HDR_MAGIC, 8) != 0 && memcmp(b, HDR_UNLINKED, 8) != 0) ||
+        mproc__get_u64(b + 16) != hdr_sum(b))
         return 0;
     uint64_t size = mproc__get_u64(b + 8);
     if (size == 0 || size > s->total - HDR || b[HDR_NAME_OFF + MPROC__SHM_NAME_MAX - 1] != 0)
         return 0;
     s->size = (size_t)size;
     s->ptr = s->base + HDR;
+    s->has_hdr = 1;
     memcpy(s->name, b + HDR_NAME_OFF, MPROC__SHM_NAME_MAX);
     return 1;
 }
@@ -143,6 +157,7 @@ static int shm_make(mproc_shm *s, const char *name, size_t size)
     if ((rc = map_all(s)) != 0) return rc;
     s->size = size;
     s->ptr = s->base + HDR;
+    s->has_hdr = 1;
     hdr_write(s);
     return shm_register(s);
 }
@@ -178,6 +193,7 @@ int mproc_shm_open(mproc_shm **out, const char *name)
         s->ptr = s->base;
         s->size = s->total;
     }
+    if (rc == 0 && hdr_unlinked(s)) rc = MPROC_ENOENT; /* its name was removed */
     if (rc == 0) {
         snprintf(s->name, sizeof s->name, "%s", n);
         rc = shm_register(s);
@@ -205,12 +221,25 @@ const char *mproc_shm_name(const mproc_shm *s)
     return (s && s->magic == SHM_MAGIC) ? s->name : NULL;
 }
 
+/* Marks the header unlinked: 0 for the one process that does it first,
+   MPROC_ENOENT for every other. */
+static int hdr_mark_unlinked(mproc_shm *s)
+{
+    uint64_t linked, unlinked;
+    memcpy(&linked, HDR_MAGIC, 8);
+    memcpy(&unlinked, HDR_UNLINKED, 8);
+    return mproc__a_cas((volatile uint64_t *)(void *)s->base, linked, unlinked) ? 0 : MPROC_ENOENT;
+}
+
 int mproc_shm_unlink(mproc_shm *s)
 {
     if (!s || s->magic != SHM_MAGIC) return MPROC_EINVAL;
     if (s->unlinked) return MPROC_ENOENT;
+    int rc = s->has_hdr ? hdr_mark_unlinked(s) : 0;
     mproc__handle before = s->h;
-    int rc = mproc__os_shm_unlink(s->name, s->created, &s->h);
+    if (!rc) rc = mproc__os_shm_unlink(s->name, s->created, &s->h);
+    /* The OS name stays until its owner goes; the header now refuses it. */
+    if (rc == MPROC_ENOTSUP && s->has_hdr) rc = 0;
     if (rc) return rc;
     s->unlinked = 1;
     if (s->h != before && s->registered) { /* the backend moved the handle */

@@ -13,6 +13,7 @@
  * looks, the lock stays held until that process ends.
  */
 #include "atomic.h"
+#include "fnref.h"
 #include "ref.h"
 
 #define SLICE_MS 200          /* owner-death checks while waiting */
@@ -35,6 +36,11 @@ typedef struct sblock {
     uint64_t owner_tid; /* rlock: owning thread within the owning pid */
     uint32_t resets;    /* barrier: resets so far ... */
     uint32_t reset_gen[RESET_RING]; /* ... and the generations they ended */
+    /* barrier: set at create, before the block is shared */
+    uint32_t has_action, has_timeout;
+    int32_t timeout_ms;  /* the default for MPROC_DEFAULT_TIMEOUT */
+    uint32_t pad;
+    mproc__fnref action; /* found again in the process that trips it */
 } sblock;
 
 #define BLOCK_MAGIC 0x6d53796eu /* "mSyn" */
@@ -269,6 +275,12 @@ int mproc_lock_release(mproc_lock *l)
 {
     if (!VALID(l, MPROC__KIND_LOCK)) return MPROC_EINVAL;
     return word_unlock(&l->o, &l->o.b->word);
+}
+
+int mproc_lock_locked(mproc_lock *l)
+{
+    if (!VALID(l, MPROC__KIND_LOCK)) return MPROC_EINVAL;
+    return (mproc__load32(&l->o.b->word) & PID_MASK) != 0;
 }
 
 void mproc_lock_destroy(mproc_lock *l)
@@ -704,17 +716,81 @@ static int guard_lock(mproc_barrier *br)
 
 static void guard_unlock(mproc_barrier *br) { mproc__store32(&br->o.b->guard, 0); }
 
-static int barrier_create_obj(sobj *o, unsigned parties)
+static int barrier_create_obj(sobj *o, unsigned parties, const mproc__fnref *action,
+                              int timeout_ms)
 {
     int rc = sobj_create(o, MPROC__KIND_BARRIER, NULL, 0);
-    if (rc == 0) o->b->max = parties;
-    return rc;
+    if (rc) return rc;
+    o->b->max = parties;
+    if (action) {
+        o->b->action = *action;
+        o->b->has_action = 1;
+    }
+    o->b->has_timeout = timeout_ms != MPROC_FOREVER;
+    o->b->timeout_ms = timeout_ms;
+    return 0;
+}
+
+int mproc_barrier_create_ex(mproc_barrier **b, unsigned parties, mproc_barrier_action action,
+                            int timeout_ms)
+{
+    mproc__fnref ref;
+    if (!b || parties == 0 || parties > BARRIER_MAX_PARTIES || timeout_ms < MPROC_FOREVER)
+        return MPROC_EINVAL;
+    if (action) {
+        void *addr;
+        memcpy(&addr, &action, sizeof addr);
+        int rc = mproc__fnref_make(addr, &ref);
+        if (rc) return rc;
+    }
+    MAKE_OBJ(mproc_barrier, b,
+             barrier_create_obj(&obj_->o, parties, action ? &ref : NULL, timeout_ms));
 }
 
 int mproc_barrier_create(mproc_barrier **b, unsigned parties)
 {
-    if (!b || parties == 0 || parties > BARRIER_MAX_PARTIES) return MPROC_EINVAL;
-    MAKE_OBJ(mproc_barrier, b, barrier_create_obj(&obj_->o, parties));
+    return mproc_barrier_create_ex(b, parties, NULL, MPROC_FOREVER);
+}
+
+/* The action, in this process: 0, MPROC_ETASK if it failed, or why it
+   could not be found here. */
+static int run_action(const sblock *b)
+{
+    void *addr;
+    mproc_barrier_action fn;
+    int rc = mproc__fnref_resolve(&b->action, &addr);
+    if (rc) return rc;
+    memcpy(&fn, &addr, sizeof fn);
+    return fn() ? MPROC_ETASK : 0;
+}
+
+/* The last party in (guard held; released here): runs the action, then
+   lets every waiter of generation mine go -- or breaks the barrier if
+   the action failed. */
+static int barrier_trip(mproc_barrier *br, uint32_t mine, uint32_t index)
+{
+    sblock *b = br->o.b;
+    int rc = (int)index;
+    if (b->has_action) {
+        guard_unlock(br); /* waiters may time out meanwhile, as in Python */
+        int arc = run_action(b);
+        guard_lock(br);
+        if (mproc__load32(&b->word) != mine) { /* broken or reset meanwhile */
+            guard_unlock(br);
+            return MPROC_EBROKEN;
+        }
+        if (arc) {
+            mproc__store32(&b->word, mine | 1);
+            rc = arc;
+        }
+    }
+    if (rc >= 0) {
+        b->count = 0;
+        mproc__store32(&b->word, mine + 2);
+    }
+    guard_unlock(br);
+    mproc__os_unpark(br->o.os, &b->word, ALL);
+    return rc;
 }
 
 /* After sleeping in generation word `mine`: did that generation end by a
@@ -742,8 +818,10 @@ static void barrier_sleep(mproc_barrier *br, uint32_t mine, uint64_t deadline, i
 
 int mproc_barrier_wait(mproc_barrier *br, int timeout_ms)
 {
-    if (!VALID(br, MPROC__KIND_BARRIER) || timeout_ms < MPROC_FOREVER) return MPROC_EINVAL;
+    if (!VALID(br, MPROC__KIND_BARRIER) || timeout_ms < MPROC_DEFAULT_TIMEOUT) return MPROC_EINVAL;
     sblock *b = br->o.b;
+    if (timeout_ms == MPROC_DEFAULT_TIMEOUT)
+        timeout_ms = b->has_timeout ? b->timeout_ms : MPROC_FOREVER;
     uint64_t deadline = deadline_of(timeout_ms);
     guard_lock(br);
     uint32_t mine = mproc__load32(&b->word), index = b->count;
@@ -751,13 +829,7 @@ int mproc_barrier_wait(mproc_barrier *br, int timeout_ms)
         guard_unlock(br);
         return MPROC_EBROKEN;
     }
-    if (index + 1 == b->max) { /* the last one in trips it */
-        b->count = 0;
-        mproc__store32(&b->word, mine + 2);
-        guard_unlock(br);
-        mproc__os_unpark(br->o.os, &b->word, ALL);
-        return (int)index;
-    }
+    if (index + 1 == b->max) return barrier_trip(br, mine, index); /* the last one in */
     b->count = index + 1;
     uint32_t resets_then = mproc__load32(&b->resets);
     guard_unlock(br);

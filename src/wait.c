@@ -13,9 +13,7 @@ static int item_prepare(mproc_waitable *it, mproc__handle *h)
     switch (it->kind) {
     case MPROC_WAIT_CONN: return mproc__conn_wait_prepare(it->obj, h);
     case MPROC_WAIT_QUEUE: return mproc__queue_wait_prepare(it->obj, h);
-    case MPROC_WAIT_PROCESS:
-        *h = mproc__process_wait_handle(it->obj);
-        return *h == MPROC__NO_HANDLE ? 1 : 0; /* not running: ended */
+    case MPROC_WAIT_PROCESS: return mproc__process_wait_prepare(it->obj, h);
     default: return MPROC_EINVAL;
     }
 }

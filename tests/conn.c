@@ -11,6 +11,13 @@
 #include "os.h"
 #include "ref.h"
 #include "ring.h"
+#ifdef _WIN32
+#  define WIN32_LEAN_AND_MEAN
+#  include <windows.h>
+#else
+#  include <fcntl.h>
+#  include <unistd.h>
+#endif
 
 #define BIG_WAIT_MS 120000
 
@@ -747,6 +754,165 @@ static void test_wait_many_conns(void **state)
     assert_int_equal(mproc_wait(items, 0, 0), MPROC_EINVAL);
 }
 
+/* ---- handing over OS handles (issue 15) ------------------------------------------ */
+/* An OS pipe, to hand its write end over: POSIX descriptors, Windows HANDLEs. */
+static void os_pipe(intptr_t *r, intptr_t *w)
+{
+#ifdef _WIN32
+    HANDLE hr, hw;
+    assert_true(CreatePipe(&hr, &hw, NULL, 0));
+    *r = (intptr_t)hr;
+    *w = (intptr_t)hw;
+#else
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    *r = fds[0];
+    *w = fds[1];
+#endif
+}
+
+static int os_write(intptr_t h, const char *s)
+{
+#ifdef _WIN32
+    DWORD n = 0;
+    return WriteFile((HANDLE)h, s, (DWORD)strlen(s), &n, NULL) && n == strlen(s) ? 0 : -1;
+#else
+    return write((int)h, s, strlen(s)) == (ssize_t)strlen(s) ? 0 : -1;
+#endif
+}
+
+/* Bytes read until end of stream (at most cap). */
+static size_t os_read_all(intptr_t h, char *buf, size_t cap)
+{
+    size_t got = 0;
+    for (;;) {
+#ifdef _WIN32
+        DWORD n = 0;
+        if (!ReadFile((HANDLE)h, buf + got, (DWORD)(cap - got), &n, NULL) || n == 0) return got;
+#else
+        ssize_t n = read((int)h, buf + got, cap - got);
+        if (n <= 0) return got;
+#endif
+        got += (size_t)n;
+        if (got == cap) return got;
+    }
+}
+
+static void os_close(intptr_t h)
+{
+#ifdef _WIN32
+    CloseHandle((HANDLE)h);
+#else
+    close((int)h);
+#endif
+}
+
+/* A handle passed to this process is its own and private to it. */
+static int handle_is_private(intptr_t h)
+{
+#ifdef _WIN32
+    DWORD flags = 0;
+    return GetHandleInformation((HANDLE)h, &flags) && !(flags & HANDLE_FLAG_INHERIT);
+#else
+    int fl = fcntl((int)h, F_GETFD);
+    return fl >= 0 && (fl & FD_CLOEXEC);
+#endif
+}
+
+/* Child: receives two handles (write ends of the parent's OS pipes) with a
+   message between them, writes through each, closes them. */
+static int child_use_handles(const void *arg, size_t len)
+{
+    mproc_conn *c;
+    intptr_t h1, h2;
+    void *msg = NULL;
+    size_t n = 0;
+    if (len != sizeof(mproc_ref) || mproc_conn_attach(arg, &c)) return 10;
+    if (mproc_conn_recv_handle(c, &h1, BIG_WAIT_MS)) return 11;
+    if (mproc_conn_recv(c, &msg, &n, BIG_WAIT_MS) || n != 5 || memcmp(msg, "between", 5)) return 12;
+    mproc_free(msg);
+    if (mproc_conn_recv_handle(c, &h2, BIG_WAIT_MS)) return 13;
+    if (!handle_is_private(h1) || !handle_is_private(h2)) return 14;
+    int rc = os_write(h1, "first") || os_write(h2, "second") ? 15 : 0;
+    os_close(h1);
+    os_close(h2);
+    mproc_conn_destroy(c);
+    return rc;
+}
+
+static void test_send_handle_to_child(void **state)
+{
+    (void)state;
+    mproc_conn *r, *w;
+    mproc_ref ref;
+    intptr_t r1, w1, r2, w2;
+    char buf[32];
+    os_pipe(&r1, &w1);
+    os_pipe(&r2, &w2);
+    assert_int_equal(mproc_pipe(&r, &w, 0), 0);
+    assert_int_equal(mproc_conn_ref(r, &ref), 0);
+    mproc_process *p = tu_start(child_use_handles, &ref, sizeof ref);
+    mproc_conn_destroy(r);
+    assert_int_equal(mproc_conn_send_handle(w, w1), 0);
+    assert_int_equal(mproc_conn_send(w, "between", 5), 0);
+    assert_int_equal(mproc_conn_send_handle(w, w2), 0);
+    /* Ours closed: end of stream comes once the child's copies close. */
+    os_close(w1);
+    os_close(w2);
+    assert_int_equal(os_read_all(r1, buf, sizeof buf), 5);
+    assert_memory_equal(buf, "first", 5);
+    assert_int_equal(os_read_all(r2, buf, sizeof buf), 6);
+    assert_memory_equal(buf, "second", 6);
+    assert_int_equal(tu_join(p), 0);
+    mproc_process_destroy(p);
+    os_close(r1);
+    os_close(r2);
+    mproc_conn_destroy(w);
+}
+
+static void test_recv_handle_wrong_message(void **state)
+{
+    (void)state;
+    mproc_conn *a, *b;
+    intptr_t h = 7, r1, w1;
+    size_t n = 0;
+    char big[64] = {0};
+    assert_int_equal(mproc_pipe(&a, &b, 1), 0);
+    assert_int_equal(mproc_conn_send(b, "plain", 5), 0);
+    assert_int_equal(mproc_conn_recv_handle(a, &h, BIG_WAIT_MS), MPROC_EPROTO);
+    assert_int_equal(h, (intptr_t)MPROC__NO_HANDLE);
+    assert_int_equal(mproc_conn_send(b, big, sizeof big), 0);
+    assert_int_equal(mproc_conn_recv_handle(a, &h, BIG_WAIT_MS), MPROC_EPROTO);
+    assert_int_equal(mproc_conn_recv_into(a, big, sizeof big, &n, 0), 0); /* left in place */
+    assert_int_equal(n, sizeof big);
+    assert_int_equal(mproc_conn_recv_handle(a, &h, 0), MPROC_ETIMEDOUT);
+    assert_int_equal(mproc_conn_send_handle(b, (intptr_t)MPROC__NO_HANDLE), MPROC_EINVAL);
+    assert_int_equal(mproc_conn_send_handle(NULL, 0), MPROC_EINVAL);
+    assert_int_equal(mproc_conn_recv_handle(a, NULL, 0), MPROC_EINVAL);
+    /* within one process, both directions of a duplex pipe; a handle
+       message read as plain data does not shift later handles */
+    intptr_t r0, w0;
+    os_pipe(&r0, &w0);
+    os_pipe(&r1, &w1);
+    assert_int_equal(mproc_conn_send_handle(a, w0), 0);
+    assert_int_equal(mproc_conn_send_handle(a, w1), 0);
+    assert_int_equal(mproc_conn_recv_into(b, big, sizeof big, &n, BIG_WAIT_MS), 0);
+    assert_int_equal(mproc_conn_recv_handle(b, &h, BIG_WAIT_MS), 0);
+    os_close(w0);
+    os_close(w1);
+    assert_int_equal(os_write(h, "x"), 0);
+    os_close(h);
+    assert_int_equal(os_read_all(r1, big, sizeof big), 1);
+#ifndef _WIN32
+    assert_int_equal(os_read_all(r0, big, sizeof big), 0); /* its copy was closed */
+#endif
+    os_close(r0);
+    os_close(r1);
+    mproc_conn_destroy(b);
+    assert_int_equal(mproc_conn_send_handle(a, 0), MPROC_ECLOSED); /* the reader is gone */
+    mproc_conn_destroy(a);
+}
+
 int main(int argc, char **argv)
 {
     int guard = mproc_main_guard(argc, argv);
@@ -776,6 +942,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_duplex_two_threads),
         cmocka_unit_test(test_writer_killed_mid_message),
         cmocka_unit_test(test_wait_many_conns),
+        cmocka_unit_test(test_send_handle_to_child),
+        cmocka_unit_test(test_recv_handle_wrong_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

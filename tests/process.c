@@ -338,6 +338,275 @@ static void test_start_methods(void **state)
     assert_int_equal(mproc_set_start_method((mproc_start_method)99), MPROC_EINVAL);
 }
 
+/* ---- Python parity (issue 15) ----------------------------------------------------- */
+static int has_fork(void)
+{
+    return mproc_get_all_start_methods(NULL, 0) > 1;
+}
+
+/* Waits for the event whose ref is arg, then exits with 0. */
+static int wait_event(const void *arg, size_t len)
+{
+    mproc_event *e;
+    if (len != sizeof(mproc_ref) || mproc_event_attach(arg, &e)) return 2;
+    int rc = mproc_event_wait(e, TU_JOIN_TIMEOUT_MS);
+    mproc_event_destroy(e);
+    return rc ? 3 : 0;
+}
+
+static mproc_process *start_with(mproc_target t, const void *arg, size_t len, int daemon,
+                                 mproc_start_method m)
+{
+    mproc_process *p;
+    mproc_process_options opt = {NULL, daemon, m};
+    assert_int_equal(mproc_process_create(&p, t, arg, len, &opt), 0);
+    assert_int_equal(mproc_process_start(p), 0);
+    return p;
+}
+
+static int exit_via_exit(const void *arg, size_t len)
+{
+    (void)arg; (void)len;
+    exit(0); /* runs the C atexit handlers this forked child inherited */
+}
+
+/* Item 1: a forked child that calls exit() must not end its parent's
+   daemon children (their clean-up handler belongs to the parent). */
+static void test_fork_child_exit_spares_siblings(void **state)
+{
+    (void)state;
+    if (!has_fork()) skip();
+    mproc_process *daemon = start_with(run_forever, NULL, 0, 1, MPROC_SPAWN);
+    mproc_process *child = start_with(exit_via_exit, NULL, 0, 0, MPROC_FORK);
+    assert_int_equal(tu_join(child), 0);
+    assert_int_equal(mproc_process_is_alive(daemon), 1);
+    assert_int_equal(mproc_process_join(daemon, 200), MPROC_ETIMEDOUT);
+    assert_int_equal(mproc_process_is_alive(daemon), 1);
+    mproc_process_destroy(child);
+    mproc_process_destroy(daemon);
+}
+
+/* Item 2: an unstarted process is not "ended" for mproc_wait. */
+static void test_wait_unstarted_process(void **state)
+{
+    (void)state;
+    mproc_process *p;
+    assert_int_equal(mproc_process_create(&p, return_minus_one, NULL, 0, NULL), 0);
+    mproc_waitable w = {MPROC_WAIT_PROCESS, p, 0};
+    assert_int_equal(mproc_wait(&w, 1, 0), MPROC_ESTATE);
+    assert_int_equal(w.ready, 0);
+    assert_int_equal(mproc_process_start(p), 0);
+    assert_int_equal(mproc_wait(&w, 1, TU_JOIN_TIMEOUT_MS), 1);
+    assert_int_equal(w.ready, 1);
+    assert_int_equal(tu_join(p), 255);
+    mproc_process_destroy(p);
+}
+
+/* The child's default start method, and that of a grandchild started with
+   the default: 16 * child's + grandchild's. */
+static int report_method_leaf(const void *arg, size_t len)
+{
+    (void)arg; (void)len;
+    return (int)mproc_get_start_method();
+}
+
+static int report_method(const void *arg, size_t len)
+{
+    (void)arg; (void)len;
+    mproc_process *g;
+    int code = -1;
+    if (mproc_process_create(&g, report_method_leaf, NULL, 0, NULL) || mproc_process_start(g) ||
+        mproc_process_join(g, TU_JOIN_TIMEOUT_MS) || mproc_process_exitcode(g, &code))
+        return 255;
+    mproc_process_destroy(g);
+    return (int)mproc_get_start_method() * 16 + code;
+}
+
+/* Item 3 and get_all_start_methods. */
+static void test_child_start_method(void **state)
+{
+    (void)state;
+    mproc_start_method all[4] = {0};
+    int n = mproc_get_all_start_methods(all, 4);
+    assert_int_equal(n, has_fork() ? 3 : 1);
+    assert_int_equal(all[0], MPROC_SPAWN);
+    if (n == 3) {
+        assert_int_equal(all[1], MPROC_FORK);
+        assert_int_equal(all[2], MPROC_FORKSERVER);
+    }
+    assert_int_equal(mproc_get_all_start_methods(all, 1), n);
+    assert_int_equal(mproc_get_all_start_methods(NULL, 2), MPROC_EINVAL);
+    assert_int_equal(mproc_get_start_method(), MPROC_SPAWN);
+    for (int i = 0; i < n; i++) {
+        mproc_process *p = start_with(report_method, NULL, 0, 0, all[i]);
+        assert_int_equal(tu_join(p), (int)all[i] * 16 + (int)all[i]);
+        mproc_process_destroy(p);
+    }
+    assert_int_equal(mproc_get_start_method(), MPROC_SPAWN); /* the parent's is its own */
+}
+
+/* Item 6: mproc_atexit handlers run in the process that registered them
+   only. The semaphores are reached through globals (a forked child has
+   them too) or, in a spawned child, through the argument. */
+static mproc_sem *parent_exit_sem, *child_exit_sem;
+
+static void parent_exit_handler(void)
+{
+    if (parent_exit_sem) mproc_sem_release(parent_exit_sem);
+}
+
+static void child_exit_handler(void)
+{
+    if (child_exit_sem) mproc_sem_release(child_exit_sem);
+}
+
+static int register_and_return(const void *arg, size_t len)
+{
+    if (len == sizeof(mproc_ref) && mproc_sem_attach(arg, &child_exit_sem)) return 2;
+    return mproc_atexit(child_exit_handler) ? 3 : 0;
+}
+
+static void test_atexit_own_handlers(void **state)
+{
+    (void)state;
+    mproc_ref ref;
+    unsigned v = 9;
+    assert_int_equal(mproc_atexit(NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_sem_create(&parent_exit_sem, 0, 0), 0);
+    assert_int_equal(mproc_sem_create(&child_exit_sem, 0, 0), 0);
+    assert_int_equal(mproc_atexit(parent_exit_handler), 0);
+    /* spawned: a fresh program; its handler runs when its target returns */
+    assert_int_equal(mproc_sem_ref(child_exit_sem, &ref), 0);
+    mproc_process *p = start_with(register_and_return, &ref, sizeof ref, 0, MPROC_SPAWN);
+    assert_int_equal(tu_join(p), 0);
+    mproc_process_destroy(p);
+    assert_int_equal(mproc_sem_value(child_exit_sem, &v), 0);
+    assert_int_equal(v, 1);
+    if (has_fork()) { /* forked: its own handler runs, the inherited one not */
+        p = start_with(register_and_return, NULL, 0, 0, MPROC_FORK);
+        assert_int_equal(tu_join(p), 0);
+        mproc_process_destroy(p);
+        assert_int_equal(mproc_sem_value(child_exit_sem, &v), 0);
+        assert_int_equal(v, 2);
+    }
+    assert_int_equal(mproc_sem_value(parent_exit_sem, &v), 0);
+    assert_int_equal(v, 0);
+    mproc_sem *a = parent_exit_sem, *b = child_exit_sem;
+    parent_exit_sem = child_exit_sem = NULL; /* the handler runs at our exit */
+    mproc_sem_destroy(a);
+    mproc_sem_destroy(b);
+}
+
+/* A forked child starts with no children of its own. */
+static int count_my_children(const void *arg, size_t len)
+{
+    (void)arg; (void)len;
+    return mproc_active_children(NULL, 0);
+}
+
+/* active_children lists the running children and reaps the ended ones. */
+static void test_active_children(void **state)
+{
+    (void)state;
+    mproc_event *e;
+    mproc_ref ref;
+    unsigned char code = 5;
+    mproc_process *list[4] = {NULL};
+    assert_int_equal(mproc_event_create(&e), 0);
+    assert_int_equal(mproc_event_ref(e, &ref), 0);
+    assert_int_equal(mproc_active_children(NULL, 0), 0);
+    assert_int_equal(mproc_active_children(NULL, 1), MPROC_EINVAL);
+    mproc_process *waiting = start_with(wait_event, &ref, sizeof ref, 0, MPROC_SPAWN);
+    mproc_process *quick = start_with(return_arg_byte, &code, 1, 0, MPROC_SPAWN);
+    /* quick ends by itself; never joined, it is reaped by the listing */
+    uint64_t deadline = mproc__os_now_ms() + TU_JOIN_TIMEOUT_MS;
+    int n;
+    while ((n = mproc_active_children(list, 4)) == 2 && mproc__os_now_ms() < deadline)
+        mproc__os_sleep_ms(10);
+    assert_int_equal(n, 1);
+    assert_ptr_equal(list[0], waiting);
+    int ec = -1;
+    assert_int_equal(mproc_process_exitcode(quick, &ec), 0);
+    assert_int_equal(ec, 5);
+    if (has_fork()) {
+        mproc_process *f = start_with(count_my_children, NULL, 0, 0, MPROC_FORK);
+        assert_int_equal(tu_join(f), 0);
+        mproc_process_destroy(f);
+    }
+    mproc_process_destroy(quick);
+    assert_int_equal(mproc_event_set(e), 0);
+    assert_int_equal(tu_join(waiting), 0);
+    assert_int_equal(mproc_active_children(list, 4), 0);
+    mproc_process_destroy(waiting);
+    mproc_event_destroy(e);
+}
+
+/* Item 7: the explicit join of every non-daemon child. */
+static void test_join_children(void **state)
+{
+    (void)state;
+    mproc_event *e;
+    mproc_ref ref;
+    assert_int_equal(mproc_event_create(&e), 0);
+    assert_int_equal(mproc_event_ref(e, &ref), 0);
+    mproc_process *a = start_with(wait_event, &ref, sizeof ref, 0, MPROC_SPAWN);
+    mproc_process *b = start_with(wait_event, &ref, sizeof ref, 0, MPROC_SPAWN);
+    mproc_process *d = start_with(run_forever, NULL, 0, 1, MPROC_SPAWN);
+    assert_int_equal(mproc_join_children(0), MPROC_ETIMEDOUT);
+    assert_int_equal(mproc_join_children(-5), MPROC_EINVAL);
+    assert_int_equal(mproc_event_set(e), 0);
+    assert_int_equal(mproc_join_children(TU_JOIN_TIMEOUT_MS), 0);
+    int ec = -1;
+    assert_int_equal(mproc_process_exitcode(a, &ec), 0);
+    assert_int_equal(ec, 0);
+    assert_int_equal(mproc_process_exitcode(b, &ec), 0);
+    assert_int_equal(ec, 0);
+    assert_int_equal(mproc_process_is_alive(d), 1); /* daemons are not joined */
+    mproc_process_destroy(a);
+    mproc_process_destroy(b);
+    mproc_process_destroy(d);
+    mproc_event_destroy(e);
+}
+
+/* Takes SIGINT's default action (a test runner started in the background
+   may have passed it on ignored), says so, then runs until ended. */
+static int interruptible(const void *arg, size_t len)
+{
+    mproc_sem *ready;
+    if (len != sizeof(mproc_ref) || mproc_sem_attach(arg, &ready)) return 2;
+#ifndef _WIN32
+    signal(SIGINT, SIG_DFL);
+#endif
+    mproc_sem_release(ready);
+    return run_forever(NULL, 0);
+}
+
+static void test_interrupt(void **state)
+{
+    (void)state;
+    mproc_process *p;
+    mproc_sem *ready;
+    mproc_ref ref;
+    assert_int_equal(mproc_sem_create(&ready, 0, 0), 0);
+    assert_int_equal(mproc_sem_ref(ready, &ref), 0);
+    assert_int_equal(mproc_process_create(&p, interruptible, &ref, sizeof ref, NULL), 0);
+    assert_int_equal(mproc_process_interrupt(p), MPROC_ESTATE);
+    assert_int_equal(mproc_process_interrupt(NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_process_start(p), 0);
+    assert_int_equal(mproc_sem_acquire(ready, TU_JOIN_TIMEOUT_MS), 0);
+    mproc_sem_destroy(ready);
+#ifdef _WIN32
+    assert_int_equal(mproc_process_interrupt(p), MPROC_ENOTSUP);
+    assert_int_equal(mproc_process_kill(p), 0);
+    assert_int_equal(tu_join(p), -9);
+#else
+    assert_int_equal(mproc_process_interrupt(p), 0);
+    assert_int_equal(tu_join(p), -SIGINT);
+#endif
+    assert_int_equal(mproc_process_interrupt(p), 0); /* ended: nothing to do */
+    mproc_process_destroy(p);
+}
+
 static void test_daemon_destroy_kills(void **state)
 {
     (void)state;
@@ -613,6 +882,13 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_strerror),
         cmocka_unit_test(test_bootstrap_rejects_corruption),
+        cmocka_unit_test(test_fork_child_exit_spares_siblings),
+        cmocka_unit_test(test_wait_unstarted_process),
+        cmocka_unit_test(test_child_start_method),
+        cmocka_unit_test(test_atexit_own_handlers),
+        cmocka_unit_test(test_active_children),
+        cmocka_unit_test(test_join_children),
+        cmocka_unit_test(test_interrupt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "os.h"
+
 #define LONG_MS 120000
 
 static int put_pattern(mproc_queue *q, size_t n, uint64_t seed)
@@ -489,10 +491,148 @@ static void test_wait_mixed(void **state)
     mproc_queue_destroy(q);
 }
 
+/* ---- Python parity (issue 15): empty/full, size after close, shutdown ---------- */
+static void test_empty_full_closed(void **state)
+{
+    (void)state;
+    mproc_queue *q, *s;
+    size_t n = 0;
+    assert_int_equal(mproc_queue_create(&q, 2), 0);
+    assert_int_equal(mproc_queue_empty(q), 1);
+    assert_int_equal(mproc_queue_full(q), 0);
+    assert_int_equal(put_pattern(q, 10, 1), 0);
+    assert_int_equal(mproc_queue_empty(q), 0);
+    assert_int_equal(mproc_queue_full(q), 0);
+    assert_int_equal(put_pattern(q, 10, 2), 0);
+    assert_int_equal(mproc_queue_full(q), 1);
+    assert_int_equal(mproc_queue_size(q, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(mproc_queue_close(q), 0);
+    assert_int_equal(mproc_queue_size(q, &n), MPROC_ECLOSED);
+    assert_int_equal(mproc_queue_empty(q), MPROC_ECLOSED);
+    assert_int_equal(mproc_queue_full(q), MPROC_ECLOSED);
+    assert_int_equal(mproc_queue_shutdown(q, 0), MPROC_ECLOSED);
+    mproc_queue_destroy(q);
+    /* SimpleQueue: no size, but empty and full */
+    assert_int_equal(mproc_queue_create_ex(&s, 0, MPROC_QUEUE_SIMPLE), 0);
+    assert_int_equal(mproc_queue_empty(s), 1);
+    assert_int_equal(put_pattern(s, 3, 3), 0);
+    assert_int_equal(mproc_queue_empty(s), 0);
+    assert_int_equal(mproc_queue_full(s), 0);
+    assert_int_equal(mproc_queue_size(s, &n), MPROC_ENOTSUP);
+    get_pattern(s, 3, 3);
+    assert_int_equal(mproc_queue_empty(s), 1);
+    mproc_queue_destroy(s);
+    assert_int_equal(mproc_queue_empty(NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_queue_full(NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_queue_shutdown(NULL, 0), MPROC_EINVAL);
+}
+
+static void test_shutdown_graceful_in_process(void **state)
+{
+    (void)state;
+    mproc_queue *q;
+    void *buf;
+    size_t len;
+    assert_int_equal(mproc_queue_create(&q, 0), 0);
+    assert_int_equal(put_pattern(q, 100, 1), 0);
+    assert_int_equal(put_pattern(q, 3 << 20, 2), 0); /* streamed */
+    assert_int_equal(mproc_queue_shutdown(q, 2), MPROC_EINVAL);
+    assert_int_equal(mproc_queue_shutdown(q, 0), 0);
+    assert_int_equal(mproc_queue_put(q, "x", 1, 0), MPROC_ESHUTDOWN);
+    mproc_waitable w = {MPROC_WAIT_QUEUE, q, 0};
+    assert_int_equal(mproc_wait(&w, 1, 0), 1); /* messages left */
+    get_pattern(q, 100, 1);
+    get_pattern(q, 3 << 20, 2);
+    assert_int_equal(mproc_queue_empty(q), 1);
+    assert_int_equal(mproc_wait(&w, 1, LONG_MS), 1); /* ready: get says why */
+    assert_int_equal(mproc_queue_get(q, &buf, &len, MPROC_FOREVER), MPROC_ESHUTDOWN);
+    assert_int_equal(mproc_queue_shutdown(q, 0), 0); /* again: allowed */
+    mproc_queue_destroy(q);
+}
+
+static void test_shutdown_immediate_discards(void **state)
+{
+    (void)state;
+    mproc_queue *q;
+    void *buf;
+    size_t len, n = 9;
+    assert_int_equal(mproc_queue_create_ex(&q, 0, MPROC_QUEUE_JOINABLE), 0);
+    for (int i = 0; i < 3; i++) assert_int_equal(put_pattern(q, 1000, (uint64_t)i), 0);
+    assert_int_equal(put_pattern(q, 5 << 20, 9), 0);
+    assert_int_equal(mproc_queue_join(q, 0), MPROC_ETIMEDOUT);
+    assert_int_equal(mproc_queue_shutdown(q, 1), 0);
+    assert_int_equal(mproc_queue_size(q, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(mproc_queue_join(q, LONG_MS), 0); /* discarded ones count as done */
+    assert_int_equal(mproc_queue_get(q, &buf, &len, 0), MPROC_ESHUTDOWN);
+    assert_int_equal(mproc_queue_put(q, "x", 1, 0), MPROC_ESHUTDOWN);
+    assert_int_equal(mproc_queue_shutdown(q, 0), 0); /* stays immediate */
+    mproc_queue_destroy(q);
+}
+
+typedef struct shut_arg {
+    mproc_ref q, started;
+    int op; /* 0: get, 1: put */
+} shut_arg;
+
+/* Announces itself, then blocks in get (empty queue) or put (full queue)
+   until the parent shuts the queue down: 0 if that call said so. */
+static int blocked_until_shutdown(const void *arg, size_t len)
+{
+    const shut_arg *a = arg;
+    mproc_queue *q;
+    mproc_sem *started;
+    void *buf = NULL;
+    size_t n;
+    if (len != sizeof *a || mproc_queue_attach(&a->q, &q) || mproc_sem_attach(&a->started, &started))
+        return 2;
+    mproc_sem_release(started);
+    int rc = a->op ? mproc_queue_put(q, "y", 1, LONG_MS) : mproc_queue_get(q, &buf, &n, LONG_MS);
+    mproc_free(buf);
+    mproc_queue_destroy(q);
+    mproc_sem_destroy(started);
+    return rc == MPROC_ESHUTDOWN ? 0 : 3;
+}
+
+/* Blocked getters and putters in other processes wake with ESHUTDOWN. */
+static void test_shutdown_wakes_blocked(void **state)
+{
+    (void)state;
+    for (int op = 0; op < 2; op++) {
+        mproc_queue *q;
+        mproc_sem *started;
+        shut_arg a;
+        mproc_process *p[3];
+        assert_int_equal(mproc_queue_create(&q, 1), 0);
+        if (op) assert_int_equal(put_pattern(q, 8, 8), 0); /* full */
+        assert_int_equal(mproc_sem_create(&started, 0, 0), 0);
+        a.op = op;
+        assert_int_equal(mproc_queue_ref(q, &a.q), 0);
+        assert_int_equal(mproc_sem_ref(started, &a.started), 0);
+        for (int i = 0; i < 3; i++) p[i] = tu_start(blocked_until_shutdown, &a, sizeof a);
+        for (int i = 0; i < 3; i++) assert_int_equal(mproc_sem_acquire(started, LONG_MS), 0);
+        /* Each child is in its call now or about to be: either way the
+           call must end with ESHUTDOWN, never with its 120 s timeout (the
+           pause only makes the blocked case the likely one). */
+        mproc__os_sleep_ms(100);
+        assert_int_equal(mproc_queue_shutdown(q, 0), 0);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(tu_join(p[i]), 0);
+            mproc_process_destroy(p[i]);
+        }
+        if (op) get_pattern(q, 8, 8); /* graceful: what was put still comes */
+        mproc_queue_destroy(q);
+        mproc_sem_destroy(started);
+    }
+}
+
+
 int main(int argc, char **argv)
 {
     int guard = mproc_main_guard(argc, argv);
     if (guard != 0) return 3;
+
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo_and_size),
         cmocka_unit_test(test_record_size_boundary),
@@ -506,6 +646,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_producer_killed_mid_message),
         cmocka_unit_test(test_joinable_cross_process),
         cmocka_unit_test(test_wait_mixed),
+        cmocka_unit_test(test_empty_full_closed),
+        cmocka_unit_test(test_shutdown_graceful_in_process),
+        cmocka_unit_test(test_shutdown_immediate_discards),
+        cmocka_unit_test(test_shutdown_wakes_blocked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -156,9 +156,7 @@ static void named_lifecycle(void **state)
     expect_flipped(s);
     assert_int_equal(mproc_shm_unlink(s), 0);
     assert_int_equal(mproc_shm_unlink(s), MPROC_ENOENT);
-#ifndef _WIN32
-    assert_int_equal(mproc_shm_open(&again, a.name), MPROC_ENOENT);
-#endif
+    assert_int_equal(mproc_shm_open(&again, a.name), MPROC_ENOENT); /* Windows too */
     /* Still mapped after unlink. */
     ((unsigned char *)mproc_shm_ptr(s))[0] = 1;
     mproc_shm_destroy(s);
@@ -238,22 +236,54 @@ static void generated_unlink_and_destroy(void **state)
     assert_int_equal(mproc_shm_create(&s, NULL, 64), 0);
     snprintf(name, sizeof name, "%s", mproc_shm_name(s));
     assert_int_equal(mproc_shm_open(&o, name), 0);
-#ifndef _WIN32
-    /* The opener cannot remove a generated name; the creator can. */
-    assert_int_equal(mproc_shm_unlink(o), 0);
+    /* The creator unlinks: gone for opens, both mappings stay. */
+    assert_int_equal(mproc_shm_unlink(s), 0);
+    assert_int_equal(mproc_shm_unlink(o), MPROC_ENOENT);
     mproc_shm_destroy(o);
     o = NULL;
-    assert_int_equal(mproc_shm_unlink(s), 0);
     assert_int_equal(mproc_shm_open(&o, name), MPROC_ENOENT);
     mproc_shm_destroy(s);
     /* Destroying the creator's handle ends the name as well. */
     assert_int_equal(mproc_shm_create(&s, NULL, 64), 0);
     snprintf(name, sizeof name, "%s", mproc_shm_name(s));
-#else
-    mproc_shm_destroy(o);
-#endif
     mproc_shm_destroy(s);
     assert_int_equal(mproc_shm_open(&o, name), MPROC_ENOENT);
+}
+
+/* Item 4 (issue 15): a process other than the creator really unlinks a
+   generated name (Python's unlink works from any process). */
+static int child_open_and_unlink(const void *arg, size_t len)
+{
+    targ a_;
+    const targ *a = child_arg(&a_, arg, len);
+    mproc_shm *s = NULL;
+    if (len != sizeof *a || mproc_shm_open(&s, a->name)) return 10;
+    int rc = mproc_shm_unlink(s);
+    ((unsigned char *)mproc_shm_ptr(s))[1] = 0x5a; /* still mapped */
+    mproc_shm_destroy(s);
+    return rc == 0 ? 0 : 11;
+}
+
+static void generated_unlink_by_other_process(void **state)
+{
+    (void)state;
+    mproc_shm *s = NULL, *o = NULL;
+    targ a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(mproc_shm_create(&s, NULL, 64), 0);
+    snprintf(a.name, sizeof a.name, "%s", mproc_shm_name(s));
+    a.size = 64;
+    assert_int_equal(mproc_shm_ref(s, &a.r[0]), 0);
+    assert_int_equal(tu_run_child(child_open_and_unlink, &a, sizeof a), 0);
+    assert_int_equal(((unsigned char *)mproc_shm_ptr(s))[1], 0x5a);
+    assert_int_equal(mproc_shm_open(&o, a.name), MPROC_ENOENT);
+    assert_int_equal(mproc_shm_unlink(s), MPROC_ENOENT); /* already gone */
+    /* a ref still reaches the memory, as a mapping does */
+    fill(s);
+    assert_int_equal(tu_run_child(child_attach, &a, sizeof a), 0);
+    expect_flipped(s);
+    mproc_shm_destroy(s);
+    assert_int_equal(mproc_shm_open(&o, a.name), MPROC_ENOENT);
 }
 
 static void bad_input(void **state)
@@ -310,6 +340,7 @@ int main(int argc, char **argv)
 #endif
         cmocka_unit_test(generated_unlink_and_destroy),
         cmocka_unit_test(bad_input),
+        cmocka_unit_test(generated_unlink_by_other_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

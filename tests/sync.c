@@ -618,6 +618,151 @@ static void barrier_timeout_breaks(void **state)
     mproc_barrier_destroy(b);
 }
 
+/* ---- Python parity (issue 15): Lock.locked, Barrier action and timeout ---------- */
+static int child_lock_locked(const void *arg, size_t len)
+{
+    targ a_;
+    const targ *a = child_arg(&a_, arg, len);
+    mproc_lock *l = NULL;
+    if (len != sizeof *a || mproc_lock_attach(&a->r[0], &l)) return 10;
+    int rc = mproc_lock_locked(l);
+    mproc_lock_destroy(l);
+    return rc; /* 1 or 0 */
+}
+
+static void lock_locked(void **state)
+{
+    (void)state;
+    mproc_lock *l = NULL;
+    targ a = arg_of(0);
+    assert_int_equal(mproc_lock_locked(NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_lock_create(&l), 0);
+    assert_int_equal(mproc_lock_ref(l, &a.r[0]), 0);
+    assert_int_equal(mproc_lock_locked(l), 0);
+    assert_int_equal(tu_run_child(child_lock_locked, &a, sizeof a), 0);
+    assert_int_equal(mproc_lock_acquire(l, 0), 0);
+    assert_int_equal(mproc_lock_locked(l), 1);
+    assert_int_equal(tu_run_child(child_lock_locked, &a, sizeof a), 1);
+    assert_int_equal(mproc_lock_release(l), 0);
+    assert_int_equal(mproc_lock_locked(l), 0);
+    mproc_lock_destroy(l);
+}
+
+/* The action counts trips in shared memory (counters[0]); every process
+   points this at its own mapping before waiting. */
+static volatile int *trips;
+static int count_trip(void)
+{
+    trips[0] += 1;
+    return 0;
+}
+static int failing_action(void) { return 1; }
+
+/* Child: a.n rounds at barrier r[0] (with the counting action); after
+   round k every party must see k + 1 trips: the action ran before anyone
+   was released. */
+static int child_barrier_action(const void *arg, size_t len)
+{
+    targ a_;
+    const targ *a = child_arg(&a_, arg, len);
+    mproc_barrier *b = NULL;
+    mproc_shm *s = NULL;
+    if (len != sizeof *a || mproc_barrier_attach(&a->r[0], &b) || mproc_shm_attach(&a->r[1], &s))
+        return 10;
+    trips = mproc_shm_ptr(s);
+    int bad = 0;
+    for (int k = 0; k < a->n; k++) {
+        int rc = mproc_barrier_wait(b, MPROC_DEFAULT_TIMEOUT);
+        if (rc < 0) return 20 - rc;
+        if (trips[0] != k + 1) bad = 1;
+    }
+    mproc_barrier_destroy(b);
+    mproc_shm_destroy(s);
+    return bad;
+}
+
+static void barrier_action_runs_once_per_trip(void **state)
+{
+    (void)state;
+    mproc_shm *s = counters(&trips);
+    mproc_barrier *b = NULL;
+    targ a = arg_of(20);
+    assert_int_equal(mproc_barrier_create_ex(&b, 3, count_trip, LONG_MS), 0);
+    assert_int_equal(mproc_barrier_ref(b, &a.r[0]), 0);
+    assert_int_equal(mproc_shm_ref(s, &a.r[1]), 0);
+    mproc_process *p[2];
+    for (int i = 0; i < 2; i++) p[i] = tu_start(child_barrier_action, &a, sizeof a);
+    for (int k = 0; k < a.n; k++) {
+        assert_true(mproc_barrier_wait(b, MPROC_DEFAULT_TIMEOUT) >= 0);
+        assert_int_equal(trips[0], k + 1);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(tu_join(p[i]), 0);
+        mproc_process_destroy(p[i]);
+    }
+    assert_int_equal(trips[0], a.n);
+    mproc_barrier_destroy(b);
+    mproc_shm_destroy(s);
+    trips = NULL;
+}
+
+/* Child: one wait at r[0]; 1 if it got ETASK, 2 if EBROKEN. */
+static int child_barrier_outcome(const void *arg, size_t len)
+{
+    targ a_;
+    const targ *a = child_arg(&a_, arg, len);
+    mproc_barrier *b = NULL;
+    if (len != sizeof *a || mproc_barrier_attach(&a->r[0], &b)) return 10;
+    int rc = mproc_barrier_wait(b, LONG_MS);
+    mproc_barrier_destroy(b);
+    return rc == MPROC_ETASK ? 1 : rc == MPROC_EBROKEN ? 2 : 30;
+}
+
+/* A failing action breaks the barrier: the party that ran it gets ETASK,
+   the others EBROKEN. */
+static void barrier_failing_action_breaks(void **state)
+{
+    (void)state;
+    mproc_barrier *b = NULL;
+    targ a = arg_of(0);
+    assert_int_equal(mproc_barrier_create_ex(&b, 2, failing_action, MPROC_FOREVER), 0);
+    assert_int_equal(mproc_barrier_ref(b, &a.r[0]), 0);
+    mproc_process *p = tu_start(child_barrier_outcome, &a, sizeof a);
+    int rc = mproc_barrier_wait(b, LONG_MS);
+    int mine = rc == MPROC_ETASK ? 1 : rc == MPROC_EBROKEN ? 2 : 30;
+    int theirs = tu_join(p);
+    mproc_process_destroy(p);
+    assert_true((mine == 1 && theirs == 2) || (mine == 2 && theirs == 1));
+    assert_int_equal(mproc_barrier_broken(b), 1);
+    assert_int_equal(mproc_barrier_wait(b, 0), MPROC_EBROKEN);
+    mproc_barrier_destroy(b);
+    /* one party: it trips alone, and its own failure is ETASK */
+    assert_int_equal(mproc_barrier_create_ex(&b, 1, failing_action, MPROC_FOREVER), 0);
+    assert_int_equal(mproc_barrier_wait(b, 0), MPROC_ETASK);
+    assert_int_equal(mproc_barrier_broken(b), 1);
+    mproc_barrier_destroy(b);
+}
+
+static void barrier_default_timeout(void **state)
+{
+    (void)state;
+    mproc_barrier *b = NULL;
+    assert_int_equal(mproc_barrier_create_ex(&b, 2, NULL, -2), MPROC_EINVAL);
+    assert_int_equal(mproc_barrier_create_ex(&b, 2, NULL, 200), 0);
+    uint64_t t0 = now_ms();
+    assert_int_equal(mproc_barrier_wait(b, MPROC_DEFAULT_TIMEOUT), MPROC_ETIMEDOUT);
+    assert_true(now_ms() - t0 >= 200);
+    assert_int_equal(mproc_barrier_broken(b), 1);
+    assert_int_equal(mproc_barrier_reset(b), 0);
+    assert_int_equal(mproc_barrier_wait(b, 0), MPROC_ETIMEDOUT); /* an explicit one wins */
+    assert_int_equal(mproc_barrier_wait(b, -3), MPROC_EINVAL);
+    mproc_barrier_destroy(b);
+    /* none given: the default is to wait without limit */
+    assert_int_equal(mproc_barrier_create(&b, 1), 0);
+    assert_int_equal(mproc_barrier_wait(b, MPROC_DEFAULT_TIMEOUT), 0);
+    mproc_barrier_destroy(b);
+}
+
 /* ---- threads ------------------------------------------------------------------ */
 typedef struct thread_probe { mproc_rlock *rl; mproc_lock *l; int release_rc, acquire_rc, lock_rc; } thread_probe;
 
@@ -930,6 +1075,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(ref_not_inherited),
         cmocka_unit_test(fork_child_dies_holding),
         cmocka_unit_test(nothing_left_after_sigkill),
+        cmocka_unit_test(lock_locked),
+        cmocka_unit_test(barrier_action_runs_once_per_trip),
+        cmocka_unit_test(barrier_failing_action_breaks),
+        cmocka_unit_test(barrier_default_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,8 +15,13 @@
 #  define MPROC_LINUX_ISLAND 1
 #endif
 
+#define LINK_FDS 8
 struct mproc__os_link {
     int fd;
+    int nfds;                   /* descriptors received, not yet handed out, */
+    int fds[LINK_FDS];          /* in order of arrival, */
+    unsigned char tags[LINK_FDS]; /* each with the tag byte it came on */
+    unsigned char next_tag;     /* sender: tag of the next handle */
 };
 
 /* ---- descriptor set-up ---------------------------------------------------- */
@@ -110,6 +115,7 @@ void mproc__os_link_free(mproc__os_link *l)
 {
     if (!l) return;
     close(l->fd);
+    for (int i = 0; i < l->nfds; i++) close(l->fds[i]);
     free(l);
 }
 
@@ -134,13 +140,51 @@ int mproc__os_link_ring(mproc__os_link *l, unsigned n)
     }
 }
 
+/* Keeps the descriptors a token carried (send_handle) for recv_handle. */
+static void keep_fds(mproc__os_link *l, struct msghdr *m, unsigned char tag)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof fd, sizeof fd);
+#if !defined(MSG_CMSG_CLOEXEC)
+            (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+#endif
+            if (l->nfds < LINK_FDS) {
+                l->tags[l->nfds] = tag;
+                l->fds[l->nfds++] = fd;
+            } else {
+                close(fd); /* more handles in flight than anyone asked for */
+            }
+        }
+    }
+}
+
 /* Takes one token if there is one: 0 took one, 1 none there, ECLOSED. */
 static int take_token(mproc__os_link *l)
 {
+#if defined(MSG_CMSG_CLOEXEC)
+    int flags = MSG_DONTWAIT | MSG_CMSG_CLOEXEC;
+#else
+    int flags = MSG_DONTWAIT;
+#endif
     for (;;) {
         char t;
-        ssize_t n = recv(l->fd, &t, 1, MSG_DONTWAIT);
-        if (n > 0) return 0;
+        union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int) * LINK_FDS)]; } ctl;
+        struct iovec iov = {&t, 1};
+        struct msghdr m;
+        memset(&m, 0, sizeof m);
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = ctl.buf;
+        m.msg_controllen = sizeof ctl.buf;
+        ssize_t n = recvmsg(l->fd, &m, flags);
+        if (n > 0) {
+            if (m.msg_controllen) keep_fds(l, &m, (unsigned char)t);
+            return 0;
+        }
         if (n == 0) return MPROC_ECLOSED;
         if (errno == EINTR) continue;
         if (peer_gone_error(errno)) return MPROC_ECLOSED;
@@ -161,6 +205,83 @@ int mproc__os_link_sleep(mproc__os_link *l, int timeout_ms)
     if (rc < 0) return rc;
     rc = take_token(l);
     return rc > 0 ? 0 : rc;
+}
+
+int mproc__os_link_send_handle(mproc__os_link *l, mproc__handle h, mproc__os_handle_note *note)
+{
+    if (h < 0 || h > INT_MAX) return MPROC_EINVAL;
+    int fd = (int)h;
+    char t = (char)l->next_tag;
+    union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int))]; } ctl;
+    struct iovec iov = {&t, 1};
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    memset(&ctl, 0, sizeof ctl);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl.buf;
+    m.msg_controllen = sizeof ctl.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof fd);
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+#if defined(MSG_NOSIGNAL)
+    int flags = MSG_NOSIGNAL | MSG_DONTWAIT;
+#else
+    int flags = MSG_DONTWAIT;
+#endif
+    note->pid = 0;
+    note->value = l->next_tag;
+    for (;;) {
+        if (sendmsg(l->fd, &m, flags) == 1) {
+            l->next_tag++;
+            return 0;
+        }
+        if (errno == EINTR) continue;
+        if (peer_gone_error(errno)) return MPROC_ECLOSED;
+        if (errno == EBADF) return MPROC_EINVAL; /* h is no descriptor */
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) return mproc__fail_os_last();
+        /* Full of unread tokens: wait for room (or the other end going). */
+        struct pollfd p = {l->fd, POLLOUT, 0};
+        if (poll(&p, 1, 100) < 0 && errno != EINTR) return mproc__fail_os_last();
+        if (p.revents & (POLLHUP | POLLERR)) return MPROC_ECLOSED;
+    }
+}
+
+/* The oldest descriptor received, taken out of the link. */
+static int pop_fd(mproc__os_link *l, unsigned char *tag)
+{
+    int fd = l->fds[0];
+    *tag = l->tags[0];
+    l->nfds--;
+    memmove(l->fds, l->fds + 1, sizeof l->fds[0] * (size_t)l->nfds);
+    memmove(l->tags, l->tags + 1, (size_t)l->nfds);
+    return fd;
+}
+
+int mproc__os_link_recv_handle(mproc__os_link *l, const mproc__os_handle_note *note,
+                               mproc__handle *out, int timeout_ms)
+{
+    uint64_t deadline = mproc__deadline_ms(timeout_ms);
+    for (;;) {
+        while (l->nfds > 0) {
+            unsigned char tag;
+            int fd = pop_fd(l, &tag);
+            if (tag == (unsigned char)note->value) {
+                *out = fd;
+                return 0;
+            }
+            close(fd); /* its note was received as plain data: nobody wants it */
+        }
+        int rc = take_token(l);
+        if (rc == 0) continue;
+        if (rc < 0) return rc;
+        unsigned char ready = 0;
+        mproc__handle h = l->fd;
+        rc = mproc__os_wait_any(&h, 1, &ready, mproc__remaining_ms(deadline, timeout_ms));
+        if (rc < 0) return rc;
+    }
 }
 
 int mproc__os_link_probe(mproc__os_link *l)
@@ -237,13 +358,13 @@ int mproc__os_bell_create(mproc__handle *rd, mproc__handle *wr)
 /* Every holder of wr also holds rd, so the other end never goes. */
 void mproc__os_bell_ring(mproc__handle wr, unsigned n)
 {
-    mproc__os_link l = {(int)wr};
+    mproc__os_link l = {(int)wr, 0, {0}, {0}, 0};
     (void)mproc__os_link_ring(&l, n);
 }
 
 void mproc__os_bell_take(mproc__handle rd)
 {
-    mproc__os_link l = {(int)rd};
+    mproc__os_link l = {(int)rd, 0, {0}, {0}, 0};
     (void)take_token(&l);
 }
 

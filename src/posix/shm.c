@@ -413,7 +413,7 @@ int mproc__os_shm_unlink(const char *name, int created_here, mproc__handle *h)
 {
     char path[MPROC__SHM_NAME_MAX + 2];
     if (is_private_name(name)) {
-        if (!created_here) return 0; /* the name lives and dies with its creator */
+        if (!created_here) return MPROC_ENOTSUP; /* it lives and dies with its creator */
         /* The name is the descriptor's number: move the memory to another. */
         int moved = fcntl((int)*h, F_DUPFD_CLOEXEC, 3);
         if (moved < 0) return mproc__fail_os_last();
@@ -423,7 +423,7 @@ int mproc__os_shm_unlink(const char *name, int created_here, mproc__handle *h)
     }
 #if !defined(MPROC_SHM_MEMFD)
     int generated = is_generated_name(name);
-    if (generated && !created_here) return 0; /* as with memfds: the creator's */
+    if (generated && !created_here) return MPROC_ENOTSUP; /* as with memfds */
 #endif
     int rc = shm_path(name, path, sizeof path);
     if (rc) return rc;

@@ -380,6 +380,13 @@ int mproc__os_proc_signal(mproc__os_proc *p, int hard)
     return 0;
 }
 
+int mproc__os_proc_interrupt(mproc__os_proc *p)
+{
+    if (p->reaped) return 0;
+    if (kill(p->pid, SIGINT) != 0 && errno != ESRCH) return mproc__fail_os_last();
+    return 0;
+}
+
 mproc__handle mproc__os_proc_wait_handle(const mproc__os_proc *p)
 {
     return p && !p->reaped ? p->wait_fd : MPROC__NO_HANDLE;

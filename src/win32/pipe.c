@@ -280,6 +280,42 @@ int mproc__os_link_sleep(mproc__os_link *l, int timeout_ms)
     return rc;
 }
 
+int mproc__os_link_send_handle(mproc__os_link *l, mproc__handle h, mproc__os_handle_note *note)
+{
+    (void)l;
+    HANDLE self = GetCurrentProcess(), mine = NULL;
+    if (!DuplicateHandle(self, mproc__w32_handle(h), self, &mine, 0, FALSE, DUPLICATE_SAME_ACCESS)) {
+        DWORD err = GetLastError();
+        return err == ERROR_INVALID_HANDLE ? MPROC_EINVAL : mproc__fail_os((int)err);
+    }
+    note->pid = GetCurrentProcessId();
+    note->value = (uint64_t)(uintptr_t)mine;
+    return 0;
+}
+
+int mproc__os_link_recv_handle(mproc__os_link *l, const mproc__os_handle_note *note,
+                               mproc__handle *out, int timeout_ms)
+{
+    (void)l;
+    (void)timeout_ms;
+    HANDLE self = GetCurrentProcess(), got = NULL;
+    HANDLE value = (HANDLE)(uintptr_t)note->value;
+    if (note->pid == 0 || note->pid > UINT32_MAX || !value) return MPROC_EPROTO;
+    if (note->pid == GetCurrentProcessId()) { /* sent within this process */
+        *out = (mproc__handle)value;
+        return 0;
+    }
+    HANDLE sender = OpenProcess(PROCESS_DUP_HANDLE, FALSE, (DWORD)note->pid);
+    if (!sender) return MPROC_ECLOSED; /* the sender has gone, and its handle with it */
+    BOOL ok = DuplicateHandle(sender, value, self, &got, 0, FALSE,
+                              DUPLICATE_SAME_ACCESS | DUPLICATE_CLOSE_SOURCE);
+    DWORD err = GetLastError();
+    CloseHandle(sender);
+    if (!ok) return err == ERROR_INVALID_HANDLE ? MPROC_EPROTO : mproc__fail_os((int)err);
+    *out = (mproc__handle)got;
+    return 0;
+}
+
 int mproc__os_link_probe(mproc__os_link *l)
 {
     if (l->gone) return MPROC_ECLOSED;

@@ -83,7 +83,7 @@ int mproc__os_shm_unlink(const char *name, int created_here, mproc__handle *h)
     (void)name;
     (void)created_here;
     (void)h;
-    return 0; /* a section's name goes with its last handle */
+    return MPROC_ENOTSUP; /* a section's name goes with its last handle */
 }
 
 int mproc__os_shm_dup(mproc__handle h, mproc__handle *out)

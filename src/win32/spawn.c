@@ -514,6 +514,12 @@ int mproc__os_proc_signal(mproc__os_proc *p, int hard)
     return 0;
 }
 
+int mproc__os_proc_interrupt(mproc__os_proc *p)
+{
+    (void)p;
+    return MPROC_ENOTSUP;
+}
+
 mproc__handle mproc__os_proc_wait_handle(const mproc__os_proc *p)
 {
     return (mproc__handle)p->process;
