@@ -64,8 +64,8 @@ struct mproc_conn {
 static size_t block_size(int duplex) { return DATA_OFF + (size_t)RING_BYTES * (duplex ? 2 : 1); }
 
 /* ---- the other end ---------------------------------------------------------------- */
-static int gone(mproc_conn *c) { return mproc__a_load(&c->peer_gone) != 0; }
-static void set_gone(mproc_conn *c) { mproc__a_store(&c->peer_gone, 1); }
+static int gone(mproc_conn *c) { return mproc__load64(&c->peer_gone) != 0; }
+static void set_gone(mproc_conn *c) { mproc__store64(&c->peer_gone, 1); }
 
 static int probe_gone(mproc_conn *c)
 {
@@ -78,8 +78,8 @@ static int probe_gone(mproc_conn *c)
 static uint64_t peer_sleepers(mproc_conn *c)
 {
     uint64_t n = 0;
-    if (c->can_send) n += mproc__a_load(&c->out.sh->waiters[MPROC__RING_DATA]);
-    if (c->can_recv) n += mproc__a_load(&c->in.sh->waiters[MPROC__RING_SPACE]);
+    if (c->can_send) n += mproc__load64(&c->out.sh->waiters[MPROC__RING_DATA]);
+    if (c->can_recv) n += mproc__load64(&c->in.sh->waiters[MPROC__RING_SPACE]);
     return n;
 }
 
@@ -134,7 +134,7 @@ static int bind_ring(mproc_conn *c, mproc__ring *r, int index)
     unsigned char *data = (unsigned char *)c->sh + DATA_OFF + (size_t)RING_BYTES * (size_t)index;
     int rc = mproc__ring_bind(r, &c->sh->ring[index], data, RING_BYTES, &conn_ops, c,
                               MPROC__WAIT_SLICE_MS);
-    if (!rc && mproc__a_load(&c->sh->ring[index].capacity) != RING_BYTES) rc = MPROC_EINVAL;
+    if (!rc && mproc__load64(&c->sh->ring[index].capacity) != RING_BYTES) rc = MPROC_EINVAL;
     return rc;
 }
 
@@ -142,7 +142,7 @@ static int bind_ring(mproc_conn *c, mproc__ring *r, int index)
 static int conn_bind(mproc_conn *c)
 {
     cshared *sh = c->sh;
-    if (mproc__a_load(&sh->magic) != C_MAGIC || sh->nrings != (uint64_t)(c->duplex ? 2 : 1) ||
+    if (mproc__load64(&sh->magic) != C_MAGIC || sh->nrings != (uint64_t)(c->duplex ? 2 : 1) ||
         sh->ring_bytes != RING_BYTES)
         return MPROC_EINVAL;
     c->can_recv = c->end == END_A || c->duplex;
@@ -158,7 +158,7 @@ static void format_block(cshared *sh, int duplex)
     sh->nrings = duplex ? 2 : 1;
     sh->ring_bytes = RING_BYTES;
     for (uint64_t i = 0; i < sh->nrings; i++) mproc__ring_format(&sh->ring[i], RING_BYTES);
-    mproc__a_store(&sh->magic, C_MAGIC);
+    mproc__store64(&sh->magic, C_MAGIC);
 }
 
 /* A conn over an end's handles (owned from here on, also on failure);

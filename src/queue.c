@@ -51,7 +51,7 @@ struct mproc_queue {
 static uint64_t all_waiters(qshared *sh)
 {
     uint64_t n = 0;
-    for (int k = 0; k < MPROC__RING_KINDS; k++) n += mproc__a_load(&sh->ring.waiters[k]);
+    for (int k = 0; k < MPROC__RING_KINDS; k++) n += mproc__load64(&sh->ring.waiters[k]);
     return n;
 }
 
@@ -89,14 +89,14 @@ static int q_room(mproc__ring *r)
 static void q_started(mproc__ring *r)
 {
     mproc_queue *q = r->user;
-    if (q->flags & MPROC_QUEUE_JOINABLE) mproc__a_add(&q->sh->unfinished, 1);
+    if (q->flags & MPROC_QUEUE_JOINABLE) mproc__add64(&q->sh->unfinished, 1);
 }
 
 /* A message cut short is never delivered, so no task_done will come. */
 static void q_aborted(mproc__ring *r)
 {
     mproc_queue *q = r->user;
-    if ((q->flags & MPROC_QUEUE_JOINABLE) && mproc__a_add(&q->sh->unfinished, (uint64_t)-1) == 0)
+    if ((q->flags & MPROC_QUEUE_JOINABLE) && mproc__add64(&q->sh->unfinished, (uint64_t)-1) == 1)
         mproc__ring_wake(&q->ring, MPROC__RING_JOIN);
 }
 
@@ -169,9 +169,9 @@ int mproc_queue_task_done(mproc_queue *q)
     if (!q) return MPROC_EINVAL;
     if (!(q->flags & MPROC_QUEUE_JOINABLE)) return MPROC_ENOTSUP;
     for (;;) {
-        uint64_t u = mproc__a_load(&q->sh->unfinished);
+        uint64_t u = mproc__load64(&q->sh->unfinished);
         if (u == 0) return MPROC_ESTATE; /* more task_done than messages */
-        if (mproc__a_cas(&q->sh->unfinished, u, u - 1)) {
+        if (mproc__cas64(&q->sh->unfinished, u, u - 1)) {
             if (u == 1) mproc__ring_wake(&q->ring, MPROC__RING_JOIN);
             return 0;
         }
@@ -183,7 +183,7 @@ static int all_done(mproc__ring *r, void *arg, int sleeping)
     (void)arg;
     (void)sleeping;
     mproc_queue *q = r->user;
-    return mproc__a_load(&q->sh->unfinished) == 0;
+    return mproc__load64(&q->sh->unfinished) == 0;
 }
 
 int mproc_queue_join(mproc_queue *q, int timeout_ms)
@@ -256,12 +256,12 @@ static int queue_map(mproc_queue *q, size_t size)
    gives EINVAL, never a wild access. */
 static int queue_bind(mproc_queue *q)
 {
-    if (mproc__a_load(&q->sh->magic) != Q_MAGIC || q->sh->flags != (uint64_t)q->flags)
+    if (mproc__load64(&q->sh->magic) != Q_MAGIC || q->sh->flags != (uint64_t)q->flags)
         return MPROC_EINVAL;
     unsigned char *data = (unsigned char *)q->sh + DATA_OFF;
     uint64_t room = q->map_size - DATA_OFF;
     int rc = mproc__ring_bind(&q->ring, &q->sh->ring, data, room, &queue_ops, q, WAIT_SLICE_MS);
-    if (!rc && mproc__a_load(&q->sh->ring.capacity) != room) rc = MPROC_EINVAL;
+    if (!rc && mproc__load64(&q->sh->ring.capacity) != room) rc = MPROC_EINVAL;
     return rc;
 }
 
@@ -293,7 +293,7 @@ static int queue_init(mproc_queue *q, size_t maxsize, int flags)
     mproc__ring_format(&q->sh->ring, RING_BYTES);
     q->sh->maxsize = maxsize;
     q->sh->flags = (uint64_t)flags;
-    mproc__a_store(&q->sh->magic, Q_MAGIC);
+    mproc__store64(&q->sh->magic, Q_MAGIC);
     rc = queue_bind(q);
     if (rc) return rc;
     mproc__entry e;

@@ -24,7 +24,7 @@ void mproc__ring_format(mproc__ring_shared *sh, uint64_t cap)
 int mproc__ring_bind(mproc__ring *r, mproc__ring_shared *sh, unsigned char *data,
                      uint64_t data_max, const mproc__ring_ops *ops, void *user, int slice_ms)
 {
-    uint64_t cap = mproc__a_load(&sh->capacity);
+    uint64_t cap = mproc__load64(&sh->capacity);
     if (cap < 4096 || (cap & (cap - 1)) || cap > data_max) return MPROC_EINVAL;
     r->sh = sh;
     r->data = data;
@@ -58,9 +58,9 @@ static void ring_read(mproc__ring *r, uint64_t pos, void *dst, size_t n)
    (or is behind the head another consumer moved). */
 static uint64_t data_avail(mproc__ring *r, uint64_t need)
 {
-    uint64_t head = mproc__a_load(&r->sh->head);
+    uint64_t head = mproc__load64(&r->sh->head);
     if (r->seen_tail >= head && r->seen_tail - head >= need) return r->seen_tail - head;
-    r->seen_tail = mproc__a_load(&r->sh->tail);
+    r->seen_tail = mproc__load64(&r->sh->tail);
     return r->seen_tail >= head ? r->seen_tail - head : 0;
 }
 
@@ -69,10 +69,10 @@ static uint64_t data_avail(mproc__ring *r, uint64_t need)
    another producer's records). */
 static uint64_t free_space(mproc__ring *r, uint64_t need)
 {
-    uint64_t tail = mproc__a_load(&r->sh->tail), cap = capacity(r);
+    uint64_t tail = mproc__load64(&r->sh->tail), cap = capacity(r);
     if (tail >= r->seen_head && tail - r->seen_head <= cap && cap - (tail - r->seen_head) >= need)
         return cap - (tail - r->seen_head);
-    r->seen_head = mproc__a_load(&r->sh->head);
+    r->seen_head = mproc__load64(&r->sh->head);
     uint64_t used = tail - r->seen_head;
     return used <= cap ? cap - used : 0;
 }
@@ -81,7 +81,7 @@ int mproc__ring_readable(mproc__ring *r) { return data_avail(r, REC_HDR) >= REC_
 
 uint64_t mproc__ring_count(mproc__ring *r)
 {
-    uint64_t taken = mproc__a_load(&r->sh->get_msgs), started = mproc__a_load(&r->sh->put_msgs);
+    uint64_t taken = mproc__load64(&r->sh->get_msgs), started = mproc__load64(&r->sh->put_msgs);
     return started > taken ? started - taken : 0;
 }
 
@@ -118,10 +118,10 @@ static int try_lock(mproc__ring *r, void *arg, int sleeping)
 {
     (void)r;
     lock_try *t = arg;
-    uint64_t owner = mproc__a_load(t->word);
-    if (owner == 0) return mproc__a_cas(t->word, 0, t->me);
+    uint64_t owner = mproc__load64(t->word);
+    if (owner == 0) return mproc__cas64(t->word, 0, t->me);
     if (sleeping && owner != t->me && !mproc__os_pid_alive((int64_t)owner) &&
-        mproc__a_cas(t->word, owner, t->me)) {
+        mproc__cas64(t->word, owner, t->me)) {
         t->recovered = 1;
         return 1;
     }
@@ -132,7 +132,7 @@ static int try_lock(mproc__ring *r, void *arg, int sleeping)
 static int ring_lock(mproc__ring *r, volatile uint64_t *word, uint64_t deadline, int timeout_ms)
 {
     lock_try t = {word, mproc__self_pid(), 0};
-    if (mproc__a_cas(word, 0, t.me)) return 0;
+    if (mproc__cas64(word, 0, t.me)) return 0;
     int rc = mproc__ring_wait(r, MPROC__RING_LOCK, try_lock, &t, deadline, timeout_ms);
     return rc ? rc : t.recovered;
 }
@@ -141,18 +141,18 @@ static int ring_lock(mproc__ring *r, volatile uint64_t *word, uint64_t deadline,
    free it under the process that holds it. */
 static void ring_unlock(mproc__ring *r, volatile uint64_t *word)
 {
-    if (!mproc__a_cas(word, mproc__self_pid(), 0)) return;
+    if (!mproc__cas64(word, mproc__self_pid(), 0)) return;
     mproc__ring_wake(r, MPROC__RING_LOCK);
 }
 
 void mproc__ring_announce(mproc__ring *r, int kind, int delta)
 {
-    mproc__a_add(&r->sh->waiters[kind], (uint64_t)(int64_t)delta);
+    mproc__add64(&r->sh->waiters[kind], (uint64_t)(int64_t)delta);
 }
 
 void mproc__ring_wake(mproc__ring *r, int kind)
 {
-    if (mproc__a_load(&r->sh->waiters[kind])) r->ops->wake(r, kind);
+    if (mproc__load64(&r->sh->waiters[kind])) r->ops->wake(r, kind);
 }
 
 /* ---- producer side --------------------------------------------------------------- */
@@ -162,10 +162,10 @@ static void put_record(mproc__ring *r, int type, uint64_t total, const void *bod
     mproc__put_u32(h, TAG_MAGIC | (uint32_t)type);
     mproc__put_u32(h + 4, (uint32_t)n);
     mproc__put_u64(h + 8, total);
-    uint64_t tail = mproc__a_load(&r->sh->tail);
+    uint64_t tail = mproc__load64(&r->sh->tail);
     ring_write(r, tail, h, REC_HDR);
     ring_write(r, tail + REC_HDR, body, n);
-    mproc__a_store(&r->sh->tail, tail + pad8(REC_HDR + n)); /* publish */
+    mproc__store64(&r->sh->tail, tail + pad8(REC_HDR + n)); /* publish */
 }
 
 typedef struct space_need {
@@ -187,7 +187,7 @@ static void put_abort(mproc__ring *r)
 {
     put_record(r, REC_ABORT, 0, NULL, 0);
     if (r->ops->aborted) r->ops->aborted(r);
-    mproc__a_store(&r->sh->put_stream, 0);
+    mproc__store64(&r->sh->put_stream, 0);
     mproc__ring_wake(r, MPROC__RING_DATA);
 }
 
@@ -197,26 +197,26 @@ static void put_abort(mproc__ring *r)
    between undo the count (repair_put). */
 static void start_message(mproc__ring *r, int streamed)
 {
-    mproc__a_store_rel(&r->sh->put_pending, mproc__a_load(&r->sh->tail) + 1);
-    if (streamed) mproc__a_store_rel(&r->sh->put_stream, 1);
-    mproc__a_store_rel(&r->sh->put_msgs, mproc__a_load(&r->sh->put_msgs) + 1); /* ours: locked */
+    mproc__store64_rel(&r->sh->put_pending, mproc__load64(&r->sh->tail) + 1);
+    if (streamed) mproc__store64_rel(&r->sh->put_stream, 1);
+    mproc__store64_rel(&r->sh->put_msgs, mproc__load64(&r->sh->put_msgs) + 1); /* ours: locked */
     if (r->ops->started) r->ops->started(r);
 }
 
-static void first_published(mproc__ring *r) { mproc__a_store_rel(&r->sh->put_pending, 0); }
+static void first_published(mproc__ring *r) { mproc__store64_rel(&r->sh->put_pending, 0); }
 
 /* With the put lock taken over from a dead producer: a message it counted
    but never published is uncounted; a stream it started is ended. */
 static void repair_put(mproc__ring *r)
 {
-    uint64_t pending = mproc__a_load(&r->sh->put_pending);
-    if (pending && mproc__a_load(&r->sh->tail) == pending - 1) {
-        mproc__a_store(&r->sh->put_msgs, mproc__a_load(&r->sh->put_msgs) - 1);
+    uint64_t pending = mproc__load64(&r->sh->put_pending);
+    if (pending && mproc__load64(&r->sh->tail) == pending - 1) {
+        mproc__store64(&r->sh->put_msgs, mproc__load64(&r->sh->put_msgs) - 1);
         if (r->ops->aborted) r->ops->aborted(r);
-        mproc__a_store(&r->sh->put_stream, 0); /* nothing of it is in the ring */
+        mproc__store64(&r->sh->put_stream, 0); /* nothing of it is in the ring */
     }
-    mproc__a_store(&r->sh->put_pending, 0);
-    if (mproc__a_load(&r->sh->put_stream)) put_abort(r);
+    mproc__store64(&r->sh->put_pending, 0);
+    if (mproc__load64(&r->sh->put_stream)) put_abort(r);
 }
 
 /* A full ring: while spinning, wait for an eighth of it to be free, not
@@ -262,7 +262,7 @@ static int put_stream(mproc__ring *r, const unsigned char *buf, size_t len, uint
         if (off == 0) start_message(r, 1);
         put_record(r, type, len, buf + off, n);
         if (off == 0) first_published(r);
-        if (type == REC_LAST) mproc__a_store(&r->sh->put_stream, 0);
+        if (type == REC_LAST) mproc__store64(&r->sh->put_stream, 0);
         mproc__ring_wake(r, MPROC__RING_DATA);
         off += n;
     }
@@ -297,7 +297,7 @@ typedef struct rec {
 static int rec_peek(mproc__ring *r, rec *out)
 {
     unsigned char h[REC_HDR];
-    uint64_t head = mproc__a_load(&r->sh->head), used = data_avail(r, REC_HDR);
+    uint64_t head = mproc__load64(&r->sh->head), used = data_avail(r, REC_HDR);
     if (used < REC_HDR || used > capacity(r)) return MPROC_EPROTO;
     ring_read(r, head, h, REC_HDR);
     uint32_t tag = mproc__get_u32(h);
@@ -317,9 +317,9 @@ static int rec_peek(mproc__ring *r, rec *out)
 
 static void rec_consume(mproc__ring *r, const rec *x, void *dst)
 {
-    uint64_t head = mproc__a_load(&r->sh->head);
+    uint64_t head = mproc__load64(&r->sh->head);
     if (dst && x->n) ring_read(r, head + REC_HDR, dst, x->n);
-    mproc__a_store(&r->sh->head, head + x->size);
+    mproc__store64(&r->sh->head, head + x->size);
     mproc__ring_wake(r, MPROC__RING_SPACE);
 }
 
@@ -327,9 +327,9 @@ static void rec_consume(mproc__ring *r, const rec *x, void *dst)
    resynchronised: drop what is in it and report it once. */
 static int ring_corrupt(mproc__ring *r)
 {
-    r->seen_tail = mproc__a_load(&r->sh->tail);
-    mproc__a_store(&r->sh->head, r->seen_tail);
-    mproc__a_store(&r->sh->get_stream, 0);
+    r->seen_tail = mproc__load64(&r->sh->tail);
+    mproc__store64(&r->sh->head, r->seen_tail);
+    mproc__store64(&r->sh->get_stream, 0);
     mproc__ring_wake(r, MPROC__RING_SPACE);
     return MPROC_EPROTO;
 }
@@ -347,10 +347,10 @@ static int stream_record(mproc__ring *r, void *arg, int sleeping)
 {
     (void)arg;
     if (mproc__ring_readable(r)) return 1;
-    if (!sleeping || !mproc__a_load(&r->sh->put_stream)) return 0;
-    uint64_t owner = mproc__a_load(&r->sh->put_owner), me = mproc__self_pid();
+    if (!sleeping || !mproc__load64(&r->sh->put_stream)) return 0;
+    uint64_t owner = mproc__load64(&r->sh->put_owner), me = mproc__self_pid();
     if (owner && owner != me && !mproc__os_pid_alive((int64_t)owner) &&
-        mproc__a_cas(&r->sh->put_owner, owner, me)) {
+        mproc__cas64(&r->sh->put_owner, owner, me)) {
         repair_put(r);
         ring_unlock(r, &r->sh->put_owner);
     }
@@ -367,7 +367,7 @@ static int next_stream_record(mproc__ring *r, rec *x, uint64_t deadline, int tim
 /* Discards the rest of a stream a previous consumer left. */
 static int skip_stream(mproc__ring *r, uint64_t deadline, int timeout_ms)
 {
-    while (mproc__a_load(&r->sh->get_stream)) {
+    while (mproc__load64(&r->sh->get_stream)) {
         rec x;
         int rc = next_stream_record(r, &x, deadline, timeout_ms);
         if (rc) return rc;
@@ -375,7 +375,7 @@ static int skip_stream(mproc__ring *r, uint64_t deadline, int timeout_ms)
         rec_consume(r, &x, NULL);
         if (x.type != REC_MIDDLE) break;
     }
-    mproc__a_store(&r->sh->get_stream, 0);
+    mproc__store64(&r->sh->get_stream, 0);
     return 0;
 }
 
@@ -383,7 +383,7 @@ int mproc__ring_get_lock(mproc__ring *r, uint64_t deadline, int timeout_ms)
 {
     int rc = ring_lock(r, &r->sh->get_owner, deadline, timeout_ms);
     if (rc < 0) return rc;
-    if (rc == 1 || mproc__a_load(&r->sh->get_stream)) rc = skip_stream(r, deadline, timeout_ms);
+    if (rc == 1 || mproc__load64(&r->sh->get_stream)) rc = skip_stream(r, deadline, timeout_ms);
     if (rc) ring_unlock(r, &r->sh->get_owner);
     return rc;
 }
@@ -413,11 +413,11 @@ int mproc__ring_take_start(mproc__ring *r, void *dst, uint64_t total, uint64_t *
     if (rec_peek(r, &x) || (x.type != REC_WHOLE && x.type != REC_FIRST) || x.total != total)
         return ring_corrupt(r);
     /* Counted before the head moves: a producer woken for room sees it. */
-    mproc__a_store_rel(&r->sh->get_msgs, mproc__a_load(&r->sh->get_msgs) + 1); /* ours: locked */
+    mproc__store64_rel(&r->sh->get_msgs, mproc__load64(&r->sh->get_msgs) + 1); /* ours: locked */
     rec_consume(r, &x, dst);
     *got = x.n;
     if (x.type == REC_WHOLE) return 0;
-    mproc__a_store(&r->sh->get_stream, 1);
+    mproc__store64(&r->sh->get_stream, 1);
     return 1;
 }
 
@@ -443,7 +443,7 @@ int mproc__ring_take_rest(mproc__ring *r, unsigned char **dst, uint64_t *room, u
         if (rc) return rc;
         if (x.type == REC_ABORT) {
             rec_consume(r, &x, NULL);
-            mproc__a_store(&r->sh->get_stream, 0);
+            mproc__store64(&r->sh->get_stream, 0);
             return MPROC__RING_ABORTED;
         }
         if ((x.type != REC_MIDDLE && x.type != REC_LAST) || x.total != total ||
@@ -454,7 +454,7 @@ int mproc__ring_take_rest(mproc__ring *r, unsigned char **dst, uint64_t *room, u
         rec_consume(r, &x, *dst + *got);
         *got += x.n;
     }
-    mproc__a_store(&r->sh->get_stream, 0);
+    mproc__store64(&r->sh->get_stream, 0);
     return 0;
 }
 
@@ -466,7 +466,7 @@ void mproc__ring_write_raw(mproc__ring_shared *sh, unsigned char *data, const vo
     r.sh = sh;
     r.data = data;
     r.mask = sh->capacity - 1;
-    uint64_t tail = mproc__a_load(&sh->tail);
+    uint64_t tail = mproc__load64(&sh->tail);
     ring_write(&r, tail, bytes, n);
-    mproc__a_store(&sh->tail, tail + pad8(n));
+    mproc__store64(&sh->tail, tail + pad8(n));
 }

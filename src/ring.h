@@ -27,6 +27,7 @@
 #ifndef MPROC_RING_H
 #define MPROC_RING_H
 
+#include "atomic.h"
 #include "comm.h"
 
 /* What a sleeper waits for; counted in mproc__ring_shared.waiters. */
