@@ -63,6 +63,11 @@ static inline uint64_t mproc__add64(volatile uint64_t *p, uint64_t v)
 { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
 static inline void mproc__fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
+/* Memory hints: start fetching the line at p, to read it (prefetch) or to
+   write it (prefetchw), while the code goes on. They order nothing. */
+static inline void mproc__prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+static inline void mproc__prefetchw(const void *p) { __builtin_prefetch(p, 1, 3); }
+
 /* A pause in a spin loop: lets the other hardware thread run and keeps the
    loop from flooding the memory system with loads. */
 static inline void mproc__cpu_relax(void)
@@ -131,6 +136,15 @@ static inline void mproc__fence(void)
     volatile long word = 0;
     (void)_InterlockedOr(&word, 0);
 }
+static inline void mproc__prefetch(const void *p)
+{
+#  if defined(_M_X64) || defined(_M_IX86)
+    _mm_prefetch((const char *)p, _MM_HINT_T0);
+#  else
+    (void)p;
+#  endif
+}
+static inline void mproc__prefetchw(const void *p) { mproc__prefetch(p); }
 static inline void mproc__cpu_relax(void)
 {
 #  if defined(_M_X64) || defined(_M_IX86)

@@ -26,10 +26,10 @@ int mproc__ring_bind(mproc__ring *r, mproc__ring_shared *sh, unsigned char *data
 {
     uint64_t cap = mproc__load64(&sh->capacity);
     if (cap < 4096 || (cap & (cap - 1)) || cap > data_max) return MPROC_EINVAL;
+    memset(r, 0, sizeof *r);
     r->sh = sh;
     r->data = data;
     r->mask = cap - 1;
-    r->seen_head = r->seen_tail = 0;
     r->ops = ops;
     r->user = user;
     r->slice_ms = slice_ms;
@@ -51,6 +51,27 @@ static void ring_read(mproc__ring *r, uint64_t pos, void *dst, size_t n)
     size_t first = n < cap - off ? n : cap - off;
     if (first) memcpy(dst, r->data + off, first);
     if (n > first) memcpy((unsigned char *)dst + first, r->data, n - first);
+}
+
+/* The lines of the next AHEAD bytes are fetched while a message is
+   copied: every fence of a message (the locks) would otherwise wait for
+   the other core's cache line of the next one, a whole transfer per
+   message, where a ring without fences overlaps them. Only lines the
+   other side is done with: published records for a consumer, free room
+   for a producer. */
+#define AHEAD 256
+
+static void fetch_ahead(mproc__ring *r, uint64_t from)
+{
+    for (uint64_t pos = from & ~(uint64_t)63; pos < from + AHEAD && pos + 64 <= r->seen_tail; pos += 64)
+        mproc__prefetch(r->data + (pos & r->mask));
+}
+
+static void fetch_ahead_w(mproc__ring *r, uint64_t from)
+{
+    uint64_t end = r->seen_head + capacity(r);
+    for (uint64_t pos = (from + 63) & ~(uint64_t)63; pos < from + AHEAD && pos < end; pos += 64)
+        mproc__prefetchw(r->data + (pos & r->mask));
 }
 
 /* Bytes published and not consumed, at least need if that many are there:
@@ -107,6 +128,31 @@ int mproc__ring_wait(mproc__ring *r, int kind, mproc__ring_cond cond, void *arg,
     }
 }
 
+void mproc__ring_announce(mproc__ring *r, int kind, int delta)
+{
+    mproc__add64(&r->sh->waiters[kind], (uint64_t)(int64_t)delta);
+    if (delta > 0) mproc__add64(&r->sh->wait_seq[kind], 1);
+}
+
+/* After a full fence (a lock's take or release, or mproc__fence): the
+   announcement of a sleeper that has not seen the change is visible. */
+static void wake_waiters(mproc__ring *r, int kind)
+{
+    if (!mproc__load64(&r->sh->waiters[kind])) return;
+    /* A sleeper counts itself in waiters, then in wait_seq, then looks: if
+       this load missed its wait_seq, its look sees the change. */
+    uint64_t seq = mproc__load64(&r->sh->wait_seq[kind]);
+    if (seq == r->rung_seq[kind]) return; /* rung already; it has yet to run */
+    r->rung_seq[kind] = seq;
+    r->ops->wake(r, kind);
+}
+
+void mproc__ring_wake(mproc__ring *r, int kind)
+{
+    mproc__fence();
+    wake_waiters(r, kind);
+}
+
 /* ---- the two locks --------------------------------------------------------------- */
 typedef struct lock_try {
     volatile uint64_t *word;
@@ -141,18 +187,8 @@ static int ring_lock(mproc__ring *r, volatile uint64_t *word, uint64_t deadline,
    free it under the process that holds it. */
 static void ring_unlock(mproc__ring *r, volatile uint64_t *word)
 {
-    if (!mproc__cas64(word, mproc__self_pid(), 0)) return;
-    mproc__ring_wake(r, MPROC__RING_LOCK);
-}
-
-void mproc__ring_announce(mproc__ring *r, int kind, int delta)
-{
-    mproc__add64(&r->sh->waiters[kind], (uint64_t)(int64_t)delta);
-}
-
-void mproc__ring_wake(mproc__ring *r, int kind)
-{
-    if (mproc__load64(&r->sh->waiters[kind])) r->ops->wake(r, kind);
+    if (mproc__cas64(word, mproc__self_pid(), 0)) wake_waiters(r, MPROC__RING_LOCK);
+    else mproc__fence(); /* the callers' wakes rely on a fence here */
 }
 
 /* ---- producer side --------------------------------------------------------------- */
@@ -163,9 +199,10 @@ static void put_record(mproc__ring *r, int type, uint64_t total, const void *bod
     mproc__put_u32(h + 4, (uint32_t)n);
     mproc__put_u64(h + 8, total);
     uint64_t tail = mproc__load64(&r->sh->tail);
+    fetch_ahead_w(r, tail + pad8(REC_HDR + n));
     ring_write(r, tail, h, REC_HDR);
     ring_write(r, tail + REC_HDR, body, n);
-    mproc__store64(&r->sh->tail, tail + pad8(REC_HDR + n)); /* publish */
+    mproc__store64_rel(&r->sh->tail, tail + pad8(REC_HDR + n)); /* publish */
 }
 
 typedef struct space_need {
@@ -229,16 +266,18 @@ static void widen_need(mproc__ring *r, space_need *need)
     need->wide = capacity(r) / 8;
 }
 
+/* Its reader is woken after the unlock (mproc__ring_put). */
 static int put_whole(mproc__ring *r, const void *buf, size_t len, uint64_t deadline, int timeout_ms)
 {
     space_need need = {pad8(REC_HDR + len), 0, 1};
-    if (!has_space(r, &need, 0)) widen_need(r, &need);
-    int rc = mproc__ring_wait(r, MPROC__RING_SPACE, has_space, &need, deadline, timeout_ms);
-    if (rc) return rc;
+    if (!has_space(r, &need, 0)) {
+        widen_need(r, &need);
+        int rc = mproc__ring_wait(r, MPROC__RING_SPACE, has_space, &need, deadline, timeout_ms);
+        if (rc) return rc;
+    }
     start_message(r, 0);
     put_record(r, REC_WHOLE, len, buf, len);
     first_published(r);
-    mproc__ring_wake(r, MPROC__RING_DATA);
     return 0;
 }
 
@@ -282,6 +321,7 @@ int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, uint64_t deadli
     else
         rc = put_stream(r, buf, len, deadline, timeout_ms);
     ring_unlock(r, &r->sh->put_owner);
+    wake_waiters(r, MPROC__RING_DATA); /* after the unlock's fence */
     return rc;
 }
 
@@ -315,13 +355,17 @@ static int rec_peek(mproc__ring *r, rec *out)
     return 0;
 }
 
-static void rec_consume(mproc__ring *r, const rec *x, void *dst)
+/* Takes the record at the head (bytes into dst). Producers waiting for
+   room are woken now if wake, else by the caller (get_unlock). */
+static void rec_take(mproc__ring *r, const rec *x, void *dst, int wake)
 {
     uint64_t head = mproc__load64(&r->sh->head);
     if (dst && x->n) ring_read(r, head + REC_HDR, dst, x->n);
-    mproc__store64(&r->sh->head, head + x->size);
-    mproc__ring_wake(r, MPROC__RING_SPACE);
+    mproc__store64_rel(&r->sh->head, head + x->size);
+    if (wake) mproc__ring_wake(r, MPROC__RING_SPACE);
 }
+
+static void rec_consume(mproc__ring *r, const rec *x, void *dst) { rec_take(r, x, dst, 1); }
 
 /* A corrupt ring (a process scribbled on shared memory) cannot be
    resynchronised: drop what is in it and report it once. */
@@ -388,16 +432,31 @@ int mproc__ring_get_lock(mproc__ring *r, uint64_t deadline, int timeout_ms)
     return rc;
 }
 
-void mproc__ring_get_unlock(mproc__ring *r) { ring_unlock(r, &r->sh->get_owner); }
+void mproc__ring_get_unlock(mproc__ring *r)
+{
+    r->peeked = 0;
+    ring_unlock(r, &r->sh->get_owner);
+    wake_waiters(r, MPROC__RING_SPACE); /* for take_start, after the unlock's fence */
+}
 
 int mproc__ring_peek(mproc__ring *r, uint64_t *total, uint64_t deadline, int timeout_ms)
 {
     for (;;) {
-        int rc = mproc__ring_wait(r, MPROC__RING_DATA, has_record, NULL, deadline, timeout_ms);
-        if (rc) return rc;
+        r->peeked = 0;
+        if (!mproc__ring_readable(r)) {
+            int rc = mproc__ring_wait(r, MPROC__RING_DATA, has_record, NULL, deadline, timeout_ms);
+            if (rc) return rc;
+        }
         rec x;
         if (rec_peek(r, &x)) return ring_corrupt(r);
         if (x.type == REC_WHOLE || x.type == REC_FIRST) {
+            r->peeked_head = mproc__load64(&r->sh->head);
+            fetch_ahead(r, r->peeked_head + x.size);
+            r->peeked_type = x.type;
+            r->peeked_n = x.n;
+            r->peeked_total = x.total;
+            r->peeked_size = x.size;
+            r->peeked = 1;
             *total = x.total;
             return 0;
         }
@@ -407,16 +466,20 @@ int mproc__ring_peek(mproc__ring *r, uint64_t *total, uint64_t deadline, int tim
 
 int mproc__ring_take_start(mproc__ring *r, void *dst, uint64_t total, uint64_t *got)
 {
-    rec x;
-    /* Read again from shared memory: it must still be the message peeked,
-       whose length sized dst. */
-    if (rec_peek(r, &x) || (x.type != REC_WHOLE && x.type != REC_FIRST) || x.total != total)
-        return ring_corrupt(r);
+    /* By the header peek read and checked (whose length sized dst), not by
+       a second read: shared memory may have changed since. */
+    if (!r->peeked || r->peeked_head != mproc__load64(&r->sh->head) || r->peeked_total != total)
+        return MPROC_ESTATE; /* not the message peek gave: nothing taken */
+    rec x = {r->peeked_type, r->peeked_n, r->peeked_total, r->peeked_size};
+    r->peeked = 0;
     /* Counted before the head moves: a producer woken for room sees it. */
     mproc__store64_rel(&r->sh->get_msgs, mproc__load64(&r->sh->get_msgs) + 1); /* ours: locked */
-    rec_consume(r, &x, dst);
     *got = x.n;
-    if (x.type == REC_WHOLE) return 0;
+    if (x.type == REC_WHOLE) {
+        rec_take(r, &x, dst, 0); /* producers are woken by get_unlock */
+        return 0;
+    }
+    rec_consume(r, &x, dst);
     mproc__store64(&r->sh->get_stream, 1);
     return 1;
 }
