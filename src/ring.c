@@ -37,41 +37,46 @@ int mproc__ring_bind(mproc__ring *r, mproc__ring_shared *sh, unsigned char *data
 }
 
 /* ---- ring bytes ------------------------------------------------------------ */
+/* One copy unless the bytes wrap (a header's 16 then compile to a move). */
 static void ring_write(mproc__ring *r, uint64_t pos, const void *src, size_t n)
 {
-    size_t off = (size_t)(pos & r->mask), cap = (size_t)capacity(r);
-    size_t first = n < cap - off ? n : cap - off;
-    if (first) memcpy(r->data + off, src, first);
-    if (n > first) memcpy(r->data, (const unsigned char *)src + first, n - first);
+    size_t off = (size_t)(pos & r->mask), room = (size_t)capacity(r) - off;
+    if (n <= room) {
+        memcpy(r->data + off, src, n);
+        return;
+    }
+    memcpy(r->data + off, src, room);
+    memcpy(r->data, (const unsigned char *)src + room, n - room);
 }
 
 static void ring_read(mproc__ring *r, uint64_t pos, void *dst, size_t n)
 {
-    size_t off = (size_t)(pos & r->mask), cap = (size_t)capacity(r);
-    size_t first = n < cap - off ? n : cap - off;
-    if (first) memcpy(dst, r->data + off, first);
-    if (n > first) memcpy((unsigned char *)dst + first, r->data, n - first);
+    size_t off = (size_t)(pos & r->mask), room = (size_t)capacity(r) - off;
+    if (n <= room) {
+        memcpy(dst, r->data + off, n);
+        return;
+    }
+    memcpy(dst, r->data + off, room);
+    memcpy((unsigned char *)dst + room, r->data, n - room);
 }
 
-/* The lines of the next AHEAD bytes are fetched while a message is
-   copied: every fence of a message (the locks) would otherwise wait for
-   the other core's cache line of the next one, a whole transfer per
-   message, where a ring without fences overlaps them. Only lines the
-   other side is done with: published records for a consumer, free room
-   for a producer. */
-#define AHEAD 256
+/* The line AHEAD bytes on is fetched while a message is copied (each
+   message moves on by at least 16 bytes, so every line gets its turn):
+   every fence of a message (the locks) would otherwise wait for the other
+   core's cache line of the next one, a whole transfer per message, where
+   a ring without fences overlaps them. Only lines the other side is done
+   with: published records for a consumer, free room for a producer. */
+#define AHEAD 192
 
-static void fetch_ahead(mproc__ring *r, uint64_t from)
+static void fetch_ahead(mproc__ring *r, uint64_t pos)
 {
-    for (uint64_t pos = from & ~(uint64_t)63; pos < from + AHEAD && pos + 64 <= r->seen_tail; pos += 64)
-        mproc__prefetch(r->data + (pos & r->mask));
+    if (pos + AHEAD + 64 <= r->seen_tail) mproc__prefetch(r->data + ((pos + AHEAD) & r->mask));
 }
 
-static void fetch_ahead_w(mproc__ring *r, uint64_t from)
+static void fetch_ahead_w(mproc__ring *r, uint64_t pos)
 {
-    uint64_t end = r->seen_head + capacity(r);
-    for (uint64_t pos = (from + 63) & ~(uint64_t)63; pos < from + AHEAD && pos < end; pos += 64)
-        mproc__prefetchw(r->data + (pos & r->mask));
+    if (pos + AHEAD < r->seen_head + capacity(r))
+        mproc__prefetchw(r->data + ((pos + AHEAD) & r->mask));
 }
 
 /* Bytes published and not consumed, at least need if that many are there:
