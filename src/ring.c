@@ -42,7 +42,7 @@ static void ring_write(mproc__ring *r, uint64_t pos, const void *src, size_t n)
 {
     size_t off = (size_t)(pos & r->mask), room = (size_t)capacity(r) - off;
     if (n <= room) {
-        memcpy(r->data + off, src, n);
+        if (n) memcpy(r->data + off, src, n); /* src may be NULL when n is 0 */
         return;
     }
     memcpy(r->data + off, src, room);
@@ -53,7 +53,7 @@ static void ring_read(mproc__ring *r, uint64_t pos, void *dst, size_t n)
 {
     size_t off = (size_t)(pos & r->mask), room = (size_t)capacity(r) - off;
     if (n <= room) {
-        memcpy(dst, r->data + off, n);
+        if (n) memcpy(dst, r->data + off, n);
         return;
     }
     memcpy(dst, r->data + off, room);
