@@ -409,10 +409,12 @@ typedef struct mproc_queue mproc_queue;
      corrupt record in the ring, is MPROC_EPROTO and the conn goes on with
      the next message; never a hang or a torn message.
    - sending: MPROC_ECLOSED once the reading end has gone: at once if it
-     went before this end's first send, otherwise within 64 sends (the
-     link is asked every 64th; on Windows the answer can lag while wake-up
-     tokens from the reader are still unread) and at the latest when a
-     send would wait for room. Sending never raises SIGPIPE.
+     went before this end's first send, otherwise within 64 sends if it
+     was taking messages until it went, within 1024 if it had stopped
+     reading before (the link is asked less often while the reader does
+     not move; on Windows the answer can lag while wake-up tokens from the
+     reader are still unread), and at the latest when a send would wait
+     for room. Sending never raises SIGPIPE.
    Hand an end to a child with mproc_conn_ref + the child's argument; the
    parent keeps its copy open (as in Python): destroy it so the other side
    sees end of stream. One thread per direction at a time. */

@@ -16,8 +16,8 @@
    last holder of an end goes, however it goes: that is how a receiver
    learns that no more messages can come (MPROC_ECLOSED once the ring is
    empty), and a sender that nobody will read them (MPROC_ECLOSED, checked
-   on the first send, every PROBE_EVERY sends, whenever a token is sent and
-   while waiting for room).
+   on the first send, whenever a token is sent, while waiting for room, and
+   at probe points: see reader_gone).
 
    Timeouts never expose or lose part of a message: a large message whose
    rest does not come in time stays in the conn (moved into a buffer the
@@ -36,7 +36,10 @@
    until it is used. */
 #define RING_BYTES ((uint64_t)1 << 20)
 #define DATA_OFF MPROC__CONN_DATA_OFF
-#define PROBE_EVERY 64
+/* Sends between probe points while the reader takes messages, and at
+   most while it does not (see reader_gone). */
+#define PROBE_EVERY 32
+#define PROBE_EVERY_MAX 1024
 /* Waiting for the lock of one's own end (two holders of it at once): the
    other holder cannot ring us through the link, so look again this often. */
 #define LOCK_POLL_MS 1
@@ -55,7 +58,9 @@ struct mproc_conn {
     mproc__objid id;
     int registered;
     volatile uint64_t peer_gone; /* atomic: the link said the other end went */
-    unsigned sends;             /* sender only: sends since the last probe */
+    uint64_t sends, next_probe; /* sender only: sends so far; the next probe point */
+    uint64_t probe_gap;         /* sends from the last probe point to the next */
+    uint64_t probe_head;        /* the reader's head at the last probe point */
     unsigned char *pend;        /* a streamed message part-way in */
     uint64_t pend_room, pend_total, pend_got;
     uint64_t pend_pid;          /* who parked it (a forked copy did not) */
@@ -64,8 +69,8 @@ struct mproc_conn {
 static size_t block_size(int duplex) { return DATA_OFF + (size_t)RING_BYTES * (duplex ? 2 : 1); }
 
 /* ---- the other end ---------------------------------------------------------------- */
-static int gone(mproc_conn *c) { return mproc__a_load(&c->peer_gone) != 0; }
-static void set_gone(mproc_conn *c) { mproc__a_store(&c->peer_gone, 1); }
+static int gone(mproc_conn *c) { return mproc__load64(&c->peer_gone) != 0; }
+static void set_gone(mproc_conn *c) { mproc__store64(&c->peer_gone, 1); }
 
 static int probe_gone(mproc_conn *c)
 {
@@ -73,13 +78,33 @@ static int probe_gone(mproc_conn *c)
     return gone(c);
 }
 
+/* At a probe point. A reader that has taken messages since the last one
+   was alive a moment ago: the next point, PROBE_EVERY sends on, asks the
+   link. One that has not is asked now, and while it stays still the
+   points space out up to PROBE_EVERY_MAX sends: a system call every few
+   dozen messages would cost more than the rest of a send while the reader
+   is behind (a loaded machine), where there is nothing to win. A reader
+   that goes is noticed within 2 * PROBE_EVERY sends if it was reading,
+   within PROBE_EVERY_MAX if it had stopped, and at the latest when a send
+   waits for room. */
+static int reader_gone(mproc_conn *c)
+{
+    uint64_t head = mproc__load64(&c->out.sh->head);
+    int moved = c->next_probe != 0 && head != c->probe_head; /* the first send asks */
+    c->probe_head = head;
+    if (moved) c->probe_gap = PROBE_EVERY;
+    else if (c->probe_gap < PROBE_EVERY_MAX) c->probe_gap = c->probe_gap ? c->probe_gap * 2 : PROBE_EVERY;
+    c->next_probe += c->probe_gap;
+    return !moved && probe_gone(c);
+}
+
 /* Sleepers the link can reach: those at the other end (receivers of our
    out ring, senders into our in ring). */
 static uint64_t peer_sleepers(mproc_conn *c)
 {
     uint64_t n = 0;
-    if (c->can_send) n += mproc__a_load(&c->out.sh->waiters[MPROC__RING_DATA]);
-    if (c->can_recv) n += mproc__a_load(&c->in.sh->waiters[MPROC__RING_SPACE]);
+    if (c->can_send) n += mproc__load64(&c->out.sh->waiters[MPROC__RING_DATA]);
+    if (c->can_recv) n += mproc__load64(&c->in.sh->waiters[MPROC__RING_SPACE]);
     return n;
 }
 
@@ -134,7 +159,7 @@ static int bind_ring(mproc_conn *c, mproc__ring *r, int index)
     unsigned char *data = (unsigned char *)c->sh + DATA_OFF + (size_t)RING_BYTES * (size_t)index;
     int rc = mproc__ring_bind(r, &c->sh->ring[index], data, RING_BYTES, &conn_ops, c,
                               MPROC__WAIT_SLICE_MS);
-    if (!rc && mproc__a_load(&c->sh->ring[index].capacity) != RING_BYTES) rc = MPROC_EINVAL;
+    if (!rc && mproc__load64(&c->sh->ring[index].capacity) != RING_BYTES) rc = MPROC_EINVAL;
     return rc;
 }
 
@@ -142,7 +167,7 @@ static int bind_ring(mproc_conn *c, mproc__ring *r, int index)
 static int conn_bind(mproc_conn *c)
 {
     cshared *sh = c->sh;
-    if (mproc__a_load(&sh->magic) != C_MAGIC || sh->nrings != (uint64_t)(c->duplex ? 2 : 1) ||
+    if (mproc__load64(&sh->magic) != C_MAGIC || sh->nrings != (uint64_t)(c->duplex ? 2 : 1) ||
         sh->ring_bytes != RING_BYTES)
         return MPROC_EINVAL;
     c->can_recv = c->end == END_A || c->duplex;
@@ -158,7 +183,7 @@ static void format_block(cshared *sh, int duplex)
     sh->nrings = duplex ? 2 : 1;
     sh->ring_bytes = RING_BYTES;
     for (uint64_t i = 0; i < sh->nrings; i++) mproc__ring_format(&sh->ring[i], RING_BYTES);
-    mproc__a_store(&sh->magic, C_MAGIC);
+    mproc__store64(&sh->magic, C_MAGIC);
 }
 
 /* A conn over an end's handles (owned from here on, also on failure);
@@ -333,7 +358,7 @@ int mproc_conn_send(mproc_conn *c, const void *buf, size_t len)
 {
     if (!c || (!buf && len) || (uint64_t)len > MPROC__RING_MAX_MSG) return MPROC_EINVAL;
     if (!c->can_send) return MPROC_ESTATE;
-    if (gone(c) || (c->sends++ % PROBE_EVERY == 0 && probe_gone(c))) return MPROC_ECLOSED;
+    if (gone(c) || (c->sends++ == c->next_probe && reader_gone(c))) return MPROC_ECLOSED;
     int rc = mproc__ring_put(&c->out, buf, len, UINT64_MAX, MPROC_FOREVER);
     /* A token that found the other end gone: nobody will read this. */
     return rc == 0 && gone(c) ? MPROC_ECLOSED : rc;

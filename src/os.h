@@ -284,9 +284,9 @@ int mproc__os_wait_any(const mproc__handle *h, size_t n, unsigned char *ready,
 
 /* A doorbell for the queue, counting wake tokens: ring adds n tokens;
    a waiter waits for rd with mproc__os_wait_any and, when it was reported
-   ready, takes one token with bell_take. POSIX: a non-blocking pipe (a
-   token is a byte); Windows: a semaphore (rd == wr, one handle; the wait
-   itself takes the token, bell_take does nothing). Waits that end without
+   ready, takes one token with bell_take. POSIX: a non-blocking socketpair
+   like a conn link's (a token is a byte); Windows: a semaphore (rd == wr,
+   one handle; the wait itself takes the token, bell_take does nothing). Waits that end without
    their token leave it behind: a later waiter wakes once for nothing and
    looks again, which is harmless. */
 int mproc__os_bell_create(mproc__handle *rd, mproc__handle *wr);

@@ -62,7 +62,7 @@ enum { SHUT_NONE, SHUT_GRACEFUL, SHUT_IMMEDIATE };
 static uint64_t all_waiters(qshared *sh)
 {
     uint64_t n = 0;
-    for (int k = 0; k < MPROC__RING_KINDS; k++) n += mproc__a_load(&sh->ring.waiters[k]);
+    for (int k = 0; k < MPROC__RING_KINDS; k++) n += mproc__load64(&sh->ring.waiters[k]);
     return n;
 }
 
@@ -81,7 +81,7 @@ static void q_wake(mproc__ring *r, int kind)
    draining shutdown itself wait on. */
 static int shut_wait(mproc_queue *q, int kind)
 {
-    uint64_t s = mproc__a_load(&q->sh->shutdown);
+    uint64_t s = mproc__load64(&q->sh->shutdown);
     if (s == SHUT_NONE || kind == MPROC__RING_JOIN || q->draining) return 0;
     if (q->putting || s == SHUT_IMMEDIATE) return MPROC_ESHUTDOWN;
     return !q->taking && mproc__ring_count(&q->ring) == 0 ? MPROC_ESHUTDOWN : 0;
@@ -113,14 +113,14 @@ static int q_room(mproc__ring *r)
 static void q_started(mproc__ring *r)
 {
     mproc_queue *q = r->user;
-    if (q->flags & MPROC_QUEUE_JOINABLE) mproc__a_add(&q->sh->unfinished, 1);
+    if (q->flags & MPROC_QUEUE_JOINABLE) mproc__add64(&q->sh->unfinished, 1);
 }
 
 /* A message cut short is never delivered, so no task_done will come. */
 static void q_aborted(mproc__ring *r)
 {
     mproc_queue *q = r->user;
-    if ((q->flags & MPROC_QUEUE_JOINABLE) && mproc__a_add(&q->sh->unfinished, (uint64_t)-1) == 0)
+    if ((q->flags & MPROC_QUEUE_JOINABLE) && mproc__add64(&q->sh->unfinished, (uint64_t)-1) == 1)
         mproc__ring_wake(&q->ring, MPROC__RING_JOIN);
 }
 
@@ -131,7 +131,7 @@ int mproc_queue_put(mproc_queue *q, const void *buf, size_t len, int timeout_ms)
 {
     if (!q || (!buf && len) || (uint64_t)len > MPROC__RING_MAX_MSG) return MPROC_EINVAL;
     if (q->closed) return MPROC_ECLOSED;
-    if (mproc__a_load(&q->sh->shutdown)) return MPROC_ESHUTDOWN;
+    if (mproc__load64(&q->sh->shutdown)) return MPROC_ESHUTDOWN;
     q->putting = 1;
     int rc = mproc__ring_put(&q->ring, buf, len, mproc__deadline_ms(timeout_ms), timeout_ms);
     q->putting = 0;
@@ -170,7 +170,7 @@ int mproc_queue_get(mproc_queue *q, void **buf, size_t *len, int timeout_ms)
     *buf = NULL;
     *len = 0;
     if (q->closed) return MPROC_ECLOSED;
-    if (mproc__a_load(&q->sh->shutdown) && shut_wait(q, MPROC__RING_DATA)) return MPROC_ESHUTDOWN;
+    if (mproc__load64(&q->sh->shutdown) && shut_wait(q, MPROC__RING_DATA)) return MPROC_ESHUTDOWN;
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
     int rc = mproc__ring_get_lock(&q->ring, deadline, timeout_ms);
     if (rc) return rc;
@@ -237,8 +237,8 @@ int mproc_queue_shutdown(mproc_queue *q, int immediate)
     if (!q || (immediate != 0 && immediate != 1)) return MPROC_EINVAL;
     if (q->closed) return MPROC_ECLOSED;
     uint64_t want = immediate ? SHUT_IMMEDIATE : SHUT_GRACEFUL;
-    for (uint64_t s = mproc__a_load(&q->sh->shutdown); s < want; s = mproc__a_load(&q->sh->shutdown))
-        if (mproc__a_cas(&q->sh->shutdown, s, want)) break;
+    for (uint64_t s = mproc__load64(&q->sh->shutdown); s < want; s = mproc__load64(&q->sh->shutdown))
+        if (mproc__cas64(&q->sh->shutdown, s, want)) break;
     q_wake(&q->ring, MPROC__RING_DATA); /* every sleeper looks again */
     return immediate ? drain(q) : 0;
 }
@@ -248,9 +248,9 @@ int mproc_queue_task_done(mproc_queue *q)
     if (!q) return MPROC_EINVAL;
     if (!(q->flags & MPROC_QUEUE_JOINABLE)) return MPROC_ENOTSUP;
     for (;;) {
-        uint64_t u = mproc__a_load(&q->sh->unfinished);
+        uint64_t u = mproc__load64(&q->sh->unfinished);
         if (u == 0) return MPROC_ESTATE; /* more task_done than messages */
-        if (mproc__a_cas(&q->sh->unfinished, u, u - 1)) {
+        if (mproc__cas64(&q->sh->unfinished, u, u - 1)) {
             if (u == 1) mproc__ring_wake(&q->ring, MPROC__RING_JOIN);
             return 0;
         }
@@ -262,7 +262,7 @@ static int all_done(mproc__ring *r, void *arg, int sleeping)
     (void)arg;
     (void)sleeping;
     mproc_queue *q = r->user;
-    return mproc__a_load(&q->sh->unfinished) == 0;
+    return mproc__load64(&q->sh->unfinished) == 0;
 }
 
 int mproc_queue_join(mproc_queue *q, int timeout_ms)
@@ -277,7 +277,7 @@ int mproc_queue_join(mproc_queue *q, int timeout_ms)
 /* A shut-down queue whose gets would fail is ready too: get says why. */
 static int has_message(mproc_queue *q)
 {
-    if (mproc__a_load(&q->sh->shutdown) && shut_wait(q, MPROC__RING_DATA)) return 1;
+    if (mproc__load64(&q->sh->shutdown) && shut_wait(q, MPROC__RING_DATA)) return 1;
     return mproc__ring_readable(&q->ring);
 }
 
@@ -340,12 +340,12 @@ static int queue_map(mproc_queue *q, size_t size)
    gives EINVAL, never a wild access. */
 static int queue_bind(mproc_queue *q)
 {
-    if (mproc__a_load(&q->sh->magic) != Q_MAGIC || q->sh->flags != (uint64_t)q->flags)
+    if (mproc__load64(&q->sh->magic) != Q_MAGIC || q->sh->flags != (uint64_t)q->flags)
         return MPROC_EINVAL;
     unsigned char *data = (unsigned char *)q->sh + DATA_OFF;
     uint64_t room = q->map_size - DATA_OFF;
     int rc = mproc__ring_bind(&q->ring, &q->sh->ring, data, room, &queue_ops, q, WAIT_SLICE_MS);
-    if (!rc && mproc__a_load(&q->sh->ring.capacity) != room) rc = MPROC_EINVAL;
+    if (!rc && mproc__load64(&q->sh->ring.capacity) != room) rc = MPROC_EINVAL;
     return rc;
 }
 
@@ -377,7 +377,7 @@ static int queue_init(mproc_queue *q, size_t maxsize, int flags)
     mproc__ring_format(&q->sh->ring, RING_BYTES);
     q->sh->maxsize = maxsize;
     q->sh->flags = (uint64_t)flags;
-    mproc__a_store(&q->sh->magic, Q_MAGIC);
+    mproc__store64(&q->sh->magic, Q_MAGIC);
     rc = queue_bind(q);
     if (rc) return rc;
     mproc__entry e;

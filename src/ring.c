@@ -24,12 +24,12 @@ void mproc__ring_format(mproc__ring_shared *sh, uint64_t cap)
 int mproc__ring_bind(mproc__ring *r, mproc__ring_shared *sh, unsigned char *data,
                      uint64_t data_max, const mproc__ring_ops *ops, void *user, int slice_ms)
 {
-    uint64_t cap = mproc__a_load(&sh->capacity);
+    uint64_t cap = mproc__load64(&sh->capacity);
     if (cap < 4096 || (cap & (cap - 1)) || cap > data_max) return MPROC_EINVAL;
+    memset(r, 0, sizeof *r);
     r->sh = sh;
     r->data = data;
     r->mask = cap - 1;
-    r->seen_head = r->seen_tail = 0;
     r->ops = ops;
     r->user = user;
     r->slice_ms = slice_ms;
@@ -37,20 +37,46 @@ int mproc__ring_bind(mproc__ring *r, mproc__ring_shared *sh, unsigned char *data
 }
 
 /* ---- ring bytes ------------------------------------------------------------ */
+/* One copy unless the bytes wrap (a header's 16 then compile to a move). */
 static void ring_write(mproc__ring *r, uint64_t pos, const void *src, size_t n)
 {
-    size_t off = (size_t)(pos & r->mask), cap = (size_t)capacity(r);
-    size_t first = n < cap - off ? n : cap - off;
-    if (first) memcpy(r->data + off, src, first);
-    if (n > first) memcpy(r->data, (const unsigned char *)src + first, n - first);
+    size_t off = (size_t)(pos & r->mask), room = (size_t)capacity(r) - off;
+    if (n <= room) {
+        if (n) memcpy(r->data + off, src, n); /* src may be NULL when n is 0 */
+        return;
+    }
+    memcpy(r->data + off, src, room);
+    memcpy(r->data, (const unsigned char *)src + room, n - room);
 }
 
 static void ring_read(mproc__ring *r, uint64_t pos, void *dst, size_t n)
 {
-    size_t off = (size_t)(pos & r->mask), cap = (size_t)capacity(r);
-    size_t first = n < cap - off ? n : cap - off;
-    if (first) memcpy(dst, r->data + off, first);
-    if (n > first) memcpy((unsigned char *)dst + first, r->data, n - first);
+    size_t off = (size_t)(pos & r->mask), room = (size_t)capacity(r) - off;
+    if (n <= room) {
+        if (n) memcpy(dst, r->data + off, n);
+        return;
+    }
+    memcpy(dst, r->data + off, room);
+    memcpy((unsigned char *)dst + room, r->data, n - room);
+}
+
+/* The line AHEAD bytes on is fetched while a message is copied (each
+   message moves on by at least 16 bytes, so every line gets its turn):
+   every fence of a message (the locks) would otherwise wait for the other
+   core's cache line of the next one, a whole transfer per message, where
+   a ring without fences overlaps them. Only lines the other side is done
+   with: published records for a consumer, free room for a producer. */
+#define AHEAD 192
+
+static void fetch_ahead(mproc__ring *r, uint64_t pos)
+{
+    if (pos + AHEAD + 64 <= r->seen_tail) mproc__prefetch(r->data + ((pos + AHEAD) & r->mask));
+}
+
+static void fetch_ahead_w(mproc__ring *r, uint64_t pos)
+{
+    if (pos + AHEAD < r->seen_head + capacity(r))
+        mproc__prefetchw(r->data + ((pos + AHEAD) & r->mask));
 }
 
 /* Bytes published and not consumed, at least need if that many are there:
@@ -58,9 +84,9 @@ static void ring_read(mproc__ring *r, uint64_t pos, void *dst, size_t n)
    (or is behind the head another consumer moved). */
 static uint64_t data_avail(mproc__ring *r, uint64_t need)
 {
-    uint64_t head = mproc__a_load(&r->sh->head);
+    uint64_t head = mproc__load64(&r->sh->head);
     if (r->seen_tail >= head && r->seen_tail - head >= need) return r->seen_tail - head;
-    r->seen_tail = mproc__a_load(&r->sh->tail);
+    r->seen_tail = mproc__load64(&r->sh->tail);
     return r->seen_tail >= head ? r->seen_tail - head : 0;
 }
 
@@ -69,10 +95,10 @@ static uint64_t data_avail(mproc__ring *r, uint64_t need)
    another producer's records). */
 static uint64_t free_space(mproc__ring *r, uint64_t need)
 {
-    uint64_t tail = mproc__a_load(&r->sh->tail), cap = capacity(r);
+    uint64_t tail = mproc__load64(&r->sh->tail), cap = capacity(r);
     if (tail >= r->seen_head && tail - r->seen_head <= cap && cap - (tail - r->seen_head) >= need)
         return cap - (tail - r->seen_head);
-    r->seen_head = mproc__a_load(&r->sh->head);
+    r->seen_head = mproc__load64(&r->sh->head);
     uint64_t used = tail - r->seen_head;
     return used <= cap ? cap - used : 0;
 }
@@ -81,7 +107,7 @@ int mproc__ring_readable(mproc__ring *r) { return data_avail(r, REC_HDR) >= REC_
 
 uint64_t mproc__ring_count(mproc__ring *r)
 {
-    uint64_t taken = mproc__a_load(&r->sh->get_msgs), started = mproc__a_load(&r->sh->put_msgs);
+    uint64_t taken = mproc__load64(&r->sh->get_msgs), started = mproc__load64(&r->sh->put_msgs);
     return started > taken ? started - taken : 0;
 }
 
@@ -107,6 +133,31 @@ int mproc__ring_wait(mproc__ring *r, int kind, mproc__ring_cond cond, void *arg,
     }
 }
 
+void mproc__ring_announce(mproc__ring *r, int kind, int delta)
+{
+    mproc__add64(&r->sh->waiters[kind], (uint64_t)(int64_t)delta);
+    if (delta > 0) mproc__add64(&r->sh->wait_seq[kind], 1);
+}
+
+/* After a full fence (a lock's take or release, or mproc__fence): the
+   announcement of a sleeper that has not seen the change is visible. */
+static void wake_waiters(mproc__ring *r, int kind)
+{
+    if (!mproc__load64(&r->sh->waiters[kind])) return;
+    /* A sleeper counts itself in waiters, then in wait_seq, then looks: if
+       this load missed its wait_seq, its look sees the change. */
+    uint64_t seq = mproc__load64(&r->sh->wait_seq[kind]);
+    if (seq == r->rung_seq[kind]) return; /* rung already; it has yet to run */
+    r->rung_seq[kind] = seq;
+    r->ops->wake(r, kind);
+}
+
+void mproc__ring_wake(mproc__ring *r, int kind)
+{
+    mproc__fence();
+    wake_waiters(r, kind);
+}
+
 /* ---- the two locks --------------------------------------------------------------- */
 typedef struct lock_try {
     volatile uint64_t *word;
@@ -118,10 +169,10 @@ static int try_lock(mproc__ring *r, void *arg, int sleeping)
 {
     (void)r;
     lock_try *t = arg;
-    uint64_t owner = mproc__a_load(t->word);
-    if (owner == 0) return mproc__a_cas(t->word, 0, t->me);
+    uint64_t owner = mproc__load64(t->word);
+    if (owner == 0) return mproc__cas64(t->word, 0, t->me);
     if (sleeping && owner != t->me && !mproc__os_pid_alive((int64_t)owner) &&
-        mproc__a_cas(t->word, owner, t->me)) {
+        mproc__cas64(t->word, owner, t->me)) {
         t->recovered = 1;
         return 1;
     }
@@ -132,7 +183,7 @@ static int try_lock(mproc__ring *r, void *arg, int sleeping)
 static int ring_lock(mproc__ring *r, volatile uint64_t *word, uint64_t deadline, int timeout_ms)
 {
     lock_try t = {word, mproc__self_pid(), 0};
-    if (mproc__a_cas(word, 0, t.me)) return 0;
+    if (mproc__cas64(word, 0, t.me)) return 0;
     int rc = mproc__ring_wait(r, MPROC__RING_LOCK, try_lock, &t, deadline, timeout_ms);
     return rc ? rc : t.recovered;
 }
@@ -141,18 +192,8 @@ static int ring_lock(mproc__ring *r, volatile uint64_t *word, uint64_t deadline,
    free it under the process that holds it. */
 static void ring_unlock(mproc__ring *r, volatile uint64_t *word)
 {
-    if (!mproc__a_cas(word, mproc__self_pid(), 0)) return;
-    mproc__ring_wake(r, MPROC__RING_LOCK);
-}
-
-void mproc__ring_announce(mproc__ring *r, int kind, int delta)
-{
-    mproc__a_add(&r->sh->waiters[kind], (uint64_t)(int64_t)delta);
-}
-
-void mproc__ring_wake(mproc__ring *r, int kind)
-{
-    if (mproc__a_load(&r->sh->waiters[kind])) r->ops->wake(r, kind);
+    if (mproc__cas64(word, mproc__self_pid(), 0)) wake_waiters(r, MPROC__RING_LOCK);
+    else mproc__fence(); /* the callers' wakes rely on a fence here */
 }
 
 /* ---- producer side --------------------------------------------------------------- */
@@ -162,10 +203,11 @@ static void put_record(mproc__ring *r, int type, uint64_t total, const void *bod
     mproc__put_u32(h, TAG_MAGIC | (uint32_t)type);
     mproc__put_u32(h + 4, (uint32_t)n);
     mproc__put_u64(h + 8, total);
-    uint64_t tail = mproc__a_load(&r->sh->tail);
+    uint64_t tail = mproc__load64(&r->sh->tail);
+    fetch_ahead_w(r, tail + pad8(REC_HDR + n));
     ring_write(r, tail, h, REC_HDR);
     ring_write(r, tail + REC_HDR, body, n);
-    mproc__a_store(&r->sh->tail, tail + pad8(REC_HDR + n)); /* publish */
+    mproc__store64_rel(&r->sh->tail, tail + pad8(REC_HDR + n)); /* publish */
 }
 
 typedef struct space_need {
@@ -187,7 +229,7 @@ static void put_abort(mproc__ring *r)
 {
     put_record(r, REC_ABORT, 0, NULL, 0);
     if (r->ops->aborted) r->ops->aborted(r);
-    mproc__a_store(&r->sh->put_stream, 0);
+    mproc__store64(&r->sh->put_stream, 0);
     mproc__ring_wake(r, MPROC__RING_DATA);
 }
 
@@ -197,26 +239,26 @@ static void put_abort(mproc__ring *r)
    between undo the count (repair_put). */
 static void start_message(mproc__ring *r, int streamed)
 {
-    mproc__a_store_rel(&r->sh->put_pending, mproc__a_load(&r->sh->tail) + 1);
-    if (streamed) mproc__a_store_rel(&r->sh->put_stream, 1);
-    mproc__a_store_rel(&r->sh->put_msgs, mproc__a_load(&r->sh->put_msgs) + 1); /* ours: locked */
+    mproc__store64_rel(&r->sh->put_pending, mproc__load64(&r->sh->tail) + 1);
+    if (streamed) mproc__store64_rel(&r->sh->put_stream, 1);
+    mproc__store64_rel(&r->sh->put_msgs, mproc__load64(&r->sh->put_msgs) + 1); /* ours: locked */
     if (r->ops->started) r->ops->started(r);
 }
 
-static void first_published(mproc__ring *r) { mproc__a_store_rel(&r->sh->put_pending, 0); }
+static void first_published(mproc__ring *r) { mproc__store64_rel(&r->sh->put_pending, 0); }
 
 /* With the put lock taken over from a dead producer: a message it counted
    but never published is uncounted; a stream it started is ended. */
 static void repair_put(mproc__ring *r)
 {
-    uint64_t pending = mproc__a_load(&r->sh->put_pending);
-    if (pending && mproc__a_load(&r->sh->tail) == pending - 1) {
-        mproc__a_store(&r->sh->put_msgs, mproc__a_load(&r->sh->put_msgs) - 1);
+    uint64_t pending = mproc__load64(&r->sh->put_pending);
+    if (pending && mproc__load64(&r->sh->tail) == pending - 1) {
+        mproc__store64(&r->sh->put_msgs, mproc__load64(&r->sh->put_msgs) - 1);
         if (r->ops->aborted) r->ops->aborted(r);
-        mproc__a_store(&r->sh->put_stream, 0); /* nothing of it is in the ring */
+        mproc__store64(&r->sh->put_stream, 0); /* nothing of it is in the ring */
     }
-    mproc__a_store(&r->sh->put_pending, 0);
-    if (mproc__a_load(&r->sh->put_stream)) put_abort(r);
+    mproc__store64(&r->sh->put_pending, 0);
+    if (mproc__load64(&r->sh->put_stream)) put_abort(r);
 }
 
 /* A full ring: while spinning, wait for an eighth of it to be free, not
@@ -229,16 +271,18 @@ static void widen_need(mproc__ring *r, space_need *need)
     need->wide = capacity(r) / 8;
 }
 
+/* Its reader is woken after the unlock (mproc__ring_put). */
 static int put_whole(mproc__ring *r, const void *buf, size_t len, uint64_t deadline, int timeout_ms)
 {
     space_need need = {pad8(REC_HDR + len), 0, 1};
-    if (!has_space(r, &need, 0)) widen_need(r, &need);
-    int rc = mproc__ring_wait(r, MPROC__RING_SPACE, has_space, &need, deadline, timeout_ms);
-    if (rc) return rc;
+    if (!has_space(r, &need, 0)) {
+        widen_need(r, &need);
+        int rc = mproc__ring_wait(r, MPROC__RING_SPACE, has_space, &need, deadline, timeout_ms);
+        if (rc) return rc;
+    }
     start_message(r, 0);
     put_record(r, REC_WHOLE, len, buf, len);
     first_published(r);
-    mproc__ring_wake(r, MPROC__RING_DATA);
     return 0;
 }
 
@@ -262,7 +306,7 @@ static int put_stream(mproc__ring *r, const unsigned char *buf, size_t len, uint
         if (off == 0) start_message(r, 1);
         put_record(r, type, len, buf + off, n);
         if (off == 0) first_published(r);
-        if (type == REC_LAST) mproc__a_store(&r->sh->put_stream, 0);
+        if (type == REC_LAST) mproc__store64(&r->sh->put_stream, 0);
         mproc__ring_wake(r, MPROC__RING_DATA);
         off += n;
     }
@@ -282,6 +326,7 @@ int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, uint64_t deadli
     else
         rc = put_stream(r, buf, len, deadline, timeout_ms);
     ring_unlock(r, &r->sh->put_owner);
+    wake_waiters(r, MPROC__RING_DATA); /* after the unlock's fence */
     return rc;
 }
 
@@ -297,7 +342,7 @@ typedef struct rec {
 static int rec_peek(mproc__ring *r, rec *out)
 {
     unsigned char h[REC_HDR];
-    uint64_t head = mproc__a_load(&r->sh->head), used = data_avail(r, REC_HDR);
+    uint64_t head = mproc__load64(&r->sh->head), used = data_avail(r, REC_HDR);
     if (used < REC_HDR || used > capacity(r)) return MPROC_EPROTO;
     ring_read(r, head, h, REC_HDR);
     uint32_t tag = mproc__get_u32(h);
@@ -315,21 +360,25 @@ static int rec_peek(mproc__ring *r, rec *out)
     return 0;
 }
 
-static void rec_consume(mproc__ring *r, const rec *x, void *dst)
+/* Takes the record at the head (bytes into dst). Producers waiting for
+   room are woken now if wake, else by the caller (get_unlock). */
+static void rec_take(mproc__ring *r, const rec *x, void *dst, int wake)
 {
-    uint64_t head = mproc__a_load(&r->sh->head);
+    uint64_t head = mproc__load64(&r->sh->head);
     if (dst && x->n) ring_read(r, head + REC_HDR, dst, x->n);
-    mproc__a_store(&r->sh->head, head + x->size);
-    mproc__ring_wake(r, MPROC__RING_SPACE);
+    mproc__store64_rel(&r->sh->head, head + x->size);
+    if (wake) mproc__ring_wake(r, MPROC__RING_SPACE);
 }
+
+static void rec_consume(mproc__ring *r, const rec *x, void *dst) { rec_take(r, x, dst, 1); }
 
 /* A corrupt ring (a process scribbled on shared memory) cannot be
    resynchronised: drop what is in it and report it once. */
 static int ring_corrupt(mproc__ring *r)
 {
-    r->seen_tail = mproc__a_load(&r->sh->tail);
-    mproc__a_store(&r->sh->head, r->seen_tail);
-    mproc__a_store(&r->sh->get_stream, 0);
+    r->seen_tail = mproc__load64(&r->sh->tail);
+    mproc__store64(&r->sh->head, r->seen_tail);
+    mproc__store64(&r->sh->get_stream, 0);
     mproc__ring_wake(r, MPROC__RING_SPACE);
     return MPROC_EPROTO;
 }
@@ -347,10 +396,10 @@ static int stream_record(mproc__ring *r, void *arg, int sleeping)
 {
     (void)arg;
     if (mproc__ring_readable(r)) return 1;
-    if (!sleeping || !mproc__a_load(&r->sh->put_stream)) return 0;
-    uint64_t owner = mproc__a_load(&r->sh->put_owner), me = mproc__self_pid();
+    if (!sleeping || !mproc__load64(&r->sh->put_stream)) return 0;
+    uint64_t owner = mproc__load64(&r->sh->put_owner), me = mproc__self_pid();
     if (owner && owner != me && !mproc__os_pid_alive((int64_t)owner) &&
-        mproc__a_cas(&r->sh->put_owner, owner, me)) {
+        mproc__cas64(&r->sh->put_owner, owner, me)) {
         repair_put(r);
         ring_unlock(r, &r->sh->put_owner);
     }
@@ -367,7 +416,7 @@ static int next_stream_record(mproc__ring *r, rec *x, uint64_t deadline, int tim
 /* Discards the rest of a stream a previous consumer left. */
 static int skip_stream(mproc__ring *r, uint64_t deadline, int timeout_ms)
 {
-    while (mproc__a_load(&r->sh->get_stream)) {
+    while (mproc__load64(&r->sh->get_stream)) {
         rec x;
         int rc = next_stream_record(r, &x, deadline, timeout_ms);
         if (rc) return rc;
@@ -375,7 +424,7 @@ static int skip_stream(mproc__ring *r, uint64_t deadline, int timeout_ms)
         rec_consume(r, &x, NULL);
         if (x.type != REC_MIDDLE) break;
     }
-    mproc__a_store(&r->sh->get_stream, 0);
+    mproc__store64(&r->sh->get_stream, 0);
     return 0;
 }
 
@@ -383,21 +432,36 @@ int mproc__ring_get_lock(mproc__ring *r, uint64_t deadline, int timeout_ms)
 {
     int rc = ring_lock(r, &r->sh->get_owner, deadline, timeout_ms);
     if (rc < 0) return rc;
-    if (rc == 1 || mproc__a_load(&r->sh->get_stream)) rc = skip_stream(r, deadline, timeout_ms);
+    if (rc == 1 || mproc__load64(&r->sh->get_stream)) rc = skip_stream(r, deadline, timeout_ms);
     if (rc) ring_unlock(r, &r->sh->get_owner);
     return rc;
 }
 
-void mproc__ring_get_unlock(mproc__ring *r) { ring_unlock(r, &r->sh->get_owner); }
+void mproc__ring_get_unlock(mproc__ring *r)
+{
+    r->peeked = 0;
+    ring_unlock(r, &r->sh->get_owner);
+    wake_waiters(r, MPROC__RING_SPACE); /* for take_start, after the unlock's fence */
+}
 
 int mproc__ring_peek(mproc__ring *r, uint64_t *total, uint64_t deadline, int timeout_ms)
 {
     for (;;) {
-        int rc = mproc__ring_wait(r, MPROC__RING_DATA, has_record, NULL, deadline, timeout_ms);
-        if (rc) return rc;
+        r->peeked = 0;
+        if (!mproc__ring_readable(r)) {
+            int rc = mproc__ring_wait(r, MPROC__RING_DATA, has_record, NULL, deadline, timeout_ms);
+            if (rc) return rc;
+        }
         rec x;
         if (rec_peek(r, &x)) return ring_corrupt(r);
         if (x.type == REC_WHOLE || x.type == REC_FIRST) {
+            r->peeked_head = mproc__load64(&r->sh->head);
+            fetch_ahead(r, r->peeked_head + x.size);
+            r->peeked_type = x.type;
+            r->peeked_n = x.n;
+            r->peeked_total = x.total;
+            r->peeked_size = x.size;
+            r->peeked = 1;
             *total = x.total;
             return 0;
         }
@@ -407,17 +471,21 @@ int mproc__ring_peek(mproc__ring *r, uint64_t *total, uint64_t deadline, int tim
 
 int mproc__ring_take_start(mproc__ring *r, void *dst, uint64_t total, uint64_t *got)
 {
-    rec x;
-    /* Read again from shared memory: it must still be the message peeked,
-       whose length sized dst. */
-    if (rec_peek(r, &x) || (x.type != REC_WHOLE && x.type != REC_FIRST) || x.total != total)
-        return ring_corrupt(r);
+    /* By the header peek read and checked (whose length sized dst), not by
+       a second read: shared memory may have changed since. */
+    if (!r->peeked || r->peeked_head != mproc__load64(&r->sh->head) || r->peeked_total != total)
+        return MPROC_ESTATE; /* not the message peek gave: nothing taken */
+    rec x = {r->peeked_type, r->peeked_n, r->peeked_total, r->peeked_size};
+    r->peeked = 0;
     /* Counted before the head moves: a producer woken for room sees it. */
-    mproc__a_store_rel(&r->sh->get_msgs, mproc__a_load(&r->sh->get_msgs) + 1); /* ours: locked */
-    rec_consume(r, &x, dst);
+    mproc__store64_rel(&r->sh->get_msgs, mproc__load64(&r->sh->get_msgs) + 1); /* ours: locked */
     *got = x.n;
-    if (x.type == REC_WHOLE) return 0;
-    mproc__a_store(&r->sh->get_stream, 1);
+    if (x.type == REC_WHOLE) {
+        rec_take(r, &x, dst, 0); /* producers are woken by get_unlock */
+        return 0;
+    }
+    rec_consume(r, &x, dst);
+    mproc__store64(&r->sh->get_stream, 1);
     return 1;
 }
 
@@ -443,7 +511,7 @@ int mproc__ring_take_rest(mproc__ring *r, unsigned char **dst, uint64_t *room, u
         if (rc) return rc;
         if (x.type == REC_ABORT) {
             rec_consume(r, &x, NULL);
-            mproc__a_store(&r->sh->get_stream, 0);
+            mproc__store64(&r->sh->get_stream, 0);
             return MPROC__RING_ABORTED;
         }
         if ((x.type != REC_MIDDLE && x.type != REC_LAST) || x.total != total ||
@@ -454,7 +522,7 @@ int mproc__ring_take_rest(mproc__ring *r, unsigned char **dst, uint64_t *room, u
         rec_consume(r, &x, *dst + *got);
         *got += x.n;
     }
-    mproc__a_store(&r->sh->get_stream, 0);
+    mproc__store64(&r->sh->get_stream, 0);
     return 0;
 }
 
@@ -466,7 +534,7 @@ void mproc__ring_write_raw(mproc__ring_shared *sh, unsigned char *data, const vo
     r.sh = sh;
     r.data = data;
     r.mask = sh->capacity - 1;
-    uint64_t tail = mproc__a_load(&sh->tail);
+    uint64_t tail = mproc__load64(&sh->tail);
     ring_write(&r, tail, bytes, n);
-    mproc__a_store(&sh->tail, tail + pad8(n));
+    mproc__store64(&sh->tail, tail + pad8(n));
 }

@@ -21,12 +21,17 @@
    Waiting belongs to the user of the ring (a queue sleeps on a doorbell,
    a conn on its link): the ring spins briefly, then calls ops->sleep_once
    in slices, and calls ops->wake after every change somebody may wait
-   for. The ring itself is trusted no further than its checks: a record
+   for. A whole message costs each side two fences, the lock's take and
+   its release: the tail and head are published with release stores, and
+   the waiters a message concerns are looked for after the unlock, whose
+   fence orders that look after the publication (the sleeper announces,
+   then looks at the ring: one of the two sees the other). The ring itself is trusted no further than its checks: a record
    that fails them (shared memory scribbled on) empties the ring and
    reports MPROC_EPROTO. */
 #ifndef MPROC_RING_H
 #define MPROC_RING_H
 
+#include "atomic.h"
 #include "comm.h"
 
 /* What a sleeper waits for; counted in mproc__ring_shared.waiters. */
@@ -50,7 +55,10 @@ typedef struct mproc__ring_shared {
     volatile uint64_t head;
     uint64_t pad4[7];
     volatile uint64_t waiters[MPROC__RING_KINDS];
-    uint64_t pad5[8 - MPROC__RING_KINDS];
+    /* Announcements so far, per kind: a waker rings once per announcement
+       it has seen, not once per change while its sleeper has yet to run
+       (a system call per message on a loaded machine). */
+    volatile uint64_t wait_seq[MPROC__RING_KINDS];
 } mproc__ring_shared;
 
 typedef struct mproc__ring mproc__ring;
@@ -81,6 +89,14 @@ struct mproc__ring {
        core's cache line, so they are read again only when the space or
        data known from these runs out (they only ever grow). */
     uint64_t seen_head, seen_tail;
+    /* The record peek checked, as it read it (consumer, get lock held):
+       take_start copies by this header, never by a second read of shared
+       memory, and needs no second check. Valid while the head is at
+       peeked_head. */
+    uint64_t peeked_head, peeked_total, peeked_size;
+    size_t peeked_n;
+    int peeked_type, peeked;
+    uint64_t rung_seq[MPROC__RING_KINDS]; /* wait_seq when this side last rang */
     int slice_ms;         /* longest single sleep */
     const mproc__ring_ops *ops;
     void *user;
@@ -118,7 +134,9 @@ uint64_t mproc__ring_count(mproc__ring *r);
 
 /* Sleepers' bookkeeping: announce adds delta to the waiters of kind (a
    sleeper announces before its last look and withdraws after waking);
-   wake calls ops->wake if any waiter of kind is announced. */
+   wake calls ops->wake if any waiter of kind is announced that this side
+   has not rung for yet (after a full fence: the change it reports may
+   have been a release store). */
 void mproc__ring_announce(mproc__ring *r, int kind, int delta);
 void mproc__ring_wake(mproc__ring *r, int kind);
 
@@ -144,8 +162,10 @@ int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, uint64_t deadli
 int mproc__ring_get_lock(mproc__ring *r, uint64_t deadline, int timeout_ms);
 void mproc__ring_get_unlock(mproc__ring *r);
 int mproc__ring_peek(mproc__ring *r, uint64_t *total, uint64_t deadline, int timeout_ms);
-/* total: as peek gave it. Returns 1 if chunks follow (then take_rest),
-   else 0; *got: bytes copied. */
+/* Right after peek, total as peek gave it. Returns 1 if chunks follow
+   (then take_rest), else 0; *got: bytes copied. MPROC_ESTATE, taking
+   nothing, without such a peek. Producers waiting for the room a whole
+   message leaves are woken by get_unlock. */
 int mproc__ring_take_start(mproc__ring *r, void *dst, uint64_t total, uint64_t *got);
 /* The rest of a streamed message into *dst (*room bytes; when that is
    less than total, *dst is a malloc'd block that grows with realloc as

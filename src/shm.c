@@ -12,6 +12,7 @@
  * "mprocSHU" (once, atomically): opens by name refuse such a segment, which
  * is how a process removes a name the OS lets only another remove.
  */
+#include "atomic.h"
 #include "comm.h"
 #include "ref.h"
 
@@ -228,7 +229,7 @@ static int hdr_mark_unlinked(mproc_shm *s)
     uint64_t linked, unlinked;
     memcpy(&linked, HDR_MAGIC, 8);
     memcpy(&unlinked, HDR_UNLINKED, 8);
-    return mproc__a_cas((volatile uint64_t *)(void *)s->base, linked, unlinked) ? 0 : MPROC_ENOENT;
+    return mproc__cas64((volatile uint64_t *)(void *)s->base, linked, unlinked) ? 0 : MPROC_ENOENT;
 }
 
 int mproc_shm_unlink(mproc_shm *s)

@@ -183,6 +183,41 @@ static void closing(int duplex)
     mproc_conn_destroy(w);
 }
 
+/* Sends of one byte until MPROC_ECLOSED: how many it took, or limit + 1. */
+static int sends_until_closed(mproc_conn *w, int limit)
+{
+    for (int i = 1; i <= limit; i++) {
+        int rc = mproc_conn_send(w, "x", 1);
+        if (rc == MPROC_ECLOSED) return i;
+        assert_int_equal(rc, 0);
+    }
+    return limit + 1;
+}
+
+/* A reader that goes while taking messages is noticed within 64 sends;
+   one that had stopped reading before it went, within 1024 (the link is
+   asked less often while the reader does not move). */
+static void test_reader_goes_midstream(void **state)
+{
+    (void)state;
+    mproc_conn *r, *w;
+    assert_int_equal(mproc_pipe(&r, &w, 0), 0);
+    for (int i = 0; i < 200; i++) {
+        send_pattern(w, 8, (uint64_t)i);
+        recv_pattern(r, 8, (uint64_t)i);
+    }
+    mproc_conn_destroy(r);
+    assert_true(sends_until_closed(w, 64) <= 64);
+    assert_int_equal(mproc_conn_send(w, "x", 1), MPROC_ECLOSED);
+    mproc_conn_destroy(w);
+
+    assert_int_equal(mproc_pipe(&r, &w, 0), 0);
+    for (int i = 0; i < 3000; i++) assert_int_equal(mproc_conn_send(w, "x", 1), 0);
+    mproc_conn_destroy(r);
+    assert_true(sends_until_closed(w, 1024) <= 1024);
+    mproc_conn_destroy(w);
+}
+
 static void test_close_oneway(void **state) { (void)state; closing(0); }
 static void test_close_duplex(void **state) { (void)state; closing(1); }
 
@@ -925,6 +960,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_recv_into),
         cmocka_unit_test(test_timeouts_and_poll),
         cmocka_unit_test(test_close_oneway),
+        cmocka_unit_test(test_reader_goes_midstream),
         cmocka_unit_test(test_close_duplex),
         cmocka_unit_test(test_corrupt_record),
         cmocka_unit_test(test_corrupt_length_checked),
