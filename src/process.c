@@ -1,4 +1,5 @@
-/* Process objects: create, start (spawn or fork), join, signal. */
+/* Process objects: create, start (spawn, fork or forkserver), join,
+   signal; the start-method rules. */
 #include "bootstrap.h"
 #include "process.h"
 
@@ -25,14 +26,13 @@ struct mproc_process {
     int acked;
     int exitcode;
     int bootstrap_failed;
+    int status_lost;            /* forkserver died before reporting the end */
     struct mproc_process *next_daemon;
 };
 
 static char *spawn_exe;                       /* mproc_set_executable */
 static mproc_start_method default_method = MPROC_SPAWN;
 static unsigned process_counter;
-static char current_name[MPROC__NAME_MAX] = "MainProcess";
-static int64_t child_parent_pid;              /* 0 in the main process */
 static mproc_process *daemons;                /* running daemons, for atexit */
 static int daemon_atexit_registered;
 
@@ -52,27 +52,37 @@ int mproc_set_executable(const char *path)
     return 0;
 }
 
-int mproc_set_start_method(mproc_start_method method)
+/* ---- start methods: the rules, in one place --------------------------------- */
+/* spawn exists everywhere; fork and the forkserver (which forks) only where
+   the OS can fork. The built-in default is spawn on every platform. */
+static int method_exists(mproc_start_method m)
 {
-    if (method == MPROC_METHOD_DEFAULT) method = MPROC_SPAWN;
-    if (method != MPROC_SPAWN && method != MPROC_FORK && method != MPROC_FORKSERVER)
-        return MPROC_EINVAL;
-    if (method != MPROC_SPAWN && !mproc__os_has_fork()) return MPROC_ENOTSUP;
-    default_method = method;
+    switch (m) {
+    case MPROC_SPAWN: return 1;
+    case MPROC_FORK:
+    case MPROC_FORKSERVER: return mproc__os_has_fork();
+    default: return 0;
+    }
+}
+
+int mproc__method_resolve(mproc_start_method m, mproc_start_method *out)
+{
+    if (m == MPROC_METHOD_DEFAULT) m = default_method;
+    if (m != MPROC_SPAWN && m != MPROC_FORK && m != MPROC_FORKSERVER) return MPROC_EINVAL;
+    if (!method_exists(m)) return MPROC_ENOTSUP;
+    *out = m;
     return 0;
 }
 
-mproc_start_method mproc_get_start_method(void) { return default_method; }
-
-void mproc__set_child_identity(const char *name, int64_t parent_pid)
+int mproc_set_start_method(mproc_start_method method)
 {
-    snprintf(current_name, sizeof current_name, "%s", name);
-    child_parent_pid = parent_pid;
+    mproc_start_method m;
+    int rc = mproc__method_resolve(method == MPROC_METHOD_DEFAULT ? MPROC_SPAWN : method, &m);
+    if (!rc) default_method = m;
+    return rc;
 }
 
-int64_t mproc_current_pid(void) { return mproc__os_getpid(); }
-int64_t mproc_parent_pid(void) { return child_parent_pid ? child_parent_pid : mproc__os_getppid(); }
-const char *mproc_current_name(void) { return current_name; }
+mproc_start_method mproc_get_start_method(void) { return default_method; }
 
 /* ---- create ---------------------------------------------------------------- */
 static int copy_argument(mproc_process *p, const void *arg, size_t len)
@@ -105,10 +115,8 @@ static int set_options(mproc_process *p, const mproc_process_options *opt)
     mproc__os_global_lock();
     n = ++process_counter;
     mproc__os_global_unlock();
-    p->method = opt && opt->method ? opt->method : default_method;
-    if (p->method != MPROC_SPAWN && p->method != MPROC_FORK && p->method != MPROC_FORKSERVER)
-        return MPROC_EINVAL;
-    if (p->method != MPROC_SPAWN && !mproc__os_has_fork()) return MPROC_ENOTSUP;
+    int rc = mproc__method_resolve(opt ? opt->method : MPROC_METHOD_DEFAULT, &p->method);
+    if (rc) return rc;
     p->daemon = opt ? opt->daemon != 0 : 0;
     if (opt && opt->name) {
         if (strlen(opt->name) >= sizeof p->name) return MPROC_EINVAL;
@@ -210,7 +218,9 @@ static int start_spawn(mproc_process *p)
         fill_boot(p, b);
         size_t npass = collect_handles(p, b, pass);
         mproc__os_spawn_req req = {spawn_exe, boot_r, st_w, pass, npass, in_child, p->daemon};
-        rc = mproc__os_spawn(&req, &p->os); /* consumes boot_r and st_w */
+        /* both consume boot_r and st_w; the child runs the same bootstrap */
+        rc = p->method == MPROC_FORKSERVER ? mproc__os_serve(&req, &p->os)
+                                           : mproc__os_spawn(&req, &p->os);
         if (!rc) {
             translate_handles(b, in_child, npass);
             rc = send_bootstrap(b, boot_w);
@@ -345,7 +355,8 @@ static int update_state(mproc_process *p, int timeout_ms)
     int code;
     if (p->state == ST_ENDED) return 0;
     int rc = mproc__os_proc_wait(p->os, timeout_ms, &code);
-    if (rc) return rc;
+    if (rc && rc != MPROC_ECHILD) return rc;
+    p->status_lost = rc == MPROC_ECHILD;
     mark_ended(p, code);
     return 0;
 }
@@ -356,6 +367,7 @@ int mproc_process_join(mproc_process *p, int timeout_ms)
     if (p->state == ST_CREATED) return MPROC_ESTATE;
     int rc = update_state(p, timeout_ms);
     if (rc) return rc;
+    if (p->status_lost) return MPROC_ECHILD;
     return p->bootstrap_failed ? MPROC_EBOOTSTRAP : 0;
 }
 

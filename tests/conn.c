@@ -749,8 +749,7 @@ static void test_wait_many_conns(void **state)
 
 int main(int argc, char **argv)
 {
-    int guard = mproc_main_guard(argc, argv);
-    if (guard != 0) return 3;
+    tu_guard(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_oneway),
         cmocka_unit_test(test_record_size_boundary),
@@ -777,5 +776,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_writer_killed_mid_message),
         cmocka_unit_test(test_wait_many_conns),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN(argc, argv, tests);
 }

@@ -1153,6 +1153,6 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_hundred_workers),
         cmocka_unit_test(test_fork_method),
     };
-    if (mproc_main_guard(argc, argv) != 0) return 3;
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    tu_guard(argc, argv);
+    return TU_RUN(argc, argv, tests);
 }

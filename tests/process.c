@@ -590,7 +590,7 @@ static void test_bootstrap_rejects_corruption(void **state)
 
 int main(int argc, char **argv)
 {
-    if (mproc_main_guard(argc, argv) != 0) return 3;
+    tu_guard(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exit_codes),
         cmocka_unit_test(test_states_and_wrong_order),
@@ -602,17 +602,18 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_many_at_once),
         cmocka_unit_test(test_argument_64mib),
         cmocka_unit_test(test_grandchild),
-        cmocka_unit_test(test_missing_guard),
-        cmocka_unit_test(test_start_methods),
+        tu_test_methods(test_missing_guard, TU_M(MPROC_SPAWN)),
+        tu_test_once(test_start_methods),
         cmocka_unit_test(test_daemon_destroy_kills),
         cmocka_unit_test(test_daemon_dies_with_parent),
-        cmocka_unit_test(test_fd_hygiene),
-        cmocka_unit_test(test_spawn_from_threads),
-        cmocka_unit_test(test_crash_is_negative_signal),
-        cmocka_unit_test(test_setuid_child_mode_refused),
-        cmocka_unit_test(test_bad_input),
-        cmocka_unit_test(test_strerror),
-        cmocka_unit_test(test_bootstrap_rejects_corruption),
+        tu_test_methods(test_fd_hygiene, TU_EXCEPT_FORK),
+        tu_test_methods(test_spawn_from_threads, TU_EXCEPT_FORK),
+        /* a forked child would run CMocka's crash handler (inherited) */
+        tu_test_methods(test_crash_is_negative_signal, TU_EXCEPT_FORK),
+        tu_test_methods(test_setuid_child_mode_refused, TU_M(MPROC_SPAWN)),
+        tu_test_once(test_bad_input),
+        tu_test_once(test_strerror),
+        tu_test_once(test_bootstrap_rejects_corruption),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN(argc, argv, tests);
 }

@@ -491,8 +491,7 @@ static void test_wait_mixed(void **state)
 
 int main(int argc, char **argv)
 {
-    int guard = mproc_main_guard(argc, argv);
-    if (guard != 0) return 3;
+    tu_guard(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo_and_size),
         cmocka_unit_test(test_record_size_boundary),
@@ -507,5 +506,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_joinable_cross_process),
         cmocka_unit_test(test_wait_mixed),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN(argc, argv, tests);
 }

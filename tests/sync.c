@@ -902,7 +902,7 @@ static void nothing_left_after_sigkill(void **state)
 
 int main(int argc, char **argv)
 {
-    if (mproc_main_guard(argc, argv) != 0) return 3;
+    tu_guard(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(lock_basic),
         cmocka_unit_test(lock_timed_wait),
@@ -931,5 +931,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(fork_child_dies_holding),
         cmocka_unit_test(nothing_left_after_sigkill),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN(argc, argv, tests);
 }
