@@ -1028,6 +1028,7 @@ static void test_no_descriptor_leak(void **state)
 #ifdef _WIN32
     skip();
 #else
+    tu_start_method_ready();
     int before = open_descriptors();
     for (int round = 0; round < 3; round++) {
         mproc_pool *pool = make_pool(2);

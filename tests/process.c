@@ -547,6 +547,111 @@ static void test_strerror(void **state)
     assert_string_equal(mproc_strerror(12345), "unknown mproc error");
 }
 
+/* ---- forkserver faults ------------------------------------------------------ */
+#ifndef _WIN32
+static mproc_process *start_served(mproc_target target, const void *arg, size_t len)
+{
+    mproc_process *p = NULL;
+    mproc_process_options opt = {NULL, 0, MPROC_FORKSERVER};
+    assert_int_equal(mproc_process_create(&p, target, arg, len, &opt), 0);
+    assert_int_equal(mproc_process_start(p), 0);
+    return p;
+}
+
+/* A served child's parent is the server: it writes getppid() into the
+   shared memory named by its argument, then runs until it is ended. */
+static int report_server_pid_and_run(const void *arg, size_t len)
+{
+    mproc_shm *s;
+    if (len != sizeof(mproc_ref) || mproc_shm_attach(arg, &s)) return 2;
+    *(volatile int64_t *)mproc_shm_ptr(s) = (int64_t)getppid();
+    return run_forever(NULL, 0);
+}
+
+/* Starts a served child that reports the server's pid; returns both. */
+static mproc_process *served_with_server_pid(int64_t *server)
+{
+    mproc_shm *s;
+    mproc_ref ref;
+    assert_int_equal(mproc_shm_create(&s, NULL, 4096), 0);
+    volatile int64_t *slot = mproc_shm_ptr(s);
+    *slot = 0;
+    assert_int_equal(mproc_shm_ref(s, &ref), 0);
+    mproc_process *p = start_served(report_server_pid_and_run, &ref, sizeof ref);
+    uint64_t deadline = mproc__os_now_ms() + TU_JOIN_TIMEOUT_MS;
+    while (*slot == 0 && mproc__os_now_ms() < deadline) mproc__os_sleep_ms(2);
+    *server = *slot;
+    mproc_shm_destroy(s);
+    assert_true(*server > 0 && *server != mproc_current_pid());
+    return p;
+}
+
+static void wait_until_gone(int64_t pid)
+{
+    uint64_t deadline = mproc__os_now_ms() + TU_JOIN_TIMEOUT_MS;
+    while (mproc__os_pid_alive(pid) && mproc__os_now_ms() < deadline) mproc__os_sleep_ms(5);
+    assert_int_equal(mproc__os_pid_alive(pid), 0);
+}
+#endif
+
+/* The server is killed while one of its children runs, and between
+   starts: the child dies with it and its join says the status is lost
+   (MPROC_ECHILD); the next start gets a new server. */
+static void test_forkserver_killed(void **state)
+{
+    (void)state;
+#ifdef _WIN32
+    skip();
+#else
+    int64_t server, server2;
+    int code = 0;
+    unsigned char seven = 7;
+    mproc_process *p = served_with_server_pid(&server);
+    int64_t child = mproc_process_pid(p);
+    assert_int_equal(kill((pid_t)server, SIGKILL), 0);
+    assert_int_equal(mproc_process_join(p, TU_JOIN_TIMEOUT_MS), MPROC_ECHILD);
+    assert_int_equal(mproc_process_is_alive(p), 0);
+    assert_int_equal(mproc_process_exitcode(p, &code), 0);
+    assert_int_equal(code, -9);
+    assert_int_equal(mproc_process_kill(p), 0); /* ended: nothing to do */
+    mproc_process_destroy(p);
+    wait_until_gone(child);
+    wait_until_gone(server);
+
+    /* the next start notices and starts a new server */
+    p = start_served(tu_exit_with_arg_byte, &seven, 1);
+    assert_int_equal(tu_join(p), 7);
+    mproc_process_destroy(p);
+    p = served_with_server_pid(&server2);
+    assert_true(server2 != server);
+    assert_int_equal(mproc_process_kill(p), 0);
+    assert_int_equal(tu_join(p), -9);
+    mproc_process_destroy(p);
+#endif
+}
+
+/* A child killed from outside while the server lives is reported as
+   killed (-9), and the same server goes on starting children. */
+static void test_forkserver_child_killed(void **state)
+{
+    (void)state;
+#ifdef _WIN32
+    skip();
+#else
+    int64_t server, server2;
+    mproc_process *p = served_with_server_pid(&server);
+    assert_int_equal(kill((pid_t)mproc_process_pid(p), SIGKILL), 0);
+    assert_int_equal(tu_join(p), -9);
+    mproc_process_destroy(p);
+    p = served_with_server_pid(&server2);
+    assert_int_equal(server2, server);
+    assert_int_equal(mproc_process_terminate(p), 0);
+    assert_int_equal(tu_join(p), -15);
+    mproc_process_destroy(p);
+    assert_int_equal(mproc__os_pid_alive(server), 1);
+#endif
+}
+
 /* ---- the bootstrap message parser rejects every malformed message ------- */
 static unsigned char *valid_message(size_t *len)
 {
@@ -611,6 +716,8 @@ int main(int argc, char **argv)
         /* a forked child would run CMocka's crash handler (inherited) */
         tu_test_methods(test_crash_is_negative_signal, TU_EXCEPT_FORK),
         tu_test_methods(test_setuid_child_mode_refused, TU_M(MPROC_SPAWN)),
+        tu_test_methods(test_forkserver_killed, TU_M(MPROC_FORKSERVER)),
+        tu_test_methods(test_forkserver_child_killed, TU_M(MPROC_FORKSERVER)),
         tu_test_once(test_bad_input),
         tu_test_once(test_strerror),
         tu_test_once(test_bootstrap_rejects_corruption),

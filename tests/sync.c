@@ -927,8 +927,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(barrier_timeout_breaks),
         cmocka_unit_test(refs_rejected),
         cmocka_unit_test(null_arguments),
-        cmocka_unit_test(ref_not_inherited),
-        cmocka_unit_test(fork_child_dies_holding),
+        /* a forked child has the parent's whole registry, by nature */
+        tu_test_methods(ref_not_inherited, TU_EXCEPT_FORK),
+        tu_test_once(fork_child_dies_holding),
         cmocka_unit_test(nothing_left_after_sigkill),
     };
     return TU_RUN(argc, argv, tests);

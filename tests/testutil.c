@@ -107,13 +107,14 @@ static unsigned case_methods(const struct CMUnitTest *t)
     for (int m = MPROC_SPAWN; m < N_METHODS; m++)
         if ((mask & TU_M(m)) && mproc_set_start_method((mproc_start_method)m) == 0) have |= TU_M(m);
     mproc_set_start_method(saved);
-    return have ? have : TU_ONCE;
+    return have; /* 0: none of its methods exists here, it never runs */
 }
 
 static void list_cases(const struct CMUnitTest *tests, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned mask = case_methods(&tests[i]);
+        if (!mask) continue;
         printf("%s", tests[i].name);
         if (mask == TU_ONCE) printf(" -");
         for (int m = MPROC_SPAWN; m < N_METHODS; m++)
@@ -137,9 +138,10 @@ int tu_run(int argc, char **argv, const struct CMUnitTest *tests, size_t n)
     if (!picked) return 2;
     for (size_t i = 0; i < n; i++) {
         unsigned mask = case_methods(&tests[i]);
-        int runs = m == MPROC_METHOD_DEFAULT ||
-                   (mask == TU_ONCE ? m == MPROC_SPAWN : (mask & TU_M(m)) != 0);
+        int runs = mask && (m == MPROC_METHOD_DEFAULT ||
+                            (mask == TU_ONCE ? m == MPROC_SPAWN : (mask & TU_M(m)) != 0));
         if (only) runs = strcmp(tests[i].name, only) == 0 && (runs || mask == TU_ONCE);
+
         if (runs) picked[k++] = tests[i];
     }
     if (only && k != 1) {
@@ -150,4 +152,15 @@ int tu_run(int argc, char **argv, const struct CMUnitTest *tests, size_t n)
     int rc = _cmocka_run_group_tests(method_names[m], picked, k, NULL, NULL);
     free(picked);
     return rc;
+}
+
+void tu_start_method_ready(void)
+{
+    unsigned char code = 0;
+    assert_int_equal(tu_run_child(tu_exit_with_arg_byte, &code, 1), 0);
+}
+
+int tu_exit_with_arg_byte(const void *arg, size_t len)
+{
+    return len == 1 ? *(const unsigned char *)arg : 100;
 }

@@ -55,6 +55,12 @@ int tu_run(int argc, char **argv, const struct CMUnitTest *tests, size_t n);
 /* The method the current run uses (the default when none was given). */
 mproc_start_method tu_method(void);
 
+/* A child target: exits with its one-byte argument (100 if not one byte). */
+int tu_exit_with_arg_byte(const void *arg, size_t len);
+/* Starts and joins one child: a forkserver (which keeps one descriptor
+   for the program's life) is then up before a test counts descriptors. */
+void tu_start_method_ready(void);
+
 /* main() for a test program with a file-scope tests[] array. */
 #define TU_MAIN(tests)                                                       \
     int main(int argc, char **argv)                                          \
