@@ -425,6 +425,7 @@ static int send_request(uint32_t kind, int64_t pid, uint32_t arg, const int *fds
     unsigned char rec[REQ_SIZE];
     union { struct cmsghdr align; char buf[CMSG_SPACE(MAX_FDS * sizeof(int))]; } ctrl;
     size_t sent = 0;
+    memset(&ctrl, 0, sizeof ctrl); /* the padding after the descriptors too */
     encode(rec, sizeof rec, kind, pid, arg);
     while (sent < sizeof rec) {
         struct iovec iov = {rec + sent, sizeof rec - sent};
