@@ -219,15 +219,15 @@ static int recv_request(unsigned char *rec, int *fds, size_t *nfds)
     return bad ? -1 : 0;
 }
 
-/* Portable path: a child ends when the server does (its only holder of
-   the pipe's write end); exit status 122 like a daemon whose parent went. */
+/* Portable path: a child ends when the server does (the only holder of
+   the pipe's write end), killed as PR_SET_PDEATHSIG would kill it. */
 #if !defined(USE_PDEATHSIG)
 static void *watch_server(void *arg)
 {
     char b;
     int fd = (int)(intptr_t)arg;
     while (read(fd, &b, 1) != 0 && (errno == EINTR || errno == EAGAIN)) {}
-    _exit(MPROC_EXIT_PARENT_GONE);
+    raise(SIGKILL);
     return NULL;
 }
 #endif
