@@ -43,8 +43,6 @@ static int noop(const void *arg, size_t len)
     return 0;
 }
 
-static int echo(const void *in, size_t len, mproc_buf *out) { return mproc_buf_append(out, in, len); }
-
 static void die(const char *what, int rc)
 {
     fprintf(stderr, "%s failed: %s\n", what, mproc_strerror(rc));
@@ -62,25 +60,6 @@ static double time_mproc(mproc_start_method method)
     if (rc) die("mproc start/join", rc);
     double ms = (double)(bench_now_ns() - t0) / 1e6;
     mproc_process_destroy(p);
-    return ms;
-}
-
-static double time_pool(mproc_start_method method)
-{
-    mproc_pool_options opt = {0};
-    mproc_pool *pool;
-    void *out;
-    size_t len;
-    int v = 1;
-    opt.processes = 2;
-    opt.method = method;
-    uint64_t t0 = bench_now_ns();
-    int rc = mproc_pool_create(&pool, &opt);
-    if (!rc) rc = mproc_pool_apply(pool, echo, &v, sizeof v, &out, &len);
-    double ms = (double)(bench_now_ns() - t0) / 1e6;
-    if (rc) die("pool start-up", rc);
-    mproc_free(out);
-    mproc_pool_destroy(pool);
     return ms;
 }
 
@@ -165,8 +144,8 @@ int main(int argc, char **argv)
             add(V_RAW_FORK, time_raw_fork());
         }
         for (int i = 0; i < POOLS_PER_ROUND; i++) {
-            add(V_POOL_SPAWN, time_pool(MPROC_SPAWN));
-            add(V_POOL_FORKSERVER, time_pool(MPROC_FORKSERVER));
+            add(V_POOL_SPAWN, bench_pool_startup_ms(MPROC_SPAWN));
+            add(V_POOL_FORKSERVER, bench_pool_startup_ms(MPROC_FORKSERVER));
         }
         run_python(V_PY_SPAWN, "spawn", PY_PER_ROUND, "");
         run_python(V_PY_FORK, "fork", PY_PER_ROUND, "");
