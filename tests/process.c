@@ -412,9 +412,32 @@ static void test_spawn_from_threads(void **state)
             assert_int_equal(spawn_results[t][r], 10 + t * 8 + r);
 }
 
+/* A non-daemon child has closed its bootstrap channel (3) and keeps its
+   status channel (4); 5 is empty or, on the portable path, its watch
+   descriptor; nothing above: not a sibling's channel, not a server's. */
+static int check_only_own_channels(const void *arg, size_t len)
+{
+    (void)arg; (void)len;
+#ifndef _WIN32
+    if (fcntl(3, F_GETFD) != -1 || fcntl(4, F_GETFD) == -1) return 1;
+    for (int fd = 6; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) != -1) return 2;
+#endif
+    return 0;
+}
+
 static void test_fd_hygiene(void **state)
 {
     (void)state;
+    /* with siblings running, whose channels the parent (or server) holds */
+    mproc_process *a = tu_start(run_forever, NULL, 0), *b = tu_start(run_forever, NULL, 0);
+    assert_int_equal(tu_run_child(check_only_own_channels, NULL, 0), 0);
+    assert_int_equal(mproc_process_kill(a), 0);
+    assert_int_equal(mproc_process_kill(b), 0);
+    assert_int_equal(tu_join(a), -9);
+    assert_int_equal(tu_join(b), -9);
+    mproc_process_destroy(a);
+    mproc_process_destroy(b);
 #ifdef _WIN32
     /* An inheritable pipe end of the parent's must not reach the child: once
        the parent closes its copy, the pipe is broken only if no child holds
