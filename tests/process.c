@@ -320,22 +320,38 @@ static void test_start_methods(void **state)
     (void)state;
     unsigned char code = 77;
     mproc_process *p;
-    mproc_process_options opt = {NULL, 0, MPROC_FORK};
+    mproc_pool *pool = NULL;
+    mproc_pool_options popt;
+    memset(&popt, 0, sizeof popt);
+    popt.processes = 1;
+    mproc_start_method posix_only[] = {MPROC_FORK, MPROC_FORKSERVER};
+    for (size_t i = 0; i < 2; i++) {
+        mproc_process_options opt = {NULL, 0, posix_only[i]};
+        popt.method = posix_only[i];
 #ifdef _WIN32
-    assert_int_equal(mproc_set_start_method(MPROC_FORK), MPROC_ENOTSUP);
-    assert_int_equal(mproc_process_create(&p, return_arg_byte, &code, 1, &opt), MPROC_ENOTSUP);
+        assert_int_equal(mproc_set_start_method(posix_only[i]), MPROC_ENOTSUP);
+        assert_int_equal(mproc_process_create(&p, return_arg_byte, &code, 1, &opt), MPROC_ENOTSUP);
+        assert_int_equal(mproc_pool_create(&pool, &popt), MPROC_ENOTSUP);
 #else
-    assert_int_equal(mproc_process_create(&p, return_arg_byte, &code, 1, &opt), 0);
-    assert_int_equal(mproc_process_start(p), 0);
-    assert_int_equal(tu_join(p), 77);
-    mproc_process_destroy(p);
-    assert_int_equal(mproc_set_start_method(MPROC_FORK), 0);
-    assert_int_equal(mproc_get_start_method(), MPROC_FORK);
-    assert_int_equal(tu_run_child(return_arg_byte, &code, 1), 77);
+        assert_int_equal(mproc_process_create(&p, return_arg_byte, &code, 1, &opt), 0);
+        assert_int_equal(mproc_process_start(p), 0);
+        assert_int_equal(tu_join(p), 77);
+        mproc_process_destroy(p);
+        assert_int_equal(mproc_set_start_method(posix_only[i]), 0);
+        assert_int_equal(mproc_get_start_method(), posix_only[i]);
+        assert_int_equal(tu_run_child(return_arg_byte, &code, 1), 77);
+        assert_int_equal(mproc_pool_create(&pool, &popt), 0);
+        mproc_pool_destroy(pool);
 #endif
+    }
     assert_int_equal(mproc_set_start_method(MPROC_SPAWN), 0);
     assert_int_equal(mproc_get_start_method(), MPROC_SPAWN);
+    assert_int_equal(mproc_set_start_method(MPROC_FORK), mproc_set_start_method(MPROC_FORKSERVER));
+    assert_int_equal(mproc_set_start_method(MPROC_METHOD_DEFAULT), 0); /* back to spawn */
+    assert_int_equal(mproc_get_start_method(), MPROC_SPAWN);
     assert_int_equal(mproc_set_start_method((mproc_start_method)99), MPROC_EINVAL);
+    popt.method = (mproc_start_method)99;
+    assert_int_equal(mproc_pool_create(&pool, &popt), MPROC_EINVAL);
 }
 
 static void test_daemon_destroy_kills(void **state)
