@@ -454,8 +454,8 @@ static int send_request(uint32_t kind, int64_t pid, uint32_t arg, const int *fds
 }
 
 /* Sends a start request, starting the server first if there is none or
-   if it has died since the last request. */
-static int request_start(const char *exe, const int *fds, size_t nfds)
+   if it has died since the last request; *server: the one it went to. */
+static int request_start(const char *exe, const int *fds, size_t nfds, pid_t *server)
 {
     pthread_once(&client_once, register_atfork);
     pthread_mutex_lock(&client_mu);
@@ -467,41 +467,72 @@ static int request_start(const char *exe, const int *fds, size_t nfds)
         if (!rc) rc = send_request(REQ_START, 0, (uint32_t)nfds, fds, nfds);
         if (rc == MPROC_ECLOSED) rc = MPROC_ECHILD;
     }
+    *server = client_server;
     pthread_mutex_unlock(&client_mu);
     return rc;
 }
 
-int mproc__os_serve(const mproc__os_spawn_req *req, mproc__os_proc **out)
+/* The server took a request and died before answering: the next start
+   starts a new one. */
+static void forget_server(pid_t server)
 {
-    int fds[MAX_FDS];
+    pthread_mutex_lock(&client_mu);
+    if (client_ctl >= 0 && client_server == server) forget_dead_server();
+    pthread_mutex_unlock(&client_mu);
+}
+
+/* One attempt: 0 with the child's pid, MPROC_ECLOSED if the server died
+   before answering, or an error. The report pipe's read end goes to *rep. */
+static int try_start(const mproc__os_spawn_req *req, int *fds, size_t nfds, int *rep, pid_t *pid)
+{
     mproc__handle rep_r, rep_w;
-    mproc__posix_fd_plan plan;
     uint32_t kind = 0;
     int64_t value = 0;
-    int rc = req->npass > MPROC__MAX_PASS ? MPROC_EINVAL : mproc__os_pipe(&rep_r, &rep_w);
-    if (rc) {
-        mproc__os_close(req->boot_read);
-        mproc__os_close(req->status_write);
-        return rc;
-    }
-    mproc__posix_child_layout(req, -1, &plan); /* the handles' numbers in the child */
+    pid_t server = 0;
+    int rc = mproc__os_pipe(&rep_r, &rep_w);
+    if (rc) return rc;
     fds[0] = (int)rep_w;
-    fds[1] = (int)req->boot_read;
-    fds[2] = (int)req->status_write;
-    for (size_t i = 0; i < req->npass; i++) fds[3 + i] = (int)req->pass[i];
-    rc = request_start(req->exe, fds, 3 + req->npass);
-    mproc__os_close(rep_w); /* consumed, as a spawn request's are */
-    mproc__os_close(req->boot_read);
-    mproc__os_close(req->status_write);
+    rc = request_start(req->exe, fds, nfds, &server);
+    mproc__os_close(rep_w); /* the server's copy is the only one now */
     if (!rc) rc = read_report((int)rep_r, &kind, &value);
-    if (rc == MPROC_ECLOSED) rc = MPROC_ECHILD; /* died during this start */
+    if (rc == MPROC_ECLOSED) forget_server(server);
     if (!rc && kind == REP_FAILED) rc = mproc__fail_os((int)value);
     else if (!rc && kind != REP_PID) rc = MPROC_EPROTO;
-    if (!rc && !(*out = mproc__posix_served_proc((pid_t)value, (int)rep_r))) {
-        mproc__posix_served_signal((pid_t)value, 1);
+    if (rc) {
+        mproc__os_close(rep_r);
+        return rc;
+    }
+    *rep = (int)rep_r;
+    *pid = (pid_t)value;
+    return 0;
+}
+
+int mproc__os_serve(const mproc__os_spawn_req *req, mproc__os_proc **out)
+{
+    int fds[MAX_FDS], rep = -1;
+    pid_t pid = 0;
+    mproc__posix_fd_plan plan;
+    size_t nfds = 3 + req->npass;
+    int rc = req->npass > MPROC__MAX_PASS ? MPROC_EINVAL : 0;
+    if (!rc) {
+        mproc__posix_child_layout(req, -1, &plan); /* the handles' numbers in the child */
+        fds[1] = (int)req->boot_read;
+        fds[2] = (int)req->status_write;
+        for (size_t i = 0; i < req->npass; i++) fds[3 + i] = (int)req->pass[i];
+        /* A server that dies with the request (killed just then) fails
+           this start; the next one starts a new server. Not retried here:
+           a child it may have forked holds these very channels until its
+           parent-death signal arrives, and must not get the bootstrap. */
+        rc = try_start(req, fds, nfds, &rep, &pid);
+        if (rc == MPROC_ECLOSED) rc = MPROC_ECHILD;
+    }
+    mproc__os_close(req->boot_read); /* consumed, as a spawn request's are */
+    mproc__os_close(req->status_write);
+    if (!rc && !(*out = mproc__posix_served_proc(pid, rep))) {
+        mproc__posix_served_signal(pid, 1);
+        close(rep);
         rc = MPROC_ENOMEM;
     }
-    if (rc) mproc__os_close(rep_r);
     return rc;
 }
 
