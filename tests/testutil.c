@@ -103,6 +103,9 @@ static unsigned case_methods(const struct CMUnitTest *t)
     if (!mask) mask = TU_M(MPROC_SPAWN) | TU_M(MPROC_FORK) | TU_M(MPROC_FORKSERVER);
 #endif
     if (!mask || mask == TU_ONCE) return TU_ONCE;
+#ifdef TU_NO_FORK
+    mask &= ~TU_M(MPROC_FORK); /* see tests/CMakeLists.txt */
+#endif
     mproc_start_method saved = mproc_get_start_method();
     for (int m = MPROC_SPAWN; m < N_METHODS; m++)
         if ((mask & TU_M(m)) && mproc_set_start_method((mproc_start_method)m) == 0) have |= TU_M(m);

@@ -39,7 +39,8 @@ int tu_check(const unsigned char *p, size_t n, uint64_t seed);
    too (nested starts, pools created in a child).
    Which methods a case runs under: the program's (all the platform has
    when CMake defines TU_EVERY_METHOD, else once), unless the case says
-   otherwise with tu_test_methods() / tu_test_once(). */
+   otherwise with tu_test_methods() / tu_test_once(); never fork when CMake
+   defines TU_NO_FORK. */
 #define TU_M(method) (1u << (method))
 #define TU_ONCE 1u /* does not depend on the method: run once */
 #define TU_EXCEPT_FORK (TU_M(MPROC_SPAWN) | TU_M(MPROC_FORKSERVER))
