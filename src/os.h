@@ -90,6 +90,13 @@ typedef struct mproc__os_spawn_req {
     size_t npass;
     mproc__handle *pass_in_child;  /* out: their values in the child */
     int daemon;                    /* see mproc__os_proc_free */
+    /* Optional (mproc__os_serve): sends the child its bootstrap, once
+       pass_in_child is final; called as soon as the request is on its
+       way, so the message travels while the server forks. 0 or an error,
+       which fails the start. Without it, or for mproc__os_spawn, the
+       caller sends the bootstrap after the call. */
+    int (*deliver)(void *ctx);
+    void *ctx;
 } mproc__os_spawn_req;
 
 /* Start the program again in child mode: the child gets an environment

@@ -202,6 +202,23 @@ static int send_bootstrap(mproc__boot *b, mproc__handle boot_write)
     return rc == MPROC_ECLOSED ? 0 : rc;
 }
 
+/* The bootstrap of one start, sent once the child's handles are known. */
+typedef struct boot_delivery {
+    mproc__boot *b;
+    const mproc__handle *in_child;
+    size_t npass;
+    mproc__handle boot_write;
+    int sent;
+} boot_delivery;
+
+static int deliver_bootstrap(void *ctx)
+{
+    boot_delivery *d = ctx;
+    d->sent = 1;
+    translate_handles(d->b, d->in_child, d->npass);
+    return send_bootstrap(d->b, d->boot_write);
+}
+
 static int start_spawn(mproc_process *p)
 {
     mproc__handle boot_r, boot_w, st_r, st_w, pass[MPROC__MAX_PASS + 1], in_child[MPROC__MAX_PASS + 1];
@@ -217,14 +234,13 @@ static int start_spawn(mproc_process *p)
     if (!rc) {
         fill_boot(p, b);
         size_t npass = collect_handles(p, b, pass);
-        mproc__os_spawn_req req = {spawn_exe, boot_r, st_w, pass, npass, in_child, p->daemon};
+        boot_delivery d = {b, in_child, npass, boot_w, 0};
+        mproc__os_spawn_req req = {spawn_exe, boot_r, st_w, pass, npass, in_child, p->daemon,
+                                   deliver_bootstrap, &d};
         /* both consume boot_r and st_w; the child runs the same bootstrap */
         rc = p->method == MPROC_FORKSERVER ? mproc__os_serve(&req, &p->os)
                                            : mproc__os_spawn(&req, &p->os);
-        if (!rc) {
-            translate_handles(b, in_child, npass);
-            rc = send_bootstrap(b, boot_w);
-        }
+        if (!rc && !d.sent) rc = deliver_bootstrap(&d);
     } else {
         mproc__os_close(boot_r);
         mproc__os_close(st_w);

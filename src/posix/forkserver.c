@@ -481,23 +481,38 @@ static void forget_server(pid_t server)
     pthread_mutex_unlock(&client_mu);
 }
 
-/* One attempt: 0 with the child's pid, MPROC_ECLOSED if the server died
-   before answering, or an error. The report pipe's read end goes to *rep. */
-static int try_start(const mproc__os_spawn_req *req, int *fds, size_t nfds, int *rep, pid_t *pid)
+/* Sends the request, then the bootstrap (while the server forks), then
+   waits for the answer: 0 with the child's pid and its report pipe. */
+static int request_child(const mproc__os_spawn_req *req, int *fds, size_t nfds, int *rep,
+                         pid_t *pid)
 {
     mproc__handle rep_r, rep_w;
     uint32_t kind = 0;
     int64_t value = 0;
     pid_t server = 0;
     int rc = mproc__os_pipe(&rep_r, &rep_w);
+    if (!rc) {
+        fds[0] = (int)rep_w;
+        rc = request_start(req->exe, fds, nfds, &server);
+        mproc__os_close(rep_w); /* the server's copy is the only one now */
+    }
+    /* consumed, as a spawn request's are: the message in flight holds them,
+       and a child that never comes leaves the bootstrap's writer EPIPE */
+    mproc__os_close(req->boot_read);
+    mproc__os_close(req->status_write);
     if (rc) return rc;
-    fds[0] = (int)rep_w;
-    rc = request_start(req->exe, fds, nfds, &server);
-    mproc__os_close(rep_w); /* the server's copy is the only one now */
-    if (!rc) rc = read_report((int)rep_r, &kind, &value);
-    if (rc == MPROC_ECLOSED) forget_server(server);
+    int sent = req->deliver ? req->deliver(req->ctx) : 0;
+    rc = read_report((int)rep_r, &kind, &value);
+    if (rc == MPROC_ECLOSED) {
+        forget_server(server);
+        rc = MPROC_ECHILD; /* died with this request: the next start starts a new one */
+    }
     if (!rc && kind == REP_FAILED) rc = mproc__fail_os((int)value);
     else if (!rc && kind != REP_PID) rc = MPROC_EPROTO;
+    if (!rc && sent) { /* the child could not get its bootstrap */
+        mproc__posix_served_signal((pid_t)value, 1);
+        rc = sent;
+    }
     if (rc) {
         mproc__os_close(rep_r);
         return rc;
@@ -512,22 +527,19 @@ int mproc__os_serve(const mproc__os_spawn_req *req, mproc__os_proc **out)
     int fds[MAX_FDS], rep = -1;
     pid_t pid = 0;
     mproc__posix_fd_plan plan;
-    size_t nfds = 3 + req->npass;
-    int rc = req->npass > MPROC__MAX_PASS ? MPROC_EINVAL : 0;
-    if (!rc) {
-        mproc__posix_child_layout(req, -1, &plan); /* the handles' numbers in the child */
-        fds[1] = (int)req->boot_read;
-        fds[2] = (int)req->status_write;
-        for (size_t i = 0; i < req->npass; i++) fds[3 + i] = (int)req->pass[i];
-        /* A server that dies with the request (killed just then) fails
-           this start; the next one starts a new server. Not retried here:
-           a child it may have forked holds these very channels until its
-           parent-death signal arrives, and must not get the bootstrap. */
-        rc = try_start(req, fds, nfds, &rep, &pid);
-        if (rc == MPROC_ECLOSED) rc = MPROC_ECHILD;
+    if (req->npass > MPROC__MAX_PASS) {
+        mproc__os_close(req->boot_read);
+        mproc__os_close(req->status_write);
+        return MPROC_EINVAL;
     }
-    mproc__os_close(req->boot_read); /* consumed, as a spawn request's are */
-    mproc__os_close(req->status_write);
+    mproc__posix_child_layout(req, -1, &plan); /* the handles' numbers in the child */
+    fds[1] = (int)req->boot_read;
+    fds[2] = (int)req->status_write;
+    for (size_t i = 0; i < req->npass; i++) fds[3 + i] = (int)req->pass[i];
+    /* Not retried when the server dies with the request: a child it may
+       have forked holds these very channels until its parent-death signal
+       arrives. */
+    int rc = request_child(req, fds, 3 + req->npass, &rep, &pid);
     if (!rc && !(*out = mproc__posix_served_proc(pid, rep))) {
         mproc__posix_served_signal(pid, 1);
         close(rep);
