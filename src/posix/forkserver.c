@@ -353,6 +353,7 @@ int mproc__posix_forkserver_main(int ctl, char *env_value, size_t cap)
 static pthread_mutex_t client_mu = PTHREAD_MUTEX_INITIALIZER;
 static int client_ctl = -1;   /* our end of the socketpair; -1: no server */
 static pid_t client_server;   /* the server's pid (our child) */
+static unsigned client_generation; /* which server this is: 1, 2, ... */
 static pthread_once_t client_once = PTHREAD_ONCE_INIT;
 
 /* A child forked from the program (fork start method, or the program's
@@ -405,6 +406,7 @@ static int start_server(const char *exe)
     }
     client_ctl = sv[0];
     client_server = pid;
+    client_generation++;
     return 0;
 }
 
@@ -454,8 +456,9 @@ static int send_request(uint32_t kind, int64_t pid, uint32_t arg, const int *fds
 }
 
 /* Sends a start request, starting the server first if there is none or
-   if it has died since the last request; *server: the one it went to. */
-static int request_start(const char *exe, const int *fds, size_t nfds, pid_t *server)
+   if it has died since the last request; *server: the generation of the
+   server it went to. */
+static int request_start(const char *exe, const int *fds, size_t nfds, unsigned *server)
 {
     pthread_once(&client_once, register_atfork);
     pthread_mutex_lock(&client_mu);
@@ -467,33 +470,32 @@ static int request_start(const char *exe, const int *fds, size_t nfds, pid_t *se
         if (!rc) rc = send_request(REQ_START, 0, (uint32_t)nfds, fds, nfds);
         if (rc == MPROC_ECLOSED) rc = MPROC_ECHILD;
     }
-    *server = client_server;
+    *server = client_generation;
     pthread_mutex_unlock(&client_mu);
     return rc;
 }
 
 /* The server took a request and died before answering: the next start
    starts a new one. */
-static void forget_server(pid_t server)
+static void forget_server(unsigned server)
 {
     pthread_mutex_lock(&client_mu);
-    if (client_ctl >= 0 && client_server == server) forget_dead_server();
+    if (client_ctl >= 0 && client_generation == server) forget_dead_server();
     pthread_mutex_unlock(&client_mu);
 }
 
 /* Sends the request, then the bootstrap (while the server forks), then
    waits for the answer: 0 with the child's pid and its report pipe. */
 static int request_child(const mproc__os_spawn_req *req, int *fds, size_t nfds, int *rep,
-                         pid_t *pid)
+                         pid_t *pid, unsigned *server)
 {
     mproc__handle rep_r, rep_w;
     uint32_t kind = 0;
     int64_t value = 0;
-    pid_t server = 0;
     int rc = mproc__os_pipe(&rep_r, &rep_w);
     if (!rc) {
         fds[0] = (int)rep_w;
-        rc = request_start(req->exe, fds, nfds, &server);
+        rc = request_start(req->exe, fds, nfds, server);
         mproc__os_close(rep_w); /* the server's copy is the only one now */
     }
     /* consumed, as a spawn request's are: the message in flight holds them,
@@ -504,13 +506,13 @@ static int request_child(const mproc__os_spawn_req *req, int *fds, size_t nfds, 
     int sent = req->deliver ? req->deliver(req->ctx) : 0;
     rc = read_report((int)rep_r, &kind, &value);
     if (rc == MPROC_ECLOSED) {
-        forget_server(server);
+        forget_server(*server);
         rc = MPROC_ECHILD; /* died with this request: the next start starts a new one */
     }
     if (!rc && kind == REP_FAILED) rc = mproc__fail_os((int)value);
     else if (!rc && kind != REP_PID) rc = MPROC_EPROTO;
     if (!rc && sent) { /* the child could not get its bootstrap */
-        mproc__posix_served_signal((pid_t)value, 1);
+        mproc__posix_served_signal((pid_t)value, *server, 1);
         rc = sent;
     }
     if (rc) {
@@ -526,6 +528,7 @@ int mproc__os_serve(const mproc__os_spawn_req *req, mproc__os_proc **out)
 {
     int fds[MAX_FDS], rep = -1;
     pid_t pid = 0;
+    unsigned server = 0;
     mproc__posix_fd_plan plan;
     if (req->npass > MPROC__MAX_PASS) {
         mproc__os_close(req->boot_read);
@@ -539,9 +542,9 @@ int mproc__os_serve(const mproc__os_spawn_req *req, mproc__os_proc **out)
     /* Not retried when the server dies with the request: a child it may
        have forked holds these very channels until its parent-death signal
        arrives. */
-    int rc = request_child(req, fds, 3 + req->npass, &rep, &pid);
-    if (!rc && !(*out = mproc__posix_served_proc(pid, rep))) {
-        mproc__posix_served_signal(pid, 1);
+    int rc = request_child(req, fds, 3 + req->npass, &rep, &pid, &server);
+    if (!rc && !(*out = mproc__posix_served_proc(pid, rep, server))) {
+        mproc__posix_served_signal(pid, server, 1);
         close(rep);
         rc = MPROC_ENOMEM;
     }
@@ -565,11 +568,14 @@ int mproc__posix_served_wait(int report_fd, int timeout_ms, int *code)
     return 0;
 }
 
-int mproc__posix_served_signal(pid_t pid, int hard)
+int mproc__posix_served_signal(pid_t pid, unsigned server, int hard)
 {
     pthread_mutex_lock(&client_mu);
-    /* No server (it died and was forgotten): its children died with it. */
-    int rc = client_ctl < 0 ? 0 : send_request(REQ_SIGNAL, pid, hard != 0, NULL, 0);
+    /* Its server has gone (died, or this is a forked copy of the program):
+       its children died with it, and the pid may be another's by now. */
+    int rc = client_ctl < 0 || client_generation != server
+                 ? 0
+                 : send_request(REQ_SIGNAL, pid, hard != 0, NULL, 0);
     pthread_mutex_unlock(&client_mu);
     return rc == MPROC_ECLOSED ? 0 : rc;
 }

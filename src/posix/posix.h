@@ -49,8 +49,8 @@ int mproc__posix_decode_status(int status);
 /* Hands a child nobody waits for any more to the reaper. */
 void mproc__posix_adopt_orphan(pid_t pid);
 /* A process object for a child that the forkserver forked: report_fd
-   carries its exit status (forkserver.c). */
-mproc__os_proc *mproc__posix_served_proc(pid_t pid, int report_fd);
+   carries its exit status; server: which server (1, 2, ...) forked it. */
+mproc__os_proc *mproc__posix_served_proc(pid_t pid, int report_fd, unsigned server);
 
 /* ---- the forkserver (forkserver.c) ---------------------------------------- */
 /* The value of MPROC_CHILD that makes a started image the forkserver. */
@@ -62,7 +62,8 @@ int mproc__posix_forkserver_main(int ctl, char *env_value, size_t cap);
 /* Program side of a served child: its exit status (0, *code set; or
    MPROC_ECHILD when the server died first), within timeout_ms. */
 int mproc__posix_served_wait(int report_fd, int timeout_ms, int *code);
-/* Sends SIGTERM (hard 0) or SIGKILL to a child the server has not reaped. */
-int mproc__posix_served_signal(pid_t pid, int hard);
+/* Sends SIGTERM (hard 0) or SIGKILL to a child of that server that it has
+   not reaped; 0 without effect if that server has gone. */
+int mproc__posix_served_signal(pid_t pid, unsigned server, int hard);
 
 #endif

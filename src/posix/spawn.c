@@ -30,7 +30,8 @@ struct mproc__os_proc {
     pid_t pid;
     int wait_fd;    /* pidfd, the sentinel pipe's read end, a served child's
                        report pipe, or -1 */
-    int served;     /* forked by the forkserver: it reaps and reports */
+    unsigned served; /* forked by forkserver number `served` (0: not): it
+                        reaps and reports */
     int reaped;
     int status_lost; /* served, and the server died before reporting */
     int exitcode;
@@ -271,10 +272,10 @@ static mproc__os_proc *new_proc(pid_t pid, int wait_fd)
     return p;
 }
 
-mproc__os_proc *mproc__posix_served_proc(pid_t pid, int report_fd)
+mproc__os_proc *mproc__posix_served_proc(pid_t pid, int report_fd, unsigned server)
 {
     mproc__os_proc *p = new_proc(pid, report_fd);
-    if (p) p->served = 1;
+    if (p) p->served = server;
     return p;
 }
 
@@ -445,7 +446,7 @@ int mproc__os_proc_signal(mproc__os_proc *p, int hard)
     if (p->reaped) return 0;
     /* Only the parent knows when the pid may be reused: for a served child
        that is the server. */
-    if (p->served) return mproc__posix_served_signal(p->pid, hard);
+    if (p->served) return mproc__posix_served_signal(p->pid, p->served, hard);
     /* Not reaped yet, so the pid cannot have been reused. */
     if (kill(p->pid, hard ? SIGKILL : SIGTERM) != 0 && errno != ESRCH) return mproc__fail_os_last();
     return 0;
