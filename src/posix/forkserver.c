@@ -135,8 +135,11 @@ static int nonblocking_pipe(int *r, int *w)
 static int server_setup(int ctl)
 {
     struct sigaction sa;
+    char exe[4096];
     srv.ctl = ctl;
     srv.self = getpid();
+    /* Resolved once here, every child inherits it for its image check. */
+    (void)mproc__posix_self_exe(exe, sizeof exe);
     int rc = nonblocking_pipe(&srv.wake_r, &srv.wake_w);
 #if !defined(USE_PDEATHSIG)
     if (!rc) rc = nonblocking_pipe(&srv.alive_r, &srv.alive_w);
