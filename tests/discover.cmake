@@ -5,7 +5,7 @@
 # The list is cached next to the program and redone when it is rebuilt.
 # Inputs: T_NAME T_EXE T_EMULATOR T_DIR T_TIMEOUT T_CACHE
 if(NOT EXISTS "${T_EXE}")
-  add_test([==[${T_NAME}.not-built]==] [==[${T_EXE}]==])
+  add_test("${T_NAME}.not-built" "${T_EXE}")
   return()
 endif()
 if(NOT EXISTS "${T_CACHE}" OR "${T_EXE}" IS_NEWER_THAN "${T_CACHE}")
@@ -13,8 +13,8 @@ if(NOT EXISTS "${T_CACHE}" OR "${T_EXE}" IS_NEWER_THAN "${T_CACHE}")
                   OUTPUT_VARIABLE out RESULT_VARIABLE rc TIMEOUT 300)
   if(NOT rc EQUAL 0)
     # Visible, not silent: this entry fails the run the same way.
-    add_test([==[${T_NAME}.list]==] ${T_EMULATOR} [==[${T_EXE}]==] --list)
-    set_tests_properties([==[${T_NAME}.list]==] PROPERTIES WORKING_DIRECTORY "${T_DIR}")
+    add_test("${T_NAME}.list" ${T_EMULATOR} "${T_EXE}" --list)
+    set_tests_properties("${T_NAME}.list" PROPERTIES WORKING_DIRECTORY "${T_DIR}")
     return()
   endif()
   string(REPLACE "\r" "" out "${out}")
