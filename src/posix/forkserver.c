@@ -386,8 +386,13 @@ static int make_socketpair(int sv[2])
     }
 #endif
 #if defined(SO_NOSIGPIPE)
-    int one = 1;
-    setsockopt(sv[0], SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+    int one = 1; /* macOS: no MSG_NOSIGNAL */
+    if (setsockopt(sv[0], SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one) != 0) {
+        int err = errno;
+        close(sv[0]);
+        close(sv[1]);
+        return mproc__fail_os(err);
+    }
 #endif
     return 0;
 }
