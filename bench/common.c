@@ -55,3 +55,27 @@ void bench_print_header(const char *title)
     }
     printf("\n### %s\n\n_nproc=%ld load=%.2f_\n\n", title, sysconf(_SC_NPROCESSORS_ONLN), load[0]);
 }
+
+static int echo_task(const void *in, size_t len, mproc_buf *out) { return mproc_buf_append(out, in, len); }
+
+double bench_pool_startup_ms(mproc_start_method method)
+{
+    mproc_pool_options opt = {0};
+    mproc_pool *pool;
+    void *out;
+    size_t len;
+    int v = 1;
+    opt.processes = 2;
+    opt.method = method;
+    uint64_t t0 = bench_now_ns();
+    int rc = mproc_pool_create(&pool, &opt);
+    if (!rc) rc = mproc_pool_apply(pool, echo_task, &v, sizeof v, &out, &len);
+    double ms = (double)(bench_now_ns() - t0) / 1e6;
+    if (rc) {
+        fprintf(stderr, "pool start-up failed: %s\n", mproc_strerror(rc));
+        exit(1);
+    }
+    mproc_free(out);
+    mproc_pool_destroy(pool);
+    return ms;
+}

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mproc.h"
+
 /* Monotonic nanoseconds. */
 uint64_t bench_now_ns(void);
 /* Median of n doubles (sorts a copy). */
@@ -16,5 +18,10 @@ const char *bench_python(void);
 int bench_capture(const char *cmd, char *out, size_t cap);
 /* Print the standard header line: host facts and load, for the record. */
 void bench_print_header(const char *title);
+
+/* Milliseconds for mproc_pool_create (2 workers, method) + the first
+   apply() result; the pool is destroyed afterwards, untimed. Exits on
+   failure. */
+double bench_pool_startup_ms(mproc_start_method method);
 
 #endif

@@ -94,24 +94,6 @@ static double mproc_rtt_us(mproc_pool *pool)
     return bench_median(t, RTT_N);
 }
 
-static double mproc_startup_ms(void)
-{
-    mproc_pool_options opt = {0};
-    mproc_pool *pool;
-    void *out;
-    size_t len;
-    int v = 1;
-    opt.processes = 2;
-    uint64_t t0 = bench_now_ns();
-    int rc = mproc_pool_create(&pool, &opt);
-    if (!rc) rc = mproc_pool_apply(pool, echo, &v, sizeof v, &out, &len);
-    double ms = (double)(bench_now_ns() - t0) / 1e6;
-    if (rc) die("startup", rc);
-    mproc_free(out);
-    mproc_pool_destroy(pool);
-    return ms;
-}
-
 static double cpu_map_s(int workers, const uint64_t *iters, size_t n)
 {
     uint64_t out[64];
@@ -271,7 +253,7 @@ static void measure_round(mproc_pool *pool, mini_worker *mini, const int *in, in
     add(C_MAP1, mini_rate(mini, in, out, SMALL, 1, 16));
     add(M_RTT, mproc_rtt_us(pool));
     add(RAW_RTT, pipe_rtt_us(&mini[0]));
-    for (int i = 0; i < 5; i++) add(M_START, mproc_startup_ms());
+    for (int i = 0; i < 5; i++) add(M_START, bench_pool_startup_ms(MPROC_METHOD_DEFAULT));
 }
 
 static void measure_python(void)

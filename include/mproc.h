@@ -68,11 +68,33 @@ MPROC_API int mproc_os_error(void);
 #define MPROC_FOREVER (-1)
 
 /* ---- bootstrap --------------------------------------------------------- */
+/*
+ * Start methods (Python's names and meanings):
+ * - MPROC_SPAWN, the default everywhere: the child is the program started
+ *   afresh; mproc_main_guard() runs its target. It sees the environment,
+ *   working directory and standard streams of the moment it starts.
+ * - MPROC_FORK (POSIX): fork() without exec. The child is a copy of the
+ *   caller, descriptors, signal handlers and all, but only of the calling
+ *   thread (unsafe if other threads hold locks, as in Python).
+ * - MPROC_FORKSERVER (POSIX): on first use mproc spawns a server (the
+ *   program again, single-threaded, inside its guard), reachable only over
+ *   a socketpair it inherited; each child is forked from that server and
+ *   then runs exactly the bootstrap a spawned child runs, with exactly its
+ *   channels and the objects of its argument. Much cheaper than spawn, safe
+ *   with threads, but a child sees the environment, working directory,
+ *   standard streams and mproc_set_executable() of the moment the server
+ *   started. The server ends once the program has ended (however: SIGKILL
+ *   included) and its last child has ended. If the server is killed, its
+ *   children die with it, their join returns MPROC_ECHILD (exit code -9),
+ *   and the next start starts a new server (saying so on stderr).
+ * Choose one for every later start with mproc_set_start_method(), or per
+ * process / pool with the method field of their options.
+ */
 typedef enum mproc_start_method {
     MPROC_METHOD_DEFAULT = 0,
     MPROC_SPAWN = 1,      /* re-execute the program (default everywhere) */
     MPROC_FORK = 2,       /* POSIX only: fork() without exec */
-    MPROC_FORKSERVER = 3  /* POSIX only: accepted, currently behaves as spawn */
+    MPROC_FORKSERVER = 3  /* POSIX only: fork from a single-threaded server */
 } mproc_start_method;
 
 /*
@@ -91,9 +113,10 @@ MPROC_API int mproc_main_guard(int argc, char **argv);
 /* Spawn PATH (a program that calls mproc_main_guard and contains the same
    targets, i.e. the same image) instead of the current program. NULL resets. */
 MPROC_API int mproc_set_executable(const char *path);
-/* Process-wide default start method; MPROC_ENOTSUP for fork on Windows.
-   In a child the default is the method that started it (as in Python), so
-   its own children start the same way unless it says otherwise. */
+/* Process-wide default start method (MPROC_METHOD_DEFAULT: back to spawn);
+   MPROC_ENOTSUP for fork and forkserver on Windows, MPROC_EINVAL for an
+   unknown method. Until it is set, a child's default is the method that
+   started it (as in Python), so its own children start the same way. */
 MPROC_API int mproc_set_start_method(mproc_start_method method);
 MPROC_API mproc_start_method mproc_get_start_method(void);
 /* The start methods available here (Python's get_all_start_methods), the
@@ -122,7 +145,9 @@ MPROC_API int mproc_process_create(mproc_process **p, mproc_target target,
    that has not passed mproc_main_guard. */
 MPROC_API int mproc_process_start(mproc_process *p);
 /* Wait for it to end: 0, MPROC_ETIMEDOUT, MPROC_ESTATE (not started),
-   MPROC_EBOOTSTRAP (the child never read its bootstrap: no main guard). */
+   MPROC_EBOOTSTRAP (the child never read its bootstrap: no main guard),
+   MPROC_ECHILD (forkserver only: the server was killed before it could
+   report the end; the child died with it, its exit code reads -9). */
 MPROC_API int mproc_process_join(mproc_process *p, int timeout_ms);
 /* 1 running, 0 not started or ended, or a negative error. */
 MPROC_API int mproc_process_is_alive(mproc_process *p);

@@ -1,12 +1,28 @@
-/* The child side of the spawn protocol: mproc_main_guard(). */
+/* The child side of the spawn protocol: mproc_main_guard(), and who this
+   process is. */
 #include "bootstrap.h"
-#include "process.h"
 
 #include <stdio.h>
 
 /* 1 once this process may start processes: it is the main process, or a
    child that has passed the guard. */
 static int guard_passed;
+static char current_name[MPROC__NAME_MAX] = "MainProcess";
+static int64_t child_parent_pid; /* 0 in the main process */
+static mproc_start_method started_by = MPROC_METHOD_DEFAULT;
+
+void mproc__set_child_identity(const char *name, int64_t parent_pid, mproc_start_method method)
+{
+    snprintf(current_name, sizeof current_name, "%s", name);
+    child_parent_pid = parent_pid;
+    started_by = method;
+}
+
+mproc_start_method mproc__started_by(void) { return started_by; }
+
+int64_t mproc_current_pid(void) { return mproc__os_getpid(); }
+int64_t mproc_parent_pid(void) { return child_parent_pid ? child_parent_pid : mproc__os_getppid(); }
+const char *mproc_current_name(void) { return current_name; }
 
 int mproc__bootstrap_pending(void)
 {

@@ -34,6 +34,17 @@ typedef struct mproc__boot {
 /* Exit status of a daemon child whose parent has gone. */
 #define MPROC_EXIT_PARENT_GONE 122
 
+/* Who this process is, as mproc_current_name() and mproc_parent_pid()
+   report it: set by the guard in a spawned or served child, and by the
+   fork start method in a forked one, with the method that started it. */
+void mproc__set_child_identity(const char *name, int64_t parent_pid, mproc_start_method method);
+/* That method, or MPROC_METHOD_DEFAULT in the main process. */
+mproc_start_method mproc__started_by(void);
+
+/* In a daemon child: end this process when the parent's end of channel
+   closes (the parent has died). Starts a watcher thread. */
+void mproc__watch_parent(mproc__handle channel);
+
 /* Encode into a malloc'd buffer. */
 int mproc__boot_encode(const mproc__boot *b, unsigned char **buf, size_t *len);
 /* Total message length announced by a header (validated), or MPROC_EPROTO. */

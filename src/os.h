@@ -90,6 +90,13 @@ typedef struct mproc__os_spawn_req {
     size_t npass;
     mproc__handle *pass_in_child;  /* out: their values in the child */
     int daemon;                    /* see mproc__os_proc_free */
+    /* Optional (mproc__os_serve): sends the child its bootstrap, once
+       pass_in_child is final; called as soon as the request is on its
+       way, so the message travels while the server forks. 0 or an error,
+       which fails the start. Without it, or for mproc__os_spawn, the
+       caller sends the bootstrap after the call. */
+    int (*deliver)(void *ctx);
+    void *ctx;
 } mproc__os_spawn_req;
 
 /* Start the program again in child mode: the child gets an environment
@@ -105,6 +112,15 @@ int mproc__os_spawn(const mproc__os_spawn_req *req, mproc__os_proc **out);
    handles (on Windows this duplicates them out of the parent). */
 int mproc__os_child_channels(const char *env_value, mproc__handle *boot_read,
                              mproc__handle *status_write);
+/* The forkserver start method: the same request, child layout and
+   bootstrap as mproc__os_spawn, but the child is forked by a
+   single-threaded server process (started on first use from req->exe,
+   reached only over a socketpair it inherited) instead of being spawned.
+   The returned process works with every mproc__os_proc_* call; its wait
+   may also return MPROC_ECHILD (with *exitcode -9) when the server died
+   before it could report the status: its children die with it, and the
+   next request starts a new server. MPROC_ENOTSUP on Windows. */
+int mproc__os_serve(const mproc__os_spawn_req *req, mproc__os_proc **out);
 /* 1 if the fork start method exists here. */
 int mproc__os_has_fork(void);
 /* fork(): *is_child is set to 1 in the child (out is then NULL).
@@ -120,7 +136,8 @@ void mproc__os_exit_now(int code);
 int64_t mproc__os_proc_pid(const mproc__os_proc *p);
 /* Wait up to timeout_ms for the process to end: 0 with *exitcode set
    (>= 0 exit status, -N signal N), or MPROC_ETIMEDOUT. Reaps it. Calling
-   again after it ended returns the same code. */
+   again after it ended returns the same code (and the same MPROC_ECHILD
+   for a served child whose status was lost). */
 int mproc__os_proc_wait(mproc__os_proc *p, int timeout_ms, int *exitcode);
 /* hard 0: SIGTERM (Windows: TerminateProcess, exit code reads as -15);
    hard 1: SIGKILL (-9). 0 if the process has already ended. */

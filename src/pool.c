@@ -1,6 +1,7 @@
 /* The process pool's life cycle: create, close, terminate, join, destroy,
    the task-timeout watcher, counters and the function table. */
 #include "pool.h"
+#include "process.h"
 
 #include <stdio.h>
 
@@ -92,12 +93,8 @@ static int check_options(const mproc_pool_options *opt)
     if (opt->processes < 0 || opt->processes > 4096 || opt->maxtasksperchild < 0 ||
         opt->task_timeout_ms < 0 || (opt->initarg_len && !opt->initarg))
         return MPROC_EINVAL;
-    if (opt->method != MPROC_METHOD_DEFAULT && opt->method != MPROC_SPAWN &&
-        opt->method != MPROC_FORK && opt->method != MPROC_FORKSERVER)
-        return MPROC_EINVAL;
-    if ((opt->method == MPROC_FORK || opt->method == MPROC_FORKSERVER) && !mproc__os_has_fork())
-        return MPROC_ENOTSUP;
-    return 0;
+    mproc_start_method m;
+    return mproc__method_resolve(opt->method, &m);
 }
 
 static int alloc_pool(mproc_pool **out, const mproc_pool_options *opt)
@@ -107,7 +104,7 @@ static int alloc_pool(mproc_pool **out, const mproc_pool_options *opt)
     *out = pool;
     pool->refs = 1;
     if (opt) pool->opt = *opt;
-    if (!pool->opt.method) pool->opt.method = mproc_get_start_method();
+    mproc__method_resolve(pool->opt.method, &pool->opt.method); /* checked already */
     pool->nslots = pool->opt.processes ? pool->opt.processes : mproc_process_cpu_count();
     if (pool->nslots < 1) pool->nslots = 1;
     pool->ring_cap = ring_cap_for(pool->nslots);

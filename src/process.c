@@ -1,4 +1,5 @@
-/* Process objects: create, start (spawn or fork), join, signal. */
+/* Process objects: create, start (spawn, fork or forkserver), join,
+   signal; the start-method rules. */
 #include "bootstrap.h"
 #include "process.h"
 
@@ -30,13 +31,13 @@ struct mproc_process {
        waits on the process so that no two threads reap it at once. */
     struct mproc_process *next_child;
     int busy;
+    int status_lost;            /* forkserver died before reporting the end */
 };
 
 static char *spawn_exe;                       /* mproc_set_executable */
-static mproc_start_method default_method = MPROC_SPAWN;
+/* Set by mproc_set_start_method; MPROC_METHOD_DEFAULT until then. */
+static mproc_start_method default_method = MPROC_METHOD_DEFAULT;
 static unsigned process_counter;
-static char current_name[MPROC__NAME_MAX] = "MainProcess";
-static int64_t child_parent_pid;              /* 0 in the main process */
 /* Started, not yet destroyed, not known to have ended: this process's
    children. A forked copy of this process inherits the list in memory but
    not the children (Python clears _children in a child too): the list
@@ -61,40 +62,60 @@ int mproc_set_executable(const char *path)
     return 0;
 }
 
-int mproc_set_start_method(mproc_start_method method)
+/* ---- start methods: the rules, in one place --------------------------------- */
+/* spawn exists everywhere; fork and the forkserver (which forks) only where
+   the OS can fork. The built-in default is spawn on every platform. */
+static int method_exists(mproc_start_method m)
 {
-    if (method == MPROC_METHOD_DEFAULT) method = MPROC_SPAWN;
-    if (method != MPROC_SPAWN && method != MPROC_FORK && method != MPROC_FORKSERVER)
-        return MPROC_EINVAL;
-    if (method != MPROC_SPAWN && !mproc__os_has_fork()) return MPROC_ENOTSUP;
-    default_method = method;
+    switch (m) {
+    case MPROC_SPAWN: return 1;
+    case MPROC_FORK:
+    case MPROC_FORKSERVER: return mproc__os_has_fork();
+    default: return 0;
+    }
+}
+
+/* What the program chose; else, in a child, the method that started it
+   (so grandchildren start the same way, as in Python); else spawn. */
+static mproc_start_method current_default(void)
+{
+    if (default_method != MPROC_METHOD_DEFAULT) return default_method;
+    mproc_start_method m = mproc__started_by();
+    return m != MPROC_METHOD_DEFAULT ? m : MPROC_SPAWN;
+}
+
+int mproc__method_resolve(mproc_start_method m, mproc_start_method *out)
+{
+    if (m == MPROC_METHOD_DEFAULT) m = current_default();
+    if (m != MPROC_SPAWN && m != MPROC_FORK && m != MPROC_FORKSERVER) return MPROC_EINVAL;
+    if (!method_exists(m)) return MPROC_ENOTSUP;
+    *out = m;
     return 0;
 }
 
-mproc_start_method mproc_get_start_method(void) { return default_method; }
+int mproc_set_start_method(mproc_start_method method)
+{
+    mproc_start_method m;
+    int rc = mproc__method_resolve(method == MPROC_METHOD_DEFAULT ? MPROC_SPAWN : method, &m);
+    if (!rc) default_method = m;
+    return rc;
+}
+
+mproc_start_method mproc_get_start_method(void) { return current_default(); }
 
 /* Spawn (the default) first, as Python lists the platform default first. */
 int mproc_get_all_start_methods(mproc_start_method *out, size_t cap)
 {
     static const mproc_start_method all[] = {MPROC_SPAWN, MPROC_FORK, MPROC_FORKSERVER};
     if (!out && cap) return MPROC_EINVAL;
-    size_t n = mproc__os_has_fork() ? 3 : 1;
-    for (size_t i = 0; i < n && i < cap; i++) out[i] = all[i];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (method_exists(all[i])) {
+            if (n < cap) out[n] = all[i];
+            n++;
+        }
     return (int)n;
 }
-
-/* A child's default start method is the one that started it, so that its
-   own children start the same way (Python does the same). */
-void mproc__set_child_identity(const char *name, int64_t parent_pid, mproc_start_method method)
-{
-    snprintf(current_name, sizeof current_name, "%s", name);
-    child_parent_pid = parent_pid;
-    if (method != MPROC_METHOD_DEFAULT) default_method = method;
-}
-
-int64_t mproc_current_pid(void) { return mproc__os_getpid(); }
-int64_t mproc_parent_pid(void) { return child_parent_pid ? child_parent_pid : mproc__os_getppid(); }
-const char *mproc_current_name(void) { return current_name; }
 
 /* ---- exit handlers -------------------------------------------------------- */
 /* mproc_atexit: handlers that belong to the process that registered them.
@@ -183,10 +204,8 @@ static int set_options(mproc_process *p, const mproc_process_options *opt)
     mproc__os_global_lock();
     n = ++process_counter;
     mproc__os_global_unlock();
-    p->method = opt && opt->method ? opt->method : default_method;
-    if (p->method != MPROC_SPAWN && p->method != MPROC_FORK && p->method != MPROC_FORKSERVER)
-        return MPROC_EINVAL;
-    if (p->method != MPROC_SPAWN && !mproc__os_has_fork()) return MPROC_ENOTSUP;
+    int rc = mproc__method_resolve(opt ? opt->method : MPROC_METHOD_DEFAULT, &p->method);
+    if (rc) return rc;
     p->daemon = opt ? opt->daemon != 0 : 0;
     if (opt && opt->name) {
         if (strlen(opt->name) >= sizeof p->name) return MPROC_EINVAL;
@@ -273,6 +292,23 @@ static int send_bootstrap(mproc__boot *b, mproc__handle boot_write)
     return rc == MPROC_ECLOSED ? 0 : rc;
 }
 
+/* The bootstrap of one start, sent once the child's handles are known. */
+typedef struct boot_delivery {
+    mproc__boot *b;
+    const mproc__handle *in_child;
+    size_t npass;
+    mproc__handle boot_write;
+    int sent;
+} boot_delivery;
+
+static int deliver_bootstrap(void *ctx)
+{
+    boot_delivery *d = ctx;
+    d->sent = 1;
+    translate_handles(d->b, d->in_child, d->npass);
+    return send_bootstrap(d->b, d->boot_write);
+}
+
 static int start_spawn(mproc_process *p)
 {
     mproc__handle boot_r, boot_w, st_r, st_w, pass[MPROC__MAX_PASS + 1], in_child[MPROC__MAX_PASS + 1];
@@ -288,12 +324,13 @@ static int start_spawn(mproc_process *p)
     if (!rc) {
         fill_boot(p, b);
         size_t npass = collect_handles(p, b, pass);
-        mproc__os_spawn_req req = {spawn_exe, boot_r, st_w, pass, npass, in_child, p->daemon};
-        rc = mproc__os_spawn(&req, &p->os); /* consumes boot_r and st_w */
-        if (!rc) {
-            translate_handles(b, in_child, npass);
-            rc = send_bootstrap(b, boot_w);
-        }
+        boot_delivery d = {b, in_child, npass, boot_w, 0};
+        mproc__os_spawn_req req = {spawn_exe, boot_r, st_w, pass, npass, in_child, p->daemon,
+                                   deliver_bootstrap, &d};
+        /* both consume boot_r and st_w; the child runs the same bootstrap */
+        rc = p->method == MPROC_FORKSERVER ? mproc__os_serve(&req, &p->os)
+                                           : mproc__os_spawn(&req, &p->os);
+        if (!rc && !d.sent) rc = deliver_bootstrap(&d);
     } else {
         mproc__os_close(boot_r);
         mproc__os_close(st_w);
@@ -328,6 +365,7 @@ static int start_fork(mproc_process *p)
         return rc;
     }
     if (is_child) {
+        default_method = MPROC_METHOD_DEFAULT; /* the parent's choice is not the child's */
         mproc__set_child_identity(p->name, parent, MPROC_FORK);
         if (p->daemon) {
             mproc__os_close(watch_w);
@@ -467,7 +505,8 @@ static int update_claimed(mproc_process *p, int timeout_ms)
     int code;
     if (p->state == ST_ENDED) return 0;
     int rc = mproc__os_proc_wait(p->os, timeout_ms, &code);
-    if (rc) return rc;
+    if (rc && rc != MPROC_ECHILD) return rc;
+    p->status_lost = rc == MPROC_ECHILD;
     mark_ended(p, code);
     return 0;
 }
@@ -486,6 +525,7 @@ int mproc_process_join(mproc_process *p, int timeout_ms)
     if (p->state == ST_CREATED) return MPROC_ESTATE;
     int rc = update_state(p, timeout_ms);
     if (rc) return rc;
+    if (p->status_lost) return MPROC_ECHILD;
     return p->bootstrap_failed ? MPROC_EBOOTSTRAP : 0;
 }
 

@@ -12,12 +12,10 @@ mproc__handle mproc__process_wait_handle(mproc_process *p);
    process ends, 1 if it has ended already, MPROC_ESTATE if never started. */
 int mproc__process_wait_prepare(mproc_process *p, mproc__handle *h);
 
-/* Child-side state set by the guard (bootstrap.c) or the fork path, read
-   by process.c: name, parent and the start method that made this child. */
-void mproc__set_child_identity(const char *name, int64_t parent_pid, mproc_start_method method);
-
-/* In a daemon child: end this process when the parent's end of channel
-   closes (the parent has died). Starts a watcher thread. */
-void mproc__watch_parent(mproc__handle channel);
+/* The start method m stands for (MPROC_METHOD_DEFAULT: the process-wide
+   default), if it exists on this platform: 0 and *out, MPROC_EINVAL for
+   an unknown method, MPROC_ENOTSUP for one this platform lacks. Every
+   check of a method (processes, pools, the default) goes through here. */
+int mproc__method_resolve(mproc_start_method m, mproc_start_method *out);
 
 #endif

@@ -950,8 +950,7 @@ static void test_recv_handle_wrong_message(void **state)
 
 int main(int argc, char **argv)
 {
-    int guard = mproc_main_guard(argc, argv);
-    if (guard != 0) return 3;
+    tu_guard(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_oneway),
         cmocka_unit_test(test_record_size_boundary),
@@ -981,5 +980,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_send_handle_to_child),
         cmocka_unit_test(test_recv_handle_wrong_message),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN(argc, argv, tests);
 }

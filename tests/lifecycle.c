@@ -1,8 +1,9 @@
 /* Whole-library lifecycle: a process holding a Lock and an RLock, with a
    Queue full of messages, shared memory under a generated name and a busy
    Pool, is killed with SIGKILL (TerminateProcess on Windows). Afterwards no
-   worker of its pool survives and its shared memory is gone from the
-   system. */
+   worker of its pool survives, nor the workers' OS parent (with the
+   forkserver start method: the doomed process's own forkserver), and its
+   shared memory is gone from the system. */
 #include "testutil.h"
 
 #include <stdio.h>
@@ -17,13 +18,15 @@ enum { WORKERS = 2 };
 typedef struct report {
     char shm_name[128];
     int64_t workers[WORKERS];
+    int64_t parents[WORKERS]; /* the workers' OS parents */
 } report;
 
 typedef struct pid_table {
     mproc_ref lock_ref, shm_ref;
 } pid_table;
 
-/* Pool initializer: each worker writes its pid into the shared table. */
+/* Pool initializer: each worker writes its pid and its OS parent's pid
+   into the shared table. */
 static int record_worker_pid(const void *arg, size_t len)
 {
     pid_table t;
@@ -36,6 +39,7 @@ static int record_worker_pid(const void *arg, size_t len)
     mproc_lock_acquire(l, MPROC_FOREVER);
     for (int i = 0; i < WORKERS; i++)
         if (slots[i] == 0) {
+            slots[WORKERS + i] = mproc__os_getppid();
             slots[i] = mproc_current_pid();
             break;
         }
@@ -102,7 +106,10 @@ static int hold_everything(const void *arg, size_t len)
     volatile int64_t *slots = mproc_shm_ptr(table);
     uint64_t deadline = mproc__os_now_ms() + TU_JOIN_TIMEOUT_MS;
     while ((slots[0] == 0 || slots[1] == 0) && mproc__os_now_ms() < deadline) mproc__os_sleep_ms(5);
-    for (int i = 0; i < WORKERS; i++) r.workers[i] = slots[i];
+    for (int i = 0; i < WORKERS; i++) {
+        r.workers[i] = slots[i];
+        r.parents[i] = slots[WORKERS + i];
+    }
     if (write_report(path, &r)) return 12;
     for (;;) mproc__os_sleep_ms(1000);
     return 0;
@@ -131,7 +138,7 @@ static void test_sigkill_leaves_nothing(void **state)
         mproc__os_sleep_ms(10);
     assert_int_equal(read_report(path, &r), 0);
     remove(path);
-    assert_true(r.workers[0] > 0 && r.workers[1] > 0);
+    assert_true(r.workers[0] > 0 && r.workers[1] > 0 && r.parents[0] > 0 && r.parents[1] > 0);
     assert_int_equal(mproc__os_pid_alive(r.workers[0]), 1);
     /* while it lives, its generated name opens from any process */
     mproc_shm *s = NULL;
@@ -149,11 +156,14 @@ static void test_sigkill_leaves_nothing(void **state)
         int rc = mproc_shm_open(&s, r.shm_name);
         if (rc == 0) mproc_shm_destroy(s);
         gone = rc == MPROC_ENOENT && !mproc__os_pid_alive(r.workers[0]) &&
-               !mproc__os_pid_alive(r.workers[1]);
+               !mproc__os_pid_alive(r.workers[1]) && !mproc__os_pid_alive(r.parents[0]) &&
+               !mproc__os_pid_alive(r.parents[1]);
         if (!gone) mproc__os_sleep_ms(20);
     }
     assert_int_equal(mproc__os_pid_alive(r.workers[0]), 0);
     assert_int_equal(mproc__os_pid_alive(r.workers[1]), 0);
+    assert_int_equal(mproc__os_pid_alive(r.parents[0]), 0);
+    assert_int_equal(mproc__os_pid_alive(r.parents[1]), 0);
     assert_int_equal(mproc_shm_open(&s, r.shm_name), MPROC_ENOENT);
 }
 

@@ -1028,6 +1028,7 @@ static void test_no_descriptor_leak(void **state)
 #ifdef _WIN32
     skip();
 #else
+    tu_start_method_ready();
     int before = open_descriptors();
     for (int round = 0; round < 3; round++) {
         mproc_pool *pool = make_pool(2);
@@ -1153,6 +1154,6 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_hundred_workers),
         cmocka_unit_test(test_fork_method),
     };
-    if (mproc_main_guard(argc, argv) != 0) return 3;
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    tu_guard(argc, argv);
+    return TU_RUN(argc, argv, tests);
 }

@@ -320,22 +320,38 @@ static void test_start_methods(void **state)
     (void)state;
     unsigned char code = 77;
     mproc_process *p;
-    mproc_process_options opt = {NULL, 0, MPROC_FORK};
+    mproc_pool *pool = NULL;
+    mproc_pool_options popt;
+    memset(&popt, 0, sizeof popt);
+    popt.processes = 1;
+    mproc_start_method posix_only[] = {MPROC_FORK, MPROC_FORKSERVER};
+    for (size_t i = 0; i < 2; i++) {
+        mproc_process_options opt = {NULL, 0, posix_only[i]};
+        popt.method = posix_only[i];
 #ifdef _WIN32
-    assert_int_equal(mproc_set_start_method(MPROC_FORK), MPROC_ENOTSUP);
-    assert_int_equal(mproc_process_create(&p, return_arg_byte, &code, 1, &opt), MPROC_ENOTSUP);
+        assert_int_equal(mproc_set_start_method(posix_only[i]), MPROC_ENOTSUP);
+        assert_int_equal(mproc_process_create(&p, return_arg_byte, &code, 1, &opt), MPROC_ENOTSUP);
+        assert_int_equal(mproc_pool_create(&pool, &popt), MPROC_ENOTSUP);
 #else
-    assert_int_equal(mproc_process_create(&p, return_arg_byte, &code, 1, &opt), 0);
-    assert_int_equal(mproc_process_start(p), 0);
-    assert_int_equal(tu_join(p), 77);
-    mproc_process_destroy(p);
-    assert_int_equal(mproc_set_start_method(MPROC_FORK), 0);
-    assert_int_equal(mproc_get_start_method(), MPROC_FORK);
-    assert_int_equal(tu_run_child(return_arg_byte, &code, 1), 77);
+        assert_int_equal(mproc_process_create(&p, return_arg_byte, &code, 1, &opt), 0);
+        assert_int_equal(mproc_process_start(p), 0);
+        assert_int_equal(tu_join(p), 77);
+        mproc_process_destroy(p);
+        assert_int_equal(mproc_set_start_method(posix_only[i]), 0);
+        assert_int_equal(mproc_get_start_method(), posix_only[i]);
+        assert_int_equal(tu_run_child(return_arg_byte, &code, 1), 77);
+        assert_int_equal(mproc_pool_create(&pool, &popt), 0);
+        mproc_pool_destroy(pool);
 #endif
+    }
     assert_int_equal(mproc_set_start_method(MPROC_SPAWN), 0);
     assert_int_equal(mproc_get_start_method(), MPROC_SPAWN);
+    assert_int_equal(mproc_set_start_method(MPROC_FORK), mproc_set_start_method(MPROC_FORKSERVER));
+    assert_int_equal(mproc_set_start_method(MPROC_METHOD_DEFAULT), 0); /* back to spawn */
+    assert_int_equal(mproc_get_start_method(), MPROC_SPAWN);
     assert_int_equal(mproc_set_start_method((mproc_start_method)99), MPROC_EINVAL);
+    popt.method = (mproc_start_method)99;
+    assert_int_equal(mproc_pool_create(&pool, &popt), MPROC_EINVAL);
 }
 
 /* ---- Python parity (issue 15) ----------------------------------------------------- */
@@ -681,9 +697,32 @@ static void test_spawn_from_threads(void **state)
             assert_int_equal(spawn_results[t][r], 10 + t * 8 + r);
 }
 
+/* A non-daemon child has closed its bootstrap channel (3) and keeps its
+   status channel (4); 5 is empty or, on the portable path, its watch
+   descriptor; nothing above: not a sibling's channel, not a server's. */
+static int check_only_own_channels(const void *arg, size_t len)
+{
+    (void)arg; (void)len;
+#ifndef _WIN32
+    if (fcntl(3, F_GETFD) != -1 || fcntl(4, F_GETFD) == -1) return 1;
+    for (int fd = 6; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) != -1) return 2;
+#endif
+    return 0;
+}
+
 static void test_fd_hygiene(void **state)
 {
     (void)state;
+    /* with siblings running, whose channels the parent (or server) holds */
+    mproc_process *a = tu_start(run_forever, NULL, 0), *b = tu_start(run_forever, NULL, 0);
+    assert_int_equal(tu_run_child(check_only_own_channels, NULL, 0), 0);
+    assert_int_equal(mproc_process_kill(a), 0);
+    assert_int_equal(mproc_process_kill(b), 0);
+    assert_int_equal(tu_join(a), -9);
+    assert_int_equal(tu_join(b), -9);
+    mproc_process_destroy(a);
+    mproc_process_destroy(b);
 #ifdef _WIN32
     /* An inheritable pipe end of the parent's must not reach the child: once
        the parent closes its copy, the pipe is broken only if no child holds
@@ -816,6 +855,111 @@ static void test_strerror(void **state)
     assert_string_equal(mproc_strerror(12345), "unknown mproc error");
 }
 
+/* ---- forkserver faults ------------------------------------------------------ */
+#ifndef _WIN32
+static mproc_process *start_served(mproc_target target, const void *arg, size_t len)
+{
+    mproc_process *p = NULL;
+    mproc_process_options opt = {NULL, 0, MPROC_FORKSERVER};
+    assert_int_equal(mproc_process_create(&p, target, arg, len, &opt), 0);
+    assert_int_equal(mproc_process_start(p), 0);
+    return p;
+}
+
+/* A served child's parent is the server: it writes getppid() into the
+   shared memory named by its argument, then runs until it is ended. */
+static int report_server_pid_and_run(const void *arg, size_t len)
+{
+    mproc_shm *s;
+    if (len != sizeof(mproc_ref) || mproc_shm_attach(arg, &s)) return 2;
+    *(volatile int64_t *)mproc_shm_ptr(s) = (int64_t)getppid();
+    return run_forever(NULL, 0);
+}
+
+/* Starts a served child that reports the server's pid; returns both. */
+static mproc_process *served_with_server_pid(int64_t *server)
+{
+    mproc_shm *s;
+    mproc_ref ref;
+    assert_int_equal(mproc_shm_create(&s, NULL, 4096), 0);
+    volatile int64_t *slot = mproc_shm_ptr(s);
+    *slot = 0;
+    assert_int_equal(mproc_shm_ref(s, &ref), 0);
+    mproc_process *p = start_served(report_server_pid_and_run, &ref, sizeof ref);
+    uint64_t deadline = mproc__os_now_ms() + TU_JOIN_TIMEOUT_MS;
+    while (*slot == 0 && mproc__os_now_ms() < deadline) mproc__os_sleep_ms(2);
+    *server = *slot;
+    mproc_shm_destroy(s);
+    assert_true(*server > 0 && *server != mproc_current_pid());
+    return p;
+}
+
+static void wait_until_gone(int64_t pid)
+{
+    uint64_t deadline = mproc__os_now_ms() + TU_JOIN_TIMEOUT_MS;
+    while (mproc__os_pid_alive(pid) && mproc__os_now_ms() < deadline) mproc__os_sleep_ms(5);
+    assert_int_equal(mproc__os_pid_alive(pid), 0);
+}
+#endif
+
+/* The server is killed while one of its children runs, and between
+   starts: the child dies with it and its join says the status is lost
+   (MPROC_ECHILD); the next start gets a new server. */
+static void test_forkserver_killed(void **state)
+{
+    (void)state;
+#ifdef _WIN32
+    skip();
+#else
+    int64_t server, server2;
+    int code = 0;
+    unsigned char seven = 7;
+    mproc_process *p = served_with_server_pid(&server);
+    int64_t child = mproc_process_pid(p);
+    assert_int_equal(kill((pid_t)server, SIGKILL), 0);
+    assert_int_equal(mproc_process_join(p, TU_JOIN_TIMEOUT_MS), MPROC_ECHILD);
+    assert_int_equal(mproc_process_is_alive(p), 0);
+    assert_int_equal(mproc_process_exitcode(p, &code), 0);
+    assert_int_equal(code, -9);
+    assert_int_equal(mproc_process_kill(p), 0); /* ended: nothing to do */
+    mproc_process_destroy(p);
+    wait_until_gone(child);
+    wait_until_gone(server);
+
+    /* the next start notices and starts a new server */
+    p = start_served(tu_exit_with_arg_byte, &seven, 1);
+    assert_int_equal(tu_join(p), 7);
+    mproc_process_destroy(p);
+    p = served_with_server_pid(&server2);
+    assert_true(server2 != server);
+    assert_int_equal(mproc_process_kill(p), 0);
+    assert_int_equal(tu_join(p), -9);
+    mproc_process_destroy(p);
+#endif
+}
+
+/* A child killed from outside while the server lives is reported as
+   killed (-9), and the same server goes on starting children. */
+static void test_forkserver_child_killed(void **state)
+{
+    (void)state;
+#ifdef _WIN32
+    skip();
+#else
+    int64_t server, server2;
+    mproc_process *p = served_with_server_pid(&server);
+    assert_int_equal(kill((pid_t)mproc_process_pid(p), SIGKILL), 0);
+    assert_int_equal(tu_join(p), -9);
+    mproc_process_destroy(p);
+    p = served_with_server_pid(&server2);
+    assert_int_equal(server2, server);
+    assert_int_equal(mproc_process_terminate(p), 0);
+    assert_int_equal(tu_join(p), -15);
+    mproc_process_destroy(p);
+    assert_int_equal(mproc__os_pid_alive(server), 1);
+#endif
+}
+
 /* ---- the bootstrap message parser rejects every malformed message ------- */
 static unsigned char *valid_message(size_t *len)
 {
@@ -859,7 +1003,7 @@ static void test_bootstrap_rejects_corruption(void **state)
 
 int main(int argc, char **argv)
 {
-    if (mproc_main_guard(argc, argv) != 0) return 3;
+    tu_guard(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exit_codes),
         cmocka_unit_test(test_states_and_wrong_order),
@@ -871,24 +1015,27 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_many_at_once),
         cmocka_unit_test(test_argument_64mib),
         cmocka_unit_test(test_grandchild),
-        cmocka_unit_test(test_missing_guard),
-        cmocka_unit_test(test_start_methods),
+        tu_test_methods(test_missing_guard, TU_M(MPROC_SPAWN)),
+        tu_test_once(test_start_methods),
         cmocka_unit_test(test_daemon_destroy_kills),
         cmocka_unit_test(test_daemon_dies_with_parent),
-        cmocka_unit_test(test_fd_hygiene),
-        cmocka_unit_test(test_spawn_from_threads),
-        cmocka_unit_test(test_crash_is_negative_signal),
-        cmocka_unit_test(test_setuid_child_mode_refused),
-        cmocka_unit_test(test_bad_input),
-        cmocka_unit_test(test_strerror),
-        cmocka_unit_test(test_bootstrap_rejects_corruption),
-        cmocka_unit_test(test_fork_child_exit_spares_siblings),
-        cmocka_unit_test(test_wait_unstarted_process),
-        cmocka_unit_test(test_child_start_method),
-        cmocka_unit_test(test_atexit_own_handlers),
-        cmocka_unit_test(test_active_children),
-        cmocka_unit_test(test_join_children),
+        tu_test_methods(test_fd_hygiene, TU_EXCEPT_FORK),
+        tu_test_methods(test_spawn_from_threads, TU_EXCEPT_FORK),
+        /* a forked child would run CMocka's crash handler (inherited) */
+        tu_test_methods(test_crash_is_negative_signal, TU_EXCEPT_FORK),
+        tu_test_methods(test_setuid_child_mode_refused, TU_M(MPROC_SPAWN)),
+        tu_test_methods(test_forkserver_killed, TU_M(MPROC_FORKSERVER)),
+        tu_test_methods(test_forkserver_child_killed, TU_M(MPROC_FORKSERVER)),
+        tu_test_once(test_bad_input),
+        tu_test_once(test_strerror),
+        tu_test_once(test_bootstrap_rejects_corruption),
+        tu_test_once(test_fork_child_exit_spares_siblings),
+        tu_test_once(test_wait_unstarted_process),
+        tu_test_once(test_child_start_method),
+        tu_test_once(test_atexit_own_handlers),
+        tu_test_once(test_active_children),
+        tu_test_once(test_join_children),
         cmocka_unit_test(test_interrupt),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN(argc, argv, tests);
 }

@@ -630,9 +630,7 @@ static void test_shutdown_wakes_blocked(void **state)
 
 int main(int argc, char **argv)
 {
-    int guard = mproc_main_guard(argc, argv);
-    if (guard != 0) return 3;
-
+    tu_guard(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo_and_size),
         cmocka_unit_test(test_record_size_boundary),
@@ -651,5 +649,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_shutdown_immediate_discards),
         cmocka_unit_test(test_shutdown_wakes_blocked),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN(argc, argv, tests);
 }

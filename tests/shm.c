@@ -328,7 +328,7 @@ static void bad_input(void **state)
 
 int main(int argc, char **argv)
 {
-    if (mproc_main_guard(argc, argv) != 0) return 3;
+    tu_guard(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(generated_open_by_name),
         cmocka_unit_test(attach_by_ref),
@@ -342,5 +342,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(bad_input),
         cmocka_unit_test(generated_unlink_by_other_process),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN(argc, argv, tests);
 }

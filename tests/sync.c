@@ -1047,7 +1047,7 @@ static void nothing_left_after_sigkill(void **state)
 
 int main(int argc, char **argv)
 {
-    if (mproc_main_guard(argc, argv) != 0) return 3;
+    tu_guard(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(lock_basic),
         cmocka_unit_test(lock_timed_wait),
@@ -1072,13 +1072,14 @@ int main(int argc, char **argv)
         cmocka_unit_test(barrier_timeout_breaks),
         cmocka_unit_test(refs_rejected),
         cmocka_unit_test(null_arguments),
-        cmocka_unit_test(ref_not_inherited),
-        cmocka_unit_test(fork_child_dies_holding),
+        /* a forked child has the parent's whole registry, by nature */
+        tu_test_methods(ref_not_inherited, TU_EXCEPT_FORK),
+        tu_test_once(fork_child_dies_holding),
         cmocka_unit_test(nothing_left_after_sigkill),
         cmocka_unit_test(lock_locked),
         cmocka_unit_test(barrier_action_runs_once_per_trip),
         cmocka_unit_test(barrier_failing_action_breaks),
         cmocka_unit_test(barrier_default_timeout),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_RUN(argc, argv, tests);
 }

@@ -28,6 +28,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/mman.h>
@@ -123,9 +124,21 @@ static void cleaner_main(int fd, int maxfd)
 
 static int track_fd = -1;
 
+/* A forked child (fork start method, or the program's own fork) is not
+   the creator of its parent's names: holding the parent's socket would keep
+   them until the child ends too, and its own names would die only with
+   the parent. It starts its own cleaner when it needs one. */
+static void forget_cleaner_in_child(void)
+{
+    if (track_fd >= 0) close(track_fd);
+    track_fd = -1;
+}
+
 /* Caller holds the global lock. */
 static int cleaner_start(void)
 {
+    static int atfork_registered;
+    if (!atfork_registered) atfork_registered = pthread_atfork(NULL, NULL, forget_cleaner_in_child) == 0;
     int sv[2];
     struct rlimit rl;
     int maxfd = (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&

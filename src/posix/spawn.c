@@ -32,13 +32,14 @@ extern char **environ;
 
 struct mproc__os_proc {
     pid_t pid;
-    int wait_fd;    /* pidfd, or the sentinel pipe's read end, or -1 */
+    int wait_fd;    /* pidfd, the sentinel pipe's read end, a served child's
+                       report pipe, or -1 */
+    unsigned served; /* forked by forkserver number `served` (0: not): it
+                        reaps and reports */
     int reaped;
+    int status_lost; /* served, and the server died before reporting */
     int exitcode;
 };
-
-/* First descriptor number the child's channels and passed handles take. */
-#define CHILD_FD_BASE 3
 
 int mproc__os_has_fork(void) { return 1; }
 
@@ -57,7 +58,7 @@ static void reap_orphans_locked(void)
     }
 }
 
-static void adopt_orphan(pid_t pid)
+void mproc__posix_adopt_orphan(pid_t pid)
 {
     mproc__os_global_lock();
     reap_orphans_locked();
@@ -89,30 +90,56 @@ static char **child_environment(char *own_entry)
     return env;
 }
 
-/* The descriptors the child receives, in order: they become 3, 4, ... */
-typedef struct fd_plan {
-    int src[MPROC__MAX_PASS + 3];
-    int n;
-    int high; /* staging area above every source and target */
-} fd_plan;
-
-static void plan_fds(fd_plan *plan, const mproc__os_spawn_req *req, int sentinel)
+void mproc__posix_plan_fds(mproc__posix_fd_plan *plan, int boot_read, int status_write, int watch,
+                           const mproc__handle *pass, size_t npass)
 {
     plan->n = 0;
-    plan->src[plan->n++] = (int)req->boot_read;
-    plan->src[plan->n++] = (int)req->status_write;
-    plan->src[plan->n++] = sentinel; /* -1 when pidfd does the waiting */
-    for (size_t i = 0; i < req->npass; i++) plan->src[plan->n++] = (int)req->pass[i];
-    plan->high = CHILD_FD_BASE + plan->n;
+    plan->src[plan->n++] = boot_read;
+    plan->src[plan->n++] = status_write;
+    plan->src[plan->n++] = watch; /* -1 when nothing needs it */
+    for (size_t i = 0; i < npass; i++) plan->src[plan->n++] = (int)pass[i];
+    plan->high = MPROC__POSIX_FD_BASE + plan->n;
     for (int i = 0; i < plan->n; i++)
         if (plan->src[i] >= plan->high) plan->high = plan->src[i] + 1;
 }
 
-#if defined(USE_POSIX_SPAWN)
+static void close_from(int first)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34) || defined(__FreeBSD__)
+    closefrom(first);
+#else
+    for (int fd = first; fd < 65536; fd++) close(fd);
+#endif
+}
+
 /* Two rounds of dup2 (sources to a staging area, then down to 3, 4, ...)
-   so no source is overwritten before it is copied; then close the rest. */
-static int spawn_with_posix_spawn(const char *path, char **argv, char **env, const fd_plan *plan,
-                                  pid_t *pid)
+   so no source is overwritten before it is copied. keep_fd (or -1)
+   survives too, moved just above the staging area: its new number is
+   returned (0 without one). */
+int mproc__posix_apply_plan(const mproc__posix_fd_plan *plan, int keep_fd)
+{
+    const int base = MPROC__POSIX_FD_BASE;
+    int high = keep_fd >= plan->high ? keep_fd + 1 : plan->high, kept = 0;
+    for (int i = 0; i < plan->n; i++)
+        if (plan->src[i] >= 0 && dup2(plan->src[i], high + i) < 0) return -1;
+    if (keep_fd >= 0) {
+        if (dup2(keep_fd, high + plan->n) < 0) return -1;
+        kept = high + plan->n;
+        fcntl(kept, F_SETFD, FD_CLOEXEC);
+    }
+    for (int i = 0; i < plan->n; i++) {
+        if (plan->src[i] < 0) close(base + i);
+        else if (dup2(high + i, base + i) < 0) return -1;
+    }
+    for (int fd = base + plan->n; fd < high + plan->n; fd++) close(fd);
+    close_from(high + plan->n + (keep_fd >= 0));
+    return kept;
+}
+
+#if defined(USE_POSIX_SPAWN)
+/* The plan as file actions; then close the rest. */
+static int spawn_with_posix_spawn(const char *path, char **argv, char **env,
+                                  const mproc__posix_fd_plan *plan, pid_t *pid)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -128,15 +155,21 @@ static int spawn_with_posix_spawn(const char *path, char **argv, char **env, con
     posix_spawnattr_setsigmask(&attr, &none);
     for (int i = 0; i < plan->n && !rc; i++)
         if (plan->src[i] >= 0) rc = posix_spawn_file_actions_adddup2(&fa, plan->src[i], plan->high + i);
-    for (int i = 0; i < plan->n && !rc; i++)
+    for (int i = 0; i < plan->n && !rc; i++) {
         if (plan->src[i] >= 0)
-            rc = posix_spawn_file_actions_adddup2(&fa, plan->high + i, CHILD_FD_BASE + i);
+            rc = posix_spawn_file_actions_adddup2(&fa, plan->high + i, MPROC__POSIX_FD_BASE + i);
+#if !defined(__APPLE__) /* there, POSIX_SPAWN_CLOEXEC_DEFAULT empties it */
+        else /* an empty slot: an inheritable descriptor of ours must not sit there */
+            rc = posix_spawn_file_actions_addclose(&fa, MPROC__POSIX_FD_BASE + i);
+#endif
+    }
 #if defined(__APPLE__)
     flags |= POSIX_SPAWN_CLOEXEC_DEFAULT;
     for (int i = 0; i < plan->n && !rc; i++)
-        if (plan->src[i] >= 0) rc = posix_spawn_file_actions_addinherit_np(&fa, CHILD_FD_BASE + i);
+        if (plan->src[i] >= 0)
+            rc = posix_spawn_file_actions_addinherit_np(&fa, MPROC__POSIX_FD_BASE + i);
 #else
-    if (!rc) rc = posix_spawn_file_actions_addclosefrom_np(&fa, CHILD_FD_BASE + plan->n);
+    if (!rc) rc = posix_spawn_file_actions_addclosefrom_np(&fa, MPROC__POSIX_FD_BASE + plan->n);
 #endif
     if (!rc) rc = posix_spawnattr_setflags(&attr, flags);
     if (!rc) rc = posix_spawn(pid, path, &fa, &attr, argv, env);
@@ -146,33 +179,23 @@ static int spawn_with_posix_spawn(const char *path, char **argv, char **env, con
 }
 #else
 /* In the forked child: only async-signal-safe calls from here on. */
-static void exec_child(const char *path, char **argv, char **env, const fd_plan *plan, int err_fd)
+static void exec_child(const char *path, char **argv, char **env, const mproc__posix_fd_plan *plan,
+                       int err_fd)
 {
     sigset_t none;
     sigemptyset(&none);
-    for (int i = 0; i < plan->n; i++)
-        if (plan->src[i] >= 0 && dup2(plan->src[i], plan->high + i) < 0) goto fail;
-    for (int i = 0; i < plan->n; i++)
-        if (plan->src[i] >= 0 && dup2(plan->high + i, CHILD_FD_BASE + i) < 0) goto fail;
-    if (dup2(err_fd, plan->high + plan->n) < 0) goto fail;
-    err_fd = plan->high + plan->n;
-    fcntl(err_fd, F_SETFD, FD_CLOEXEC);
-    for (int fd = CHILD_FD_BASE + plan->n; fd < plan->high + plan->n; fd++) close(fd);
-#if defined(__FreeBSD__)
-    closefrom(err_fd + 1);
-#else
-    for (int fd = err_fd + 1; fd < 65536; fd++) close(fd);
-#endif
+    if ((err_fd = mproc__posix_apply_plan(plan, err_fd)) < 0) goto fail;
     pthread_sigmask(SIG_SETMASK, &none, NULL);
     execve(path, argv, env);
 fail:;
     int e = errno;
-    while (write(err_fd, &e, sizeof e) < 0 && errno == EINTR) {}
+    while (err_fd >= 0 && write(err_fd, &e, sizeof e) < 0 && errno == EINTR) {}
     _exit(127);
 }
 
 /* fork+exec with an error pipe: EOF means exec succeeded. */
-static int spawn_with_fork(const char *path, char **argv, char **env, const fd_plan *plan, pid_t *pid)
+static int spawn_with_fork(const char *path, char **argv, char **env,
+                           const mproc__posix_fd_plan *plan, pid_t *pid)
 {
     mproc__handle er, ew;
     int rc = mproc__os_pipe(&er, &ew), child_errno = 0;
@@ -196,6 +219,25 @@ static int spawn_with_fork(const char *path, char **argv, char **env, const fd_p
     return 0;
 }
 #endif
+
+int mproc__posix_spawn_image(const char *exe, const char *env_value,
+                             const mproc__posix_fd_plan *plan, pid_t *pid)
+{
+    char path[PATH_MAX], env_entry[96];
+    char *argv[] = {path, "--mproc-child", NULL};
+    int rc = exe_path(exe, path, sizeof path);
+    if (rc) return rc;
+    snprintf(env_entry, sizeof env_entry, "%s=%s", MPROC__CHILD_ENV, env_value);
+    char **env = child_environment(env_entry);
+    if (!env) return MPROC_ENOMEM;
+#if defined(USE_POSIX_SPAWN)
+    rc = spawn_with_posix_spawn(path, argv, env, plan, pid);
+#else
+    rc = spawn_with_fork(path, argv, env, plan, pid);
+#endif
+    free(env);
+    return rc;
+}
 
 /* ---- waiting -------------------------------------------------------------- */
 static int open_wait_fd(pid_t pid, int sentinel_read)
@@ -234,39 +276,49 @@ static mproc__os_proc *new_proc(pid_t pid, int wait_fd)
     return p;
 }
 
+mproc__os_proc *mproc__posix_served_proc(pid_t pid, int report_fd, unsigned server)
+{
+    mproc__os_proc *p = new_proc(pid, report_fd);
+    if (p) p->served = server;
+    return p;
+}
+
+void mproc__posix_channels_env(const mproc__posix_fd_plan *plan, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%d,%d,%d", MPROC__POSIX_FD_BASE, MPROC__POSIX_FD_BASE + 1, plan->n);
+}
+
+void mproc__posix_child_layout(const mproc__os_spawn_req *req, int watch,
+                                mproc__posix_fd_plan *plan)
+{
+    mproc__posix_plan_fds(plan, (int)req->boot_read, (int)req->status_write, watch, req->pass,
+                          req->npass);
+    for (size_t i = 0; i < req->npass; i++)
+        req->pass_in_child[i] = MPROC__POSIX_FD_BASE + 3 + (int)i;
+}
+
 int mproc__os_spawn(const mproc__os_spawn_req *req, mproc__os_proc **out)
 {
-    char path[PATH_MAX], env_entry[96];
-    char *argv[] = {path, "--mproc-child", NULL};
-    fd_plan plan;
+    char env_value[64];
+    mproc__posix_fd_plan plan;
     int sentinel_r, sentinel_w;
     pid_t pid = -1;
-    int rc = exe_path(req->exe, path, sizeof path);
-    if (!rc && req->npass > MPROC__MAX_PASS) rc = MPROC_EINVAL;
+    int rc = req->npass > MPROC__MAX_PASS ? MPROC_EINVAL : 0;
     if (!rc) rc = make_sentinel(&sentinel_r, &sentinel_w);
     if (rc) {
         mproc__os_close(req->boot_read);
         mproc__os_close(req->status_write);
         return rc;
     }
-    plan_fds(&plan, req, sentinel_w);
-    snprintf(env_entry, sizeof env_entry, "%s=%d,%d,%d", MPROC__CHILD_ENV, CHILD_FD_BASE,
-             CHILD_FD_BASE + 1, plan.n);
-    char **env = child_environment(env_entry);
-    if (!env) rc = MPROC_ENOMEM;
-#if defined(USE_POSIX_SPAWN)
-    if (!rc) rc = spawn_with_posix_spawn(path, argv, env, &plan, &pid);
-#else
-    if (!rc) rc = spawn_with_fork(path, argv, env, &plan, &pid);
-#endif
-    free(env);
+    mproc__posix_child_layout(req, sentinel_w, &plan);
+    mproc__posix_channels_env(&plan, env_value, sizeof env_value);
+    rc = mproc__posix_spawn_image(req->exe, env_value, &plan, &pid);
     mproc__os_close(req->boot_read);
     mproc__os_close(req->status_write);
     mproc__os_close(sentinel_w);
-    for (size_t i = 0; i < req->npass; i++) req->pass_in_child[i] = CHILD_FD_BASE + 3 + (int)i;
     if (!rc && !(*out = new_proc(pid, open_wait_fd(pid, sentinel_r)))) {
         kill(pid, SIGKILL);
-        adopt_orphan(pid);
+        mproc__posix_adopt_orphan(pid);
         rc = MPROC_ENOMEM;
     }
     if (rc) mproc__os_close(sentinel_r);
@@ -277,12 +329,22 @@ int mproc__os_child_channels(const char *env_value, mproc__handle *boot_read,
                              mproc__handle *status_write)
 {
     int r, w, n;
-    char tail;
-    if (sscanf(env_value, "%d,%d,%d%c", &r, &w, &n, &tail) != 3 || r != CHILD_FD_BASE ||
-        w != CHILD_FD_BASE + 1 || n < 3 || n > MPROC__MAX_PASS + 3)
+    char tail, served[64];
+    const size_t skip = strlen(MPROC__POSIX_SERVER_ENV ",");
+    /* The forkserver's image: it serves until the program has gone, and
+       returns here only in each child it forks, laid out as if spawned. */
+    if (strncmp(env_value, MPROC__POSIX_SERVER_ENV ",", skip) == 0) {
+        if (sscanf(env_value + skip, "%d%c", &r, &tail) != 1 || r != MPROC__POSIX_FD_BASE)
+            return MPROC_EPROTO;
+        int rc = mproc__posix_forkserver_main(r, served, sizeof served);
+        if (rc) return rc;
+        env_value = served;
+    }
+    if (sscanf(env_value, "%d,%d,%d%c", &r, &w, &n, &tail) != 3 || r != MPROC__POSIX_FD_BASE ||
+        w != MPROC__POSIX_FD_BASE + 1 || n < 3 || n > MPROC__MAX_PASS + 3)
         return MPROC_EPROTO;
     /* Everything the parent handed over stays private to this process. */
-    for (int fd = CHILD_FD_BASE; fd < CHILD_FD_BASE + n; fd++)
+    for (int fd = MPROC__POSIX_FD_BASE; fd < MPROC__POSIX_FD_BASE + n; fd++)
         if (fcntl(fd, F_GETFD) >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
     if (fcntl(r, F_GETFD) < 0 || fcntl(w, F_GETFD) < 0) return mproc__fail_os_last();
     *boot_read = r;
@@ -312,7 +374,7 @@ int mproc__os_fork(mproc__os_proc **out, int *is_child)
     *is_child = 0;
     if (!(*out = new_proc(pid, open_wait_fd(pid, sentinel_r)))) {
         kill(pid, SIGKILL);
-        adopt_orphan(pid);
+        mproc__posix_adopt_orphan(pid);
         mproc__os_close(sentinel_r);
         return MPROC_ENOMEM;
     }
@@ -323,7 +385,7 @@ void mproc__os_exit_now(int code) { _exit(code); }
 
 int64_t mproc__os_proc_pid(const mproc__os_proc *p) { return p ? (int64_t)p->pid : 0; }
 
-static int decode_status(int status)
+int mproc__posix_decode_status(int status)
 {
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     if (WIFSIGNALED(status)) return -WTERMSIG(status);
@@ -339,7 +401,7 @@ static int try_reap(mproc__os_proc *p)
     if (r < 0) return mproc__fail_os_last();
     if (r == 0) return 0;
     p->reaped = 1;
-    p->exitcode = decode_status(status);
+    p->exitcode = mproc__posix_decode_status(status);
     return 1;
 }
 
@@ -358,10 +420,21 @@ static int poll_reap(mproc__os_proc *p, uint64_t deadline, int timeout_ms)
     }
 }
 
+/* The server reaps a served child and reports its status. */
+static int wait_served(mproc__os_proc *p, int timeout_ms)
+{
+    int rc = mproc__posix_served_wait(p->wait_fd, timeout_ms, &p->exitcode);
+    if (rc && rc != MPROC_ECHILD) return rc;
+    p->reaped = 1;
+    p->status_lost = rc == MPROC_ECHILD;
+    return 0;
+}
+
 int mproc__os_proc_wait(mproc__os_proc *p, int timeout_ms, int *exitcode)
 {
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
     int rc = 0;
+    if (!p->reaped && p->served && (rc = wait_served(p, timeout_ms))) return rc;
     if (!p->reaped && p->wait_fd >= 0) {
         rc = mproc__os_wait_readable(p->wait_fd, timeout_ms);
         if (rc < 0) return rc;
@@ -369,12 +442,15 @@ int mproc__os_proc_wait(mproc__os_proc *p, int timeout_ms, int *exitcode)
     }
     if (!p->reaped && (rc = poll_reap(p, deadline, timeout_ms))) return rc;
     *exitcode = p->exitcode;
-    return 0;
+    return p->status_lost ? MPROC_ECHILD : 0;
 }
 
 int mproc__os_proc_signal(mproc__os_proc *p, int hard)
 {
     if (p->reaped) return 0;
+    /* Only the parent knows when the pid may be reused: for a served child
+       that is the server. */
+    if (p->served) return mproc__posix_served_signal(p->pid, p->served, hard);
     /* Not reaped yet, so the pid cannot have been reused. */
     if (kill(p->pid, hard ? SIGKILL : SIGTERM) != 0 && errno != ESRCH) return mproc__fail_os_last();
     return 0;
@@ -395,14 +471,12 @@ mproc__handle mproc__os_proc_wait_handle(const mproc__os_proc *p)
 void mproc__os_proc_free(mproc__os_proc *p, int kill_it)
 {
     if (!p) return;
-    if (!p->reaped) {
-        if (kill_it) {
-            int code;
-            kill(p->pid, SIGKILL);
-            mproc__os_proc_wait(p, MPROC_FOREVER, &code);
-        } else {
-            adopt_orphan(p->pid);
-        }
+    if (!p->reaped && kill_it) {
+        int code;
+        mproc__os_proc_signal(p, 1);
+        mproc__os_proc_wait(p, MPROC_FOREVER, &code);
+    } else if (!p->reaped && !p->served) {
+        mproc__posix_adopt_orphan(p->pid); /* a served one is the server's to reap */
     }
     if (p->wait_fd >= 0) close(p->wait_fd);
     free(p);

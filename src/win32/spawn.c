@@ -449,6 +449,15 @@ int mproc__os_has_fork(void)
     return 0;
 }
 
+/* No fork, so no forkserver: the request's channels are consumed all the same. */
+int mproc__os_serve(const mproc__os_spawn_req *req, mproc__os_proc **out)
+{
+    (void)out;
+    mproc__os_close(req->boot_read);
+    mproc__os_close(req->status_write);
+    return MPROC_ENOTSUP;
+}
+
 int mproc__os_fork(mproc__os_proc **out, int *is_child)
 {
     (void)out;
