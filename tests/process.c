@@ -658,6 +658,10 @@ static void test_daemon_dies_with_parent(void **state)
 
 enum { SPAWN_THREADS = 4, SPAWN_ROUNDS = 6 };
 static int spawn_results[SPAWN_THREADS][SPAWN_ROUNDS];
+/* When a round fails: which call (1 create, 2 start, 3 join, 4 exitcode)
+   and what it returned, so a failure says where it happened. */
+static int spawn_failed_step[SPAWN_THREADS][SPAWN_ROUNDS];
+static int spawn_failed_rc[SPAWN_THREADS][SPAWN_ROUNDS];
 
 /* Each round also holds an inheritable (no close-on-exec) pipe open while
    spawning, the way unrelated code in a real program might. */
@@ -667,14 +671,20 @@ static void spawn_rounds(void *arg)
     for (uint32_t r = 0; r < SPAWN_ROUNDS; r++) {
         spawn_job job = {t, r, SPAWN_JOB_MAGIC};
         mproc_process *p;
-        int code = -1000;
+        int code = -1000, step = 1, rc;
 #ifndef _WIN32
         int fds[2] = {-1, -1};
         if (pipe(fds) != 0) fds[0] = fds[1] = -1;
 #endif
-        if (mproc_process_create(&p, check_job_and_fds, &job, sizeof job, NULL) == 0) {
-            if (mproc_process_start(p) == 0 && mproc_process_join(p, TU_JOIN_TIMEOUT_MS) == 0)
-                mproc_process_exitcode(p, &code);
+        if ((rc = mproc_process_create(&p, check_job_and_fds, &job, sizeof job, NULL)) == 0) {
+            step = 2;
+            if ((rc = mproc_process_start(p)) == 0) {
+                step = 3;
+                if ((rc = mproc_process_join(p, TU_JOIN_TIMEOUT_MS)) == 0) {
+                    step = 4;
+                    rc = mproc_process_exitcode(p, &code);
+                }
+            }
             mproc_process_destroy(p);
         }
 #ifndef _WIN32
@@ -682,6 +692,8 @@ static void spawn_rounds(void *arg)
         close(fds[1]);
 #endif
         spawn_results[t][r] = code;
+        spawn_failed_step[t][r] = rc ? step : 0;
+        spawn_failed_rc[t][r] = rc;
     }
 }
 
@@ -693,8 +705,13 @@ static void test_spawn_from_threads(void **state)
         assert_int_equal(mproc__os_thread_start(&threads[t], spawn_rounds, (void *)t), 0);
     for (int t = 0; t < SPAWN_THREADS; t++) mproc__os_thread_join(threads[t]);
     for (int t = 0; t < SPAWN_THREADS; t++)
-        for (int r = 0; r < SPAWN_ROUNDS; r++)
+        for (int r = 0; r < SPAWN_ROUNDS; r++) {
+            if (spawn_failed_step[t][r])
+                print_message("thread %d round %d: call %d (1 create, 2 start, 3 join, 4 exitcode) "
+                              "returned %d (%s)\n", t, r, spawn_failed_step[t][r],
+                              spawn_failed_rc[t][r], mproc_strerror(spawn_failed_rc[t][r]));
             assert_int_equal(spawn_results[t][r], 10 + t * 8 + r);
+        }
 }
 
 /* A non-daemon child has closed its bootstrap channel (3) and keeps its
