@@ -203,6 +203,7 @@ struct mproc_pool {
     int refs;                /* the pool itself + each live iter / async */
     int nslots;
     pool_slot *slots;
+    int turn;                /* where the next search for a worker starts */
     size_t ring_cap, piece_max;
     mproc_pool_options opt;
     unsigned char *initarg;

@@ -294,15 +294,51 @@ void mproc__pool_pump_slot(pool_slot *s)
     send_batch(s);
 }
 
-/* Round robin, one unit per worker per round: a short map is spread over
-   all workers instead of filling the first one's window. */
+/* How many units s holds, or SIZE_MAX if it cannot take one now. */
+static size_t load_of(const pool_slot *s)
+{
+    if (s->state != SLOT_RUNNING || s->stop_sent || s->u_count >= window(s)) return SIZE_MAX;
+    return s->u_count;
+}
+
+/* The worker that will start a new unit soonest among those not yet tried
+   in this pump: an idle one first, then the one holding the fewest units,
+   whatever each one's window. Equal ones take turns from where the last
+   choice left off. NULL if none can take a unit. */
+static pool_slot *soonest(mproc_pool *pool, const unsigned char *tried)
+{
+    pool_slot *best = NULL;
+    size_t best_load = SIZE_MAX;
+    for (int k = 0; k < pool->nslots; k++) {
+        int i = (pool->turn + k) % pool->nslots;
+        size_t load = tried[i] ? SIZE_MAX : load_of(&pool->slots[i]);
+        if (load < best_load) {
+            best = &pool->slots[i];
+            best_load = load;
+        }
+    }
+    return best;
+}
+
+/* Hands out queued work one unit at a time, each to the worker that will
+   start it soonest; a worker that cannot take the next unit (its ring or
+   pipe budget is full, or it is due to retire) is not asked again in this
+   pump. Then every batch goes out. */
 void mproc__pool_pump_all(mproc_pool *pool)
 {
-    int progress;
-    do {
-        progress = 0;
-        for (int i = 0; i < pool->nslots; i++) progress |= give_one(&pool->slots[i]);
-    } while (progress);
+    unsigned char small[64], *tried = small;
+    if (pool->nslots > (int)sizeof small && !(tried = malloc((size_t)pool->nslots))) tried = NULL;
+    if (tried) {
+        memset(tried, 0, (size_t)pool->nslots);
+        pool_slot *s;
+        while ((s = soonest(pool, tried))) {
+            if (give_one(s)) pool->turn = (s->index + 1) % pool->nslots;
+            else tried[s->index] = 1;
+        }
+        if (tried != small) free(tried);
+    } else {
+        for (int i = 0; i < pool->nslots; i++) mproc__pool_pump_slot(&pool->slots[i]);
+    }
     for (int i = 0; i < pool->nslots; i++) send_batch(&pool->slots[i]);
 }
 
@@ -443,7 +479,7 @@ static void begin_batch(pool_slot *s, int *locked)
 static void end_batch(pool_slot *s, int *locked)
 {
     if (!*locked) return;
-    mproc__pool_pump_slot(s);
+    mproc__pool_pump_all(s->pool); /* an idle worker may be first in line */
     mproc__os_mutex_unlock(s->pool->mu);
     *locked = 0;
 }

@@ -60,6 +60,7 @@ typedef struct worker {
     unsigned char rbuf[RBUF];
     size_t rstart, rend;
     mproc_buf obuf;          /* completions not yet written */
+    uint64_t obuf_since_ns;  /* when the oldest of them was finished */
     mproc_buf acc;           /* apply input being gathered */
     mproc_buf res;           /* apply result: header, result, message */
     unsigned tasks_done;
@@ -68,6 +69,7 @@ typedef struct worker {
 static int flush(worker *w)
 {
     if (!w->obuf.len) return 0;
+    w->obuf_since_ns = 0;
     int rc = mproc__os_write_all(w->out, w->obuf.data, w->obuf.len);
     w->obuf.len = 0;
     return rc;
@@ -199,18 +201,22 @@ static int unit_error(worker *w, uint64_t seq, int code)
     return rc ? rc : flush(w);
 }
 
-/* Completion of a unit that began at t0_ns. A slow unit's completion goes
-   out at once (the parent is waiting to hand out more work); quick ones
-   are batched until the worker would block. */
+/* Completion of a unit that began at t0_ns. Completions are batched, but
+   none waits longer than HOLD_NS: the parent may be waiting for it to hand
+   out more work or to return a result, and a worker that holds its first
+   completion until its queue is empty serialises a caller that takes
+   results in order. Tiny units still go out many per write. */
+#define HOLD_NS 20000
 static int unit_done(worker *w, uint64_t seq, uint64_t t0_ns)
 {
     mproc__pool_msg done = {0};
-    uint64_t us = (mproc__os_now_ns() - t0_ns) / 1000;
+    uint64_t now = mproc__os_now_ns(), us = (now - t0_ns) / 1000;
     done.type = MPROC__R_DONE;
     done.seq = seq;
     done.b = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    if (!w->obuf_since_ns) w->obuf_since_ns = now;
     int rc = emit(w, &done, NULL, 0);
-    return rc || us < 1000 ? rc : flush(w);
+    return rc || now - w->obuf_since_ns < HOLD_NS ? rc : flush(w);
 }
 
 static int run_map(worker *w, const mproc__pool_msg *m)
