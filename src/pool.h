@@ -84,6 +84,21 @@ typedef struct mproc__pool_rec {
 typedef int (*mproc__pool_rec_fn)(void *ctx, const mproc__pool_rec *r);
 int mproc__pool_read_batch(const unsigned char *buf, size_t len, int to_worker,
                            mproc__pool_rec_fn fn, void *ctx);
+/* A worker's record as the parent reads it. */
+typedef struct mproc__pool_event {
+    uint32_t type;            /* MPROC__R_* */
+    uint64_t seq;
+    int code;                 /* R_DONE: 0 or a code for the unit's items */
+    uint32_t pos;             /* R_ITEMFAIL: the item */
+    uint32_t took_us;         /* R_DONE */
+    const unsigned char *result; /* R_DONE of an apply: its result */
+    size_t result_len;
+    const unsigned char *msg; /* not terminated */
+    size_t msg_len;
+} mproc__pool_event;
+/* Decodes a record mproc__pool_read_batch gave the parent: 0, or
+   MPROC_EPROTO for a code no worker sends. */
+int mproc__pool_event_decode(const mproc__pool_rec *r, mproc__pool_event *ev);
 /* 1 if a T_MAP's items and results lie inside an arena of arena_cap bytes. */
 int mproc__pool_map_fits(const mproc__pool_msg *m, uint64_t arena_cap);
 /* Bytes a map unit of n items takes in the arena (items padded to 16,

@@ -389,25 +389,23 @@ static void copy_message(char *dst, size_t cap, const unsigned char *src, size_t
     dst[len] = '\0';
 }
 
-static int on_done(mproc__pool_slot *s, const mproc__pool_rec *r)
+static int on_done(mproc__pool_slot *s, const mproc__pool_event *ev)
 {
     char msg[256];
     unsigned char *out = NULL;
-    const mproc__pool_msg *m = &r->m;
-    int code = m->code;
-    if (code > 0 || code < -100) return MPROC_EPROTO;
-    copy_message(msg, sizeof msg, r->payload + m->total, m->len);
-    if (code == 0 && m->total) {
-        out = malloc((size_t)m->total);
+    int code = ev->code;
+    copy_message(msg, sizeof msg, ev->msg, ev->msg_len);
+    if (code == 0 && ev->result_len) {
+        out = malloc(ev->result_len);
         if (out) {
-            memcpy(out, r->payload, (size_t)m->total);
+            memcpy(out, ev->result, ev->result_len);
         } else {
             code = MPROC_ENOMEM;
             snprintf(msg, sizeof msg, "out of memory for a %llu-byte result",
-                     (unsigned long long)m->total);
+                     (unsigned long long)ev->result_len);
         }
     }
-    int rc = mproc__pool_ev_done(s, m->seq, code, msg, out, out ? (size_t)m->total : 0, m->b);
+    int rc = mproc__pool_ev_done(s, ev->seq, code, msg, out, out ? ev->result_len : 0, ev->took_us);
     if (rc) free(out);
     return rc;
 }
@@ -416,13 +414,15 @@ static int on_record(void *ctx, const mproc__pool_rec *r)
 {
     char msg[256];
     mproc__pool_slot *s = ctx;
-    switch (r->m.type) {
+    mproc__pool_event ev;
+    int rc = mproc__pool_event_decode(r, &ev);
+    if (rc) return rc;
+    switch (ev.type) {
     case MPROC__R_READY: mproc__pool_ev_ready(s); return 0;
-    case MPROC__R_DONE: return on_done(s, r);
-    case MPROC__R_ITEMFAIL:
-        copy_message(msg, sizeof msg, r->payload, r->payload_len);
-        return mproc__pool_ev_item_failed(s, r->m.seq, r->m.a, MPROC_ETASK, msg);
-    default: return MPROC_EPROTO;
+    case MPROC__R_DONE: return on_done(s, &ev);
+    default:
+        copy_message(msg, sizeof msg, ev.msg, ev.msg_len);
+        return mproc__pool_ev_item_failed(s, ev.seq, ev.pos, ev.code, msg);
     }
 }
 

@@ -107,3 +107,31 @@ int mproc__pool_map_fits(const mproc__pool_msg *m, uint64_t arena_cap)
     uint64_t need = mproc__pool_map_bytes(n, isz, rsz);
     return m->off <= arena_cap && need <= arena_cap - m->off;
 }
+
+int mproc__pool_event_decode(const mproc__pool_rec *r, mproc__pool_event *ev)
+{
+    const mproc__pool_msg *m = &r->m;
+    memset(ev, 0, sizeof *ev);
+    ev->type = m->type;
+    ev->seq = m->seq;
+    ev->msg = r->payload;
+    ev->msg_len = r->payload_len;
+    switch (m->type) {
+    case MPROC__R_READY: return 0;
+    case MPROC__R_ITEMFAIL:
+        ev->pos = m->a;
+        ev->code = MPROC_ETASK;
+        return 0;
+    case MPROC__R_DONE:
+        /* mproc's codes are small negative numbers */
+        if (m->code > 0 || m->code < -100) return MPROC_EPROTO;
+        ev->code = m->code;
+        ev->took_us = m->b;
+        ev->result = r->payload;
+        ev->result_len = (size_t)m->total;
+        ev->msg = r->payload + m->total;
+        ev->msg_len = m->len;
+        return 0;
+    default: return MPROC_EPROTO;
+    }
+}
