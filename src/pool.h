@@ -215,8 +215,6 @@ typedef struct mproc__pool_unit {
 
 enum { MPROC__SLOT_STARTING, MPROC__SLOT_RUNNING, MPROC__SLOT_EXITING, MPROC__SLOT_DONE };
 
-struct mproc__pool_local; /* the local transport's part of a slot */
-
 /* A place for one worker at a time. */
 typedef struct mproc__pool_slot {
     struct mproc_pool *pool;
@@ -234,7 +232,7 @@ typedef struct mproc__pool_slot {
     int timed_out;
     uint64_t to_seq;
     uint32_t to_pos;
-    struct mproc__pool_local *tx; /* the transport's state */
+    void *tx;                /* the transport's state for this slot */
     mproc__os_thread *thread; /* serves the worker, replaces it */
 } mproc__pool_slot;
 
