@@ -152,7 +152,7 @@ int mproc__pool_receive(mproc_conn *c, unsigned *spin_us, unsigned char *buf, si
 int mproc__pool_worker_main(const void *arg, size_t len);
 
 /* ---- the scheduler's state ------------------------------------------------ */
-#define MPROC__POOL_WINDOW 32         /* units in flight per worker */
+#define MPROC__POOL_WINDOW 128        /* units in flight per worker */
 #define MPROC__POOL_MAX_ITEM (256u * 1024u) /* item_size + result_size */
 
 enum { MPROC__JOB_MAP = 1, MPROC__JOB_IMAP, MPROC__JOB_APPLY };
