@@ -12,6 +12,9 @@
    (woke: the OS wait reported its handle ready). */
 int mproc__conn_wait_prepare(mproc_conn *c, mproc__handle *h);
 int mproc__conn_wait_finish(mproc_conn *c);
+/* 1 if a message (or the other end's going) is there now: no system call,
+   for callers that spin before they sleep (the pool). */
+int mproc__conn_readable(mproc_conn *c);
 int mproc__queue_wait_prepare(mproc_queue *q, mproc__handle *h);
 int mproc__queue_wait_finish(mproc_queue *q, int woke);
 /* A queue's doorbell or a conn's link can lose a wake to another waiter

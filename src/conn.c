@@ -485,6 +485,8 @@ int mproc_conn_recv_into(mproc_conn *c, void *buf, size_t cap, size_t *len, int 
 /* ---- readiness ------------------------------------------------------------------ */
 static int ready_now(mproc_conn *c) { return mproc__ring_readable(&c->in) || gone(c); }
 
+int mproc__conn_readable(mproc_conn *c) { return c->can_recv && ready_now(c); }
+
 int mproc__conn_wait_prepare(mproc_conn *c, mproc__handle *h)
 {
     if (!c->can_recv) return MPROC_ESTATE;

@@ -27,7 +27,6 @@ uint64_t mproc__os_now_ns(void);           /* monotonic */
 void mproc__os_sleep_ms(int ms);
 int64_t mproc__os_getpid(void);
 int64_t mproc__os_getppid(void);
-uint64_t mproc__os_thread_id(void);        /* unique within the process */
 int mproc__os_random(void *buf, size_t len); /* OS CSPRNG */
 /* 1 if process pid may still run; 0 once it has ended (exited, killed, or
    a zombie not yet reaped — lock owner-death detection depends on that).
@@ -171,7 +170,6 @@ void mproc__os_mutex_destroy(mproc__os_mutex *m);
 typedef struct mproc__os_cond mproc__os_cond;
 int mproc__os_cond_create(mproc__os_cond **c);
 int mproc__os_cond_wait(mproc__os_cond *c, mproc__os_mutex *m, int timeout_ms);
-void mproc__os_cond_signal(mproc__os_cond *c);
 void mproc__os_cond_broadcast(mproc__os_cond *c);
 void mproc__os_cond_destroy(mproc__os_cond *c);
 /* A mutex usable before anything is initialised (registry, counters). */
@@ -312,20 +310,7 @@ void mproc__os_bell_take(mproc__handle rd);
 /* Yield the CPU to another runnable thread (spin-then-sleep waits). */
 void mproc__os_yield(void);
 
-/* ---- pool (pool.c, pool_worker.c) ---------------------------------------- */
-/* Read between 1 and cap bytes, blocking until the first arrives: 0 with
-   *got >= 1, MPROC_ECLOSED at end of stream. The pool's reader threads and
-   workers take whatever a pipe holds in one call, so a batch of messages
-   costs one system call. */
-int mproc__os_read_some(mproc__handle h, void *buf, size_t cap, size_t *got);
-/* The same for a worker's result pipe, also returning MPROC_ECLOSED once
-   the worker's process has ended (proc: mproc__os_proc_wait_handle) and
-   the pipe holds no more data: a grandchild that inherited the pipe's write
-   end (a fork inside a task, a sibling forked by the fork start method)
-   cannot hide the worker's death. Windows: mproc's handles are never
-   inherited there, end of stream is exact, proc is not used. */
-int mproc__os_read_some_or_exit(mproc__handle h, mproc__handle proc, void *buf, size_t cap,
-                                size_t *got);
+/* ---- pool (pool_worker.c) ------------------------------------------------ */
 /* In a pool worker: Ctrl-C is for the parent (Python's workers ignore
    SIGINT too); the parent decides what happens to its workers. */
 void mproc__os_ignore_interrupts(void);

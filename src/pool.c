@@ -1,19 +1,9 @@
 /* The process pool's life cycle: create, close, terminate, join, destroy,
    the task-timeout watcher, counters and the function table. */
-#include "pool.h"
+#include "pool_transport.h"
 #include "process.h"
 
 #include <stdio.h>
-
-/* Ring per worker: 16 MiB shared among the workers, 1..4 MiB each. Memory
-   is touched only as units use it. */
-static size_t ring_cap_for(int nslots)
-{
-    size_t cap = ((size_t)16 << 20) / (size_t)nslots;
-    if (cap > ((size_t)4 << 20)) cap = (size_t)4 << 20;
-    if (cap < ((size_t)1 << 20)) cap = (size_t)1 << 20;
-    return cap & ~(size_t)0xffff;
-}
 
 int mproc__pool_accepting(const mproc_pool *pool)
 {
@@ -21,7 +11,7 @@ int mproc__pool_accepting(const mproc_pool *pool)
     if (!pool->broken_error) return 0;
     /* Broken only when no worker is left to do the work. */
     for (int i = 0; i < pool->nslots; i++)
-        if (pool->slots[i].state != SLOT_DONE) return 0;
+        if (pool->slots[i].state != MPROC__SLOT_DONE) return 0;
     return pool->broken_error;
 }
 
@@ -34,7 +24,7 @@ int mproc__pool_fn_id(mproc_pool *pool, const void *addr, uint32_t *id)
         }
     if (pool->nfns == pool->fns_cap) {
         size_t cap = pool->fns_cap ? 2 * pool->fns_cap : 8;
-        pool_fn *f = realloc(pool->fns, cap * sizeof *f);
+        mproc__pool_fn *f = realloc(pool->fns, cap * sizeof *f);
         if (!f) return MPROC_ENOMEM;
         pool->fns = f;
         pool->fns_cap = cap;
@@ -46,30 +36,7 @@ int mproc__pool_fn_id(mproc_pool *pool, const void *addr, uint32_t *id)
     return 0;
 }
 
-/* ---- the task-timeout watcher --------------------------------------------------- */
-/* A worker whose item counter has not moved for task_timeout_ms while it
-   runs an item is killed; its reader thread fails that item with
-   MPROC_ETIMEDOUT. Measured on the parent's clock from when the parent
-   first saw the counter value, so a task is never cut short. */
-static void check_timeouts(mproc_pool *pool, uint64_t now)
-{
-    for (int i = 0; i < pool->nslots; i++) {
-        pool_slot *s = &pool->slots[i];
-        if (s->state != SLOT_RUNNING || s->timed_out) continue;
-        uint32_t ticks = s->st->ticks, phase = s->st->phase;
-        if (phase != MPROC__PHASE_RUNNING || ticks != s->seen_ticks) {
-            s->seen_ticks = ticks;
-            s->seen_since_ms = now;
-            continue;
-        }
-        if (now - s->seen_since_ms < (uint64_t)pool->opt.task_timeout_ms) continue;
-        s->timed_out = 1;
-        s->to_seq = s->st->seq;
-        s->to_pos = s->st->pos;
-        mproc_process_kill(s->proc);
-    }
-}
-
+/* ---- the task-timeout watcher (mproc__pool_check_timeouts) ----------------------- */
 static void timer_thread(void *arg)
 {
     mproc_pool *pool = arg;
@@ -78,7 +45,7 @@ static void timer_thread(void *arg)
     if (period > 200) period = 200;
     mproc__os_mutex_lock(pool->mu);
     while (!pool->timer_stop) {
-        check_timeouts(pool, mproc__os_now_ms());
+        mproc__pool_check_timeouts(pool, mproc__os_now_ms());
         mproc__os_cond_wait(pool->timer_cond, pool->mu, period);
     }
     mproc__os_mutex_unlock(pool->mu);
@@ -97,7 +64,8 @@ static int check_options(const mproc_pool_options *opt)
     return mproc__method_resolve(opt->method, &m);
 }
 
-static int alloc_pool(mproc_pool **out, const mproc_pool_options *opt)
+static int alloc_pool(mproc_pool **out, const mproc_pool_options *opt,
+                      const mproc__pool_transport *transport)
 {
     mproc_pool *pool = mproc__calloc(1, sizeof *pool);
     if (!pool) return MPROC_ENOMEM;
@@ -107,8 +75,7 @@ static int alloc_pool(mproc_pool **out, const mproc_pool_options *opt)
     mproc__method_resolve(pool->opt.method, &pool->opt.method); /* checked already */
     pool->nslots = pool->opt.processes ? pool->opt.processes : mproc_process_cpu_count();
     if (pool->nslots < 1) pool->nslots = 1;
-    pool->ring_cap = ring_cap_for(pool->nslots);
-    pool->piece_max = pool->ring_cap / 4;
+    pool->transport = transport;
     if (pool->opt.initarg_len) {
         if (!(pool->initarg = malloc(pool->opt.initarg_len))) return MPROC_ENOMEM;
         memcpy(pool->initarg, pool->opt.initarg, pool->opt.initarg_len);
@@ -124,14 +91,13 @@ static int alloc_pool(mproc_pool **out, const mproc_pool_options *opt)
     if (!rc) rc = mproc__os_mutex_create(&pool->mu);
     if (!rc) rc = mproc__os_cond_create(&pool->cond);
     if (!rc) rc = mproc__os_cond_create(&pool->timer_cond);
-    if (!rc) rc = mproc__os_mutex_create(&pool->fork_mu);
+    if (!rc) rc = mproc__os_mutex_create(&pool->start_mu);
     if (!rc && !(pool->slots = mproc__calloc((size_t)pool->nslots, sizeof *pool->slots)))
         rc = MPROC_ENOMEM;
     for (int i = 0; !rc && i < pool->nslots; i++) {
         pool->slots[i].pool = pool;
         pool->slots[i].index = i;
-        pool->slots[i].ring_cap = pool->ring_cap;
-        rc = mproc__pool_slot_init(&pool->slots[i]);
+        rc = pool->transport->init(&pool->slots[i]);
     }
     return rc;
 }
@@ -146,16 +112,16 @@ static int start_workers(mproc_pool *pool)
     int rc = 0;
     for (int i = 0; !rc && i < pool->nslots; i++) {
         if (i == 0 || serial) {
-            if (!(rc = mproc__pool_slot_start(&pool->slots[i]))) pool->slots[i].state = SLOT_RUNNING;
+            if (!(rc = mproc__pool_slot_start(&pool->slots[i]))) pool->slots[i].state = MPROC__SLOT_RUNNING;
         } else {
-            pool->slots[i].state = SLOT_STARTING;
+            pool->slots[i].state = MPROC__SLOT_STARTING;
         }
     }
     for (int i = 0; i < pool->nslots; i++) {
         if (!rc) rc = mproc__os_thread_start(&pool->slots[i].thread, mproc__pool_slot_thread,
                                              &pool->slots[i]);
         if (!rc) pool->threads_live++;
-        else if (pool->slots[i].state == SLOT_STARTING) pool->slots[i].state = SLOT_DONE;
+        else if (pool->slots[i].state == MPROC__SLOT_STARTING) pool->slots[i].state = MPROC__SLOT_DONE;
     }
     if (!rc && pool->opt.task_timeout_ms)
         rc = mproc__os_thread_start(&pool->timer, timer_thread, pool);
@@ -164,13 +130,19 @@ static int start_workers(mproc_pool *pool)
 
 int mproc_pool_create(mproc_pool **out, const mproc_pool_options *opt)
 {
-    if (!out) return MPROC_EINVAL;
+    return mproc__pool_create_on(out, opt, &mproc__pool_local_transport);
+}
+
+int mproc__pool_create_on(mproc_pool **out, const mproc_pool_options *opt,
+                          const mproc__pool_transport *transport)
+{
+    if (!out || !transport) return MPROC_EINVAL;
     *out = NULL;
     int rc = check_options(opt);
     if (!rc) rc = mproc__check_may_start();
     if (rc) return rc;
     mproc_pool *pool = NULL;
-    rc = alloc_pool(&pool, opt);
+    rc = alloc_pool(&pool, opt, transport);
     if (rc) {
         free_pool(pool); /* nothing started yet */
         return rc;
@@ -199,7 +171,7 @@ void mproc__pool_terminate_locked(mproc_pool *pool, int code, const char *msg)
     pool->closed = pool->terminating = 1;
     mproc__pool_fail_queued(pool, code, msg);
     for (int i = 0; i < pool->nslots; i++)
-        if (pool->slots[i].state == SLOT_RUNNING) mproc_process_kill(pool->slots[i].proc);
+        if (pool->slots[i].state == MPROC__SLOT_RUNNING) pool->transport->kill(&pool->slots[i]);
 }
 
 int mproc_pool_terminate(mproc_pool *pool)
@@ -268,14 +240,14 @@ int mproc_pool_join(mproc_pool *pool)
 static void free_pool(mproc_pool *pool)
 {
     if (!pool) return;
-    for (int i = 0; pool->slots && i < pool->nslots; i++) mproc__pool_slot_free(&pool->slots[i]);
+    for (int i = 0; pool->slots && i < pool->nslots; i++) pool->transport->fini(&pool->slots[i]);
     free(pool->slots);
     free(pool->fns);
     free(pool->initarg);
     mproc__os_cond_destroy(pool->timer_cond);
     mproc__os_cond_destroy(pool->cond);
     mproc__os_mutex_destroy(pool->mu);
-    mproc__os_mutex_destroy(pool->fork_mu);
+    mproc__os_mutex_destroy(pool->start_mu);
     free(pool);
 }
 

@@ -1,20 +1,30 @@
 /*
  * The process pool, internal view: the wire format between the parent and
- * its workers, the per-worker shared status block, and the parent's state.
+ * its workers, the per-worker shared block, and the scheduler's state.
  *
- * Data path. Each worker slot owns one anonymous shared memory object: a
- * status block followed by a byte ring. The parent copies a unit's items
- * into the ring and sends a 48-byte descriptor over the slot's task pipe;
- * the worker runs the function over the items, writing results next to them
- * in the ring, and answers with a 48-byte completion on its result pipe. The
- * pipes carry only descriptors (and apply results, which have any size), so
- * a map moves its data with two memcpys and a few system calls per unit.
+ * The pool is a scheduler (pool_sched.c, pool_jobs.c, pool.c, pool_api.c)
+ * over a transport (pool_transport.h; the local one is pool_local.c, its
+ * worker pool_worker.c). The scheduler owns the queue of units, windows,
+ * fairness, retries and failure accounting, imap windows, timeouts and the
+ * pool's life cycle; the transport starts workers, hands them units and
+ * reports what happens to them.
+ *
+ * Local data path. Each worker has a duplex conn (conn.c: two rings in
+ * shared memory and a link) and a shared block: a status block followed by
+ * an arena. Parent and worker send each other batches of records (48-byte
+ * headers, payloads) through the conn. A map unit's items are copied into
+ * the arena and the worker writes its results next to them; an apply's
+ * input and result travel whole inside the records. Map results stay in
+ * the arena rather than in the worker's records because a worker that
+ * dies mid-unit must not take the results it already wrote with it: the
+ * parent reads them from the arena after the death (an apply has one
+ * result, which a death loses anyway).
  *
  * Death. Before each item the worker publishes (unit seq, position, phase)
- * in its status block. When its result pipe reaches end of stream the
- * parent reads that block and knows, per unit it had sent: finished, running
- * at item k (results before k are in the ring and are kept; item k failed;
- * the rest run again elsewhere), or never started (run again).
+ * in its status block. When its conn reports the end of the worker, the
+ * transport reads that block and tells the scheduler, per unit it held:
+ * finished, running at item k (results before k are in the arena and are
+ * kept; item k failed; the rest run again elsewhere), or never started.
  */
 #ifndef MPROC_POOL_H
 #define MPROC_POOL_H
@@ -29,8 +39,8 @@
 /* parent -> worker */
 enum {
     MPROC__T_DEFINE = 1, /* function id -> fnref; payload: encoded fnref */
-    MPROC__T_MAP = 2,    /* run fn over items in the ring */
-    MPROC__T_PIECE = 3,  /* a piece of an apply input (the last one runs it) */
+    MPROC__T_MAP = 2,    /* run fn over items in the arena */
+    MPROC__T_APPLY = 3,  /* run fn over the payload (the whole input) */
     MPROC__T_STOP = 4    /* finish and exit 0 */
 };
 /* worker -> parent */
@@ -42,8 +52,8 @@ enum {
 
 /* One decoded header. Field meaning per type:
    T_DEFINE: fn, len = payload bytes.
-   T_MAP:    fn, seq, off (ring), len = items, a = item size, b = result size.
-   T_PIECE:  fn, seq, off, len = piece bytes, a = flags, total = input size.
+   T_MAP:    fn, seq, off (arena), len = items, a = item size, b = result size.
+   T_APPLY:  fn, seq, total = input bytes (the payload).
    R_DONE:   seq, code (0, or a code for every item of the unit: the
              function could not be resolved), total = result bytes,
              len = message bytes, b = microseconds the unit took.
@@ -55,17 +65,56 @@ typedef struct mproc__pool_msg {
     int32_t code;
 } mproc__pool_msg;
 
-#define MPROC__PIECE_FIRST 0x1u
-#define MPROC__PIECE_FINAL 0x2u
+/* Largest payload of a worker's message besides an apply result. */
+#define MPROC__POOL_MSG_MAX 65536u
+/* Largest apply input or result (1 TiB, as a conn message): a sanity
+   bound on lengths read back. */
+#define MPROC__POOL_MAX_PAYLOAD ((uint64_t)1 << 40)
 
 void mproc__pool_msg_encode(const mproc__pool_msg *m, unsigned char out[MPROC__POOL_HDR]);
 void mproc__pool_msg_decode(const unsigned char in[MPROC__POOL_HDR], mproc__pool_msg *m);
+
+/* One record of a batch: its header and payload (inside the batch). */
+typedef struct mproc__pool_rec {
+    mproc__pool_msg m;
+    const unsigned char *payload;
+    size_t payload_len;
+} mproc__pool_rec;
+/* Splits a batch (one conn message) into records, calling fn for each in
+   order until fn returns non-zero (returned). A record whose type is not
+   of this direction or whose lengths do not fit is MPROC_EPROTO, with the
+   records before it delivered. to_worker: 1 for what a worker reads, 0
+   for what the parent reads. */
+typedef int (*mproc__pool_rec_fn)(void *ctx, const mproc__pool_rec *r);
+int mproc__pool_read_batch(const unsigned char *buf, size_t len, int to_worker,
+                           mproc__pool_rec_fn fn, void *ctx);
+/* A worker's record as the parent reads it. */
+typedef struct mproc__pool_event {
+    uint32_t type;            /* MPROC__R_* */
+    uint64_t seq;
+    int code;                 /* R_DONE: 0 or a code for the unit's items */
+    uint32_t pos;             /* R_ITEMFAIL: the item */
+    uint32_t took_us;         /* R_DONE */
+    const unsigned char *result; /* R_DONE of an apply: its result */
+    size_t result_len;
+    const unsigned char *msg; /* not terminated */
+    size_t msg_len;
+} mproc__pool_event;
+/* Decodes a record mproc__pool_read_batch gave the parent: 0, or
+   MPROC_EPROTO for a code no worker sends. */
+int mproc__pool_event_decode(const mproc__pool_rec *r, mproc__pool_event *ev);
+/* 1 if a T_MAP's items and results lie inside an arena of arena_cap bytes. */
+int mproc__pool_map_fits(const mproc__pool_msg *m, uint64_t arena_cap);
+/* Bytes a map unit of n items takes in the arena (items padded to 16,
+   then the results). */
+uint64_t mproc__pool_map_bytes(uint64_t n, uint64_t isz, uint64_t rsz);
+#define MPROC__POOL_RESULTS_AT(n, isz) (((uint64_t)(n) * (isz) + 15) & ~(uint64_t)15)
 /* fnref <-> payload of a T_DEFINE (offset, digest, module path). */
 #define MPROC__FNREF_WIRE_MAX (8 + 16 + MPROC__MODULE_PATH_MAX)
 size_t mproc__pool_fnref_encode(const mproc__fnref *f, unsigned char *out);
 int mproc__pool_fnref_decode(const unsigned char *in, size_t len, mproc__fnref *f);
 
-/* ---- the shared status block (start of each slot's shared memory) ------ */
+/* ---- the shared status block (start of each worker's shared block) ------ */
 enum { MPROC__PHASE_IDLE = 0, MPROC__PHASE_RUNNING = 1, MPROC__PHASE_FINISHED = 2 };
 typedef struct mproc__pool_status {
     volatile uint64_t seq;    /* unit being run / last run (0: none yet) */
@@ -78,41 +127,51 @@ typedef struct mproc__pool_status {
 
 /* ---- the worker's argument ---------------------------------------------- */
 #define MPROC__POOL_MAGIC 0x4c4f4f50u /* "POOL" */
-#define MPROC__POOL_VERSION 1u
+#define MPROC__POOL_VERSION 2u
 typedef struct mproc__pool_config {
     uint32_t magic, version;
     uint32_t slot;
     uint32_t maxtasks;        /* 0: unlimited */
-    uint64_t ring_cap;
+    uint64_t arena_cap;
     int64_t parent_pid;
     uint32_t watch_parent;    /* 1: poll for the parent's death (fork) */
     uint32_t has_init;
     mproc__fnref init;
-    mproc_ref chan;           /* MPROC__KIND_POOLCHAN: task_r, result_w, shm */
+    mproc_ref block;          /* MPROC__KIND_POOLCHAN: the shared block */
+    mproc_ref conn;           /* the worker's end of its duplex conn */
     uint64_t initarg_len;     /* the initarg follows the struct */
 } mproc__pool_config;
+
+/* Waits until conn c has a message (or its other end went): 1, 0 after
+   timeout_ms, or an error. Spins on the ring for *spin_us first without
+   yielding the CPU, then sleeps in the OS, and adapts *spin_us: it spins
+   only while messages come within the spin (pool_local.c). */
+int mproc__pool_await(mproc_conn *c, unsigned *spin_us, int timeout_ms);
+/* Receives one message after mproc__pool_await: into buf if it fits, else
+   into a malloc'd *big. MPROC_ETIMEDOUT if none came in time. */
+int mproc__pool_receive(mproc_conn *c, unsigned *spin_us, unsigned char *buf, size_t cap,
+                        unsigned char **big, size_t *len, int timeout_ms);
 
 /* The worker process's target (pool_worker.c). */
 int mproc__pool_worker_main(const void *arg, size_t len);
 
-/* ---- parent side ---------------------------------------------------------- */
-#define MPROC__POOL_WINDOW 32         /* units in flight per worker */
-#define MPROC__POOL_PIPE_BUDGET 3600  /* unread descriptor bytes per task pipe */
+/* ---- the scheduler's state ------------------------------------------------ */
+#define MPROC__POOL_WINDOW 128        /* units in flight per worker */
 #define MPROC__POOL_MAX_ITEM (256u * 1024u) /* item_size + result_size */
 
-enum { JOB_MAP = 1, JOB_IMAP, JOB_APPLY };
+enum { MPROC__JOB_MAP = 1, MPROC__JOB_IMAP, MPROC__JOB_APPLY };
 
-typedef struct pool_range { size_t lo, n; } pool_range;
+typedef struct mproc__pool_range { size_t lo, n; } mproc__pool_range;
 
 /* imap: a failed item's message until the consumer reaches it. */
-typedef struct pool_failure {
-    struct pool_failure *next;
+typedef struct mproc__pool_failure {
+    struct mproc__pool_failure *next;
     size_t index;
     char msg[256];
-} pool_failure;
+} mproc__pool_failure;
 
-typedef struct pool_job {
-    struct pool_job *next_q; /* in the pool's queue while it has work to hand out */
+typedef struct mproc__pool_job {
+    struct mproc__pool_job *next_q; /* in the pool's queue while it has work to hand out */
     int kind, queued, cancelled, refs;
     uint32_t fn;
     /* map / imap */
@@ -120,7 +179,7 @@ typedef struct pool_job {
     size_t isz, rsz, count, chunk;
     unsigned char *results;  /* map: the caller's array; imap: the window */
     size_t next;             /* first item never handed out */
-    pool_range *retry;       /* items to hand out again (their worker died) */
+    mproc__pool_range *retry; /* items to hand out again (their worker died) */
     size_t nretry, retry_cap;
     size_t remaining;        /* items not yet finished */
     int has_err, err_code;
@@ -128,59 +187,47 @@ typedef struct pool_job {
     char err_msg[256];
     /* imap: a window of `window` items from `low` (lowest not yet consumed) */
     size_t window, low;
-    unsigned char *state;    /* IS_* per window position */
+    unsigned char *state;    /* MPROC__IS_* per window position */
     int *codes;
     size_t *readyq, rq_head, rq_count; /* unordered: finished, not consumed */
     int unordered;
     size_t consumed;
-    pool_failure *failures;
+    mproc__pool_failure *failures;
     int abort_code;          /* imap: items never handed out fail with this */
     char abort_msg[256];
     /* apply */
     unsigned char *in;
     size_t in_len;
-    struct pool_slot *streamer; /* the slot its pieces are going to */
-    size_t stream_off;
+    int handed;              /* apply: held by a worker now */
     unsigned char *out;
     size_t out_len;
     volatile uint32_t done;  /* apply: finished (read without the lock to spin) */
-} pool_job;
+} mproc__pool_job;
 
-enum { IS_PENDING = 0, IS_DONE, IS_FAILED, IS_CONSUMED };
+enum { MPROC__IS_PENDING = 0, MPROC__IS_DONE, MPROC__IS_FAILED, MPROC__IS_CONSUMED };
 
-typedef struct pool_unit {
-    uint64_t seq;
-    pool_job *job;
-    size_t lo, n;            /* map: items; piece: input offset, bytes */
-    size_t ring_off, ring_len;
-    size_t wire_bytes;       /* descriptor bytes it put in the task pipe */
-    int piece, final;
+/* A unit: a range of a map job's items, or one apply. */
+typedef struct mproc__pool_unit {
+    uint64_t seq;            /* per worker, from 1, in the order handed out */
+    mproc__pool_job *job;
+    size_t lo, n;            /* map: items; apply: 0, 1 */
+    size_t place, place_len; /* where the transport put it (local: arena) */
+    size_t wire_bytes;       /* bytes it takes in the transport until done */
     uint32_t *fails;         /* positions already failed (R_ITEMFAIL) */
     size_t nfails, fails_cap;
-} pool_unit;
+} mproc__pool_unit;
 
-enum { SLOT_STARTING, SLOT_RUNNING, SLOT_EXITING, SLOT_DONE };
+enum { MPROC__SLOT_STARTING, MPROC__SLOT_RUNNING, MPROC__SLOT_EXITING, MPROC__SLOT_DONE };
 
-typedef struct pool_slot {
+/* A place for one worker at a time. */
+typedef struct mproc__pool_slot {
     struct mproc_pool *pool;
     int index, state;
-    mproc_process *proc;
-    int64_t pid;
-    mproc__handle task_w, result_r, shm;
-    mproc__handle proc_h;    /* ready when the worker process has ended */
-    unsigned char *mem;      /* status block + ring */
-    mproc__pool_status *st;
-    unsigned char *ring;
-    size_t ring_cap, ring_tail;
-    pool_unit units[MPROC__POOL_WINDOW];
+    int64_t pid;             /* of the worker now, for messages */
+    mproc__pool_unit units[MPROC__POOL_WINDOW];
     size_t u_first, u_count;
     uint64_t next_seq;
-    unsigned char *known;    /* per function id: defined in this worker */
-    size_t known_cap;
-    unsigned char *batch;    /* descriptors waiting for one write */
-    size_t batch_len, pipe_bytes;
     unsigned tasks_sent;
-    pool_job *stream;        /* apply whose pieces are going to this worker */
     int ready, stop_sent, start_failures;
     size_t win;              /* units it may hold now (grows while units are quick) */
     /* task timeout */
@@ -189,28 +236,31 @@ typedef struct pool_slot {
     int timed_out;
     uint64_t to_seq;
     uint32_t to_pos;
-    int proto_error;
-    unsigned char *rbuf;     /* the reader thread's buffer */
-    mproc__os_thread *thread;
-} pool_slot;
+    void *tx;                /* the transport's state for this slot */
+    mproc__os_thread *thread; /* serves the worker, replaces it */
+} mproc__pool_slot;
 
-typedef struct pool_fn { void *addr; mproc__fnref ref; } pool_fn;
+typedef struct mproc__pool_fn { void *addr; mproc__fnref ref; } mproc__pool_fn;
+
+struct mproc__pool_transport;
 
 struct mproc_pool {
     mproc__os_mutex *mu;
     mproc__os_cond *cond;
-    mproc__os_mutex *fork_mu;  /* fork: one worker start at a time */
+    mproc__os_mutex *start_mu; /* fork: one worker start at a time */
+    const struct mproc__pool_transport *transport;
     int refs;                /* the pool itself + each live iter / async */
     int nslots;
-    pool_slot *slots;
-    size_t ring_cap, piece_max;
+    mproc__pool_slot *slots;
+    int turn;                /* where the next search for a worker starts */
+    size_t unit_max;         /* bytes of one map unit (items + results) */
     mproc_pool_options opt;
     unsigned char *initarg;
     int has_init;
     mproc__fnref init_ref;   /* the initializer, as workers find it */
-    pool_fn *fns;
+    mproc__pool_fn *fns;
     size_t nfns, fns_cap;
-    pool_job *qhead, *qtail; /* jobs with work not yet handed out */
+    mproc__pool_job *qhead, *qtail; /* jobs with work not yet handed out */
     int closed, terminating, joined, joining, threads_live;
     volatile uint32_t interrupted;     /* set by mproc_pool_interrupt (atomic) */
     int interrupt_done;                /* ...and acted upon */
@@ -225,16 +275,17 @@ struct mproc_pool {
     int timer_stop;
 };
 
-/* pool_slot.c: workers, their reader threads, deaths, dispatch. All with
-   the pool's lock held unless said otherwise. */
+/* pool_sched.c: handing out units, windows, what workers report. With the
+   pool's lock held unless said otherwise. */
 void mproc__pool_pump_all(mproc_pool *pool);
-void mproc__pool_pump_slot(pool_slot *s);
-int mproc__pool_slot_init(pool_slot *s);       /* shared memory, buffers */
-void mproc__pool_slot_free(pool_slot *s);
-int mproc__pool_slot_start(pool_slot *s);      /* without the lock */
-void mproc__pool_slot_thread(void *arg);
-int mproc__pool_ring_alloc(pool_slot *s, size_t len, size_t *off);
 void mproc__pool_wake(mproc_pool *pool);       /* waiting callers look again */
+/* Kills workers whose item has run longer than the task timeout. */
+void mproc__pool_check_timeouts(mproc_pool *pool, uint64_t now_ms);
+int mproc__pool_all_slots_done(const mproc_pool *pool);
+/* Without the lock: starts the slot's worker (create starts the first). */
+int mproc__pool_slot_start(mproc__pool_slot *s);
+/* The thread of a slot: serves its worker and replaces it until the end. */
+void mproc__pool_slot_thread(void *arg);
 
 /* pool.c: life cycle */
 int mproc__pool_fn_id(mproc_pool *pool, const void *addr, uint32_t *id);
@@ -243,27 +294,31 @@ int mproc__pool_fn_id(mproc_pool *pool, const void *addr, uint32_t *id);
 int mproc__pool_unref(mproc_pool *pool);
 /* 0 if new work may be submitted, else the code to return. */
 int mproc__pool_accepting(const mproc_pool *pool);
-
-/* pool_jobs.c: finishing items, queue */
-void mproc__pool_enqueue(mproc_pool *pool, pool_job *job);
-void mproc__pool_dequeue(mproc_pool *pool, pool_job *job);
-/* Next unit of work for a slot: 1 if *u was filled (ring space taken). */
-int mproc__pool_next_unit(pool_slot *s, pool_unit *u);
-/* Completion of a unit; the unit is then released. */
-void mproc__pool_unit_done(pool_slot *s, pool_unit *u, int code, const char *msg,
-                           unsigned char *out, size_t out_len);
-void mproc__pool_item_failed(pool_slot *s, pool_unit *u, uint32_t pos, int code,
-                             const char *msg);
-/* A unit whose worker died: finished items kept, the item at pos (if
-   running) failed with code/msg, the rest handed out again. */
-void mproc__pool_unit_died(pool_slot *s, pool_unit *u, int started, size_t pos, int code,
-                           const char *msg);
-/* Terminate / all workers broken: fail everything queued with code. */
-void mproc__pool_fail_queued(mproc_pool *pool, int code, const char *msg);
 /* Close the pool, fail what is queued with code, kill running workers.
    With the lock held. */
 void mproc__pool_terminate_locked(mproc_pool *pool, int code, const char *msg);
-void mproc__pool_job_unref(mproc_pool *pool, pool_job *job);
-int mproc__pool_has_work(mproc_pool *pool);
+
+/* pool_jobs.c: the queue, cutting jobs into units, finishing items */
+void mproc__pool_enqueue(mproc_pool *pool, mproc__pool_job *job);
+void mproc__pool_dequeue(mproc_pool *pool, mproc__pool_job *job);
+/* The next unit of queued work into *u (job, lo, n), without taking it:
+   1 if there is one. */
+int mproc__pool_peek_unit(mproc_pool *pool, mproc__pool_unit *u);
+/* The unit peek gave is handed out: take it from its job. */
+void mproc__pool_take_unit(mproc_pool *pool, mproc__pool_unit *u);
+/* A unit finished. res: a map unit's results (n * rsz bytes); out: an
+   apply's result (handed over). The unit is then released. */
+void mproc__pool_unit_done(mproc_pool *pool, mproc__pool_unit *u, int code, const char *msg,
+                           const unsigned char *res, unsigned char *out, size_t out_len);
+void mproc__pool_item_failed(mproc_pool *pool, mproc__pool_unit *u, uint32_t pos, int code,
+                             const char *msg);
+/* A unit whose worker died: items before pos kept (results in res), the
+   item at pos failed with code/msg, the rest handed out again. started 0:
+   it never began, all of it is handed out again. */
+void mproc__pool_unit_died(mproc_pool *pool, mproc__pool_unit *u, int started, size_t pos,
+                           int code, const char *msg, const unsigned char *res);
+/* Terminate / all workers broken: fail everything queued with code. */
+void mproc__pool_fail_queued(mproc_pool *pool, int code, const char *msg);
+void mproc__pool_job_unref(mproc_pool *pool, mproc__pool_job *job);
 
 #endif

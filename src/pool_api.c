@@ -7,12 +7,12 @@
 
 struct mproc_iter {
     mproc_pool *pool;
-    pool_job *job;
+    mproc__pool_job *job;
 };
 
 struct mproc_async {
     mproc_pool *pool;
-    pool_job *job;
+    mproc__pool_job *job;
 };
 
 /* How often a waiting call looks for mproc_pool_interrupt(): a signal
@@ -23,7 +23,7 @@ struct mproc_async {
    lock held. 0, MPROC_ETIMEDOUT, or MPROC_EINTR once the pool has been
    interrupted (the first waiter to see it terminates the pool, so the job
    ends quickly; its results are not used). */
-static int wait_for(mproc_pool *pool, pool_job *job, int (*done)(const pool_job *), int timeout_ms)
+static int wait_for(mproc_pool *pool, mproc__pool_job *job, int (*done)(const mproc__pool_job *), int timeout_ms)
 {
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
     for (;;) {
@@ -41,7 +41,7 @@ static int wait_for(mproc_pool *pool, pool_job *job, int (*done)(const pool_job 
     }
 }
 
-static void set_last(mproc_pool *pool, const pool_job *job)
+static void set_last(mproc_pool *pool, const mproc__pool_job *job)
 {
     pool->has_last = 1;
     pool->last.index = job->err_index;
@@ -49,9 +49,9 @@ static void set_last(mproc_pool *pool, const pool_job *job)
     snprintf(pool->last.message, sizeof pool->last.message, "%s", job->err_msg);
 }
 
-static pool_job *new_job(int kind, uint32_t fn)
+static mproc__pool_job *new_job(int kind, uint32_t fn)
 {
-    pool_job *job = mproc__calloc(1, sizeof *job);
+    mproc__pool_job *job = mproc__calloc(1, sizeof *job);
     if (!job) return NULL;
     job->kind = kind;
     job->fn = fn;
@@ -77,13 +77,13 @@ static int check_map_args(mproc_pool *pool, mproc_map_fn fn, const void *items, 
 {
     if (!pool || !fn || (count && (!items || !isz))) return MPROC_EINVAL;
     if (isz > MPROC__POOL_MAX_ITEM || rsz > MPROC__POOL_MAX_ITEM ||
-        isz + rsz > pool->piece_max || (count && SIZE_MAX / count < isz + rsz))
+        isz + rsz > pool->unit_max || (count && SIZE_MAX / count < isz + rsz))
         return MPROC_EINVAL;
     return 0;
 }
 
 /* ---- map ------------------------------------------------------------------------ */
-static int map_done(const pool_job *job) { return job->remaining == 0; }
+static int map_done(const mproc__pool_job *job) { return job->remaining == 0; }
 
 int mproc_pool_map(mproc_pool *pool, mproc_map_fn fn, const void *items, size_t item_size,
                    size_t count, void *results, size_t result_size, size_t chunksize)
@@ -99,7 +99,7 @@ int mproc_pool_map(mproc_pool *pool, mproc_map_fn fn, const void *items, size_t 
         mproc__os_mutex_unlock(pool->mu);
         return rc;
     }
-    pool_job *job = new_job(JOB_MAP, id);
+    mproc__pool_job *job = new_job(MPROC__JOB_MAP, id);
     if (!job) {
         mproc__os_mutex_unlock(pool->mu);
         return MPROC_ENOMEM;
@@ -122,7 +122,7 @@ int mproc_pool_map(mproc_pool *pool, mproc_map_fn fn, const void *items, size_t 
 }
 
 /* ---- imap ----------------------------------------------------------------------- */
-static int imap_window(pool_job *job, const mproc_pool *pool)
+static int imap_window(mproc__pool_job *job, const mproc_pool *pool)
 {
     /* Enough finished-but-unread items for every worker to stay busy,
        independent of count: memory stays flat however long the input. */
@@ -137,10 +137,10 @@ static int imap_window(pool_job *job, const mproc_pool *pool)
     return job->state && job->codes && job->readyq && job->results ? 0 : MPROC_ENOMEM;
 }
 
-static pool_job *imap_job(mproc_pool *pool, uint32_t id, const void *items, size_t isz,
+static mproc__pool_job *imap_job(mproc_pool *pool, uint32_t id, const void *items, size_t isz,
                           size_t count, size_t rsz, size_t chunksize, int flags)
 {
-    pool_job *job = new_job(JOB_IMAP, id);
+    mproc__pool_job *job = new_job(MPROC__JOB_IMAP, id);
     if (!job) return NULL;
     job->items = items;
     job->isz = isz;
@@ -172,7 +172,7 @@ int mproc_pool_imap(mproc_pool *pool, mproc_map_fn fn, const void *items, size_t
     memcpy(&addr, &fn, sizeof addr);
     mproc__os_mutex_lock(pool->mu);
     rc = admit(pool, addr, &id);
-    pool_job *job = rc ? NULL : imap_job(pool, id, items, item_size, count, result_size, chunksize, flags);
+    mproc__pool_job *job = rc ? NULL : imap_job(pool, id, items, item_size, count, result_size, chunksize, flags);
     if (!rc && !job) rc = MPROC_ENOMEM;
     if (rc) {
         mproc__os_mutex_unlock(pool->mu);
@@ -191,42 +191,42 @@ int mproc_pool_imap(mproc_pool *pool, mproc_map_fn fn, const void *items, size_t
 }
 
 /* The window moved: positions of consumed items are free again. */
-static void advance_low(mproc_pool *pool, pool_job *job)
+static void advance_low(mproc_pool *pool, mproc__pool_job *job)
 {
     size_t before = job->low;
-    while (job->low < job->count && job->state[job->low % job->window] == IS_CONSUMED) {
-        job->state[job->low % job->window] = IS_PENDING;
+    while (job->low < job->count && job->state[job->low % job->window] == MPROC__IS_CONSUMED) {
+        job->state[job->low % job->window] = MPROC__IS_PENDING;
         job->low++;
     }
     if (job->low != before && job->queued) mproc__pool_pump_all(pool);
 }
 
 /* The next item to give back, or SIZE_MAX if none is ready. */
-static size_t ready_index(const pool_job *job)
+static size_t ready_index(const mproc__pool_job *job)
 {
     if (job->unordered) {
         if (job->rq_count) return job->readyq[job->rq_head];
-    } else if (job->low < job->count && job->state[job->low % job->window] != IS_PENDING) {
+    } else if (job->low < job->count && job->state[job->low % job->window] != MPROC__IS_PENDING) {
         return job->low;
     }
     return SIZE_MAX;
 }
 
 /* Items the pool gave up on before handing them out (terminate). */
-static size_t aborted_index(const pool_job *job)
+static size_t aborted_index(const mproc__pool_job *job)
 {
     if (!job->abort_code || job->nretry) return SIZE_MAX;
     if (job->unordered) return job->next < job->count ? job->next : SIZE_MAX;
     return job->low >= job->next && job->low < job->count ? job->low : SIZE_MAX;
 }
 
-static int iter_ready(const pool_job *job)
+static int iter_ready(const mproc__pool_job *job)
 {
     return job->consumed == job->count || ready_index(job) != SIZE_MAX ||
            aborted_index(job) != SIZE_MAX;
 }
 
-static int take_aborted(mproc_pool *pool, pool_job *job, size_t i)
+static int take_aborted(mproc_pool *pool, mproc__pool_job *job, size_t i)
 {
     job->consumed++;
     job->remaining--;
@@ -242,15 +242,15 @@ static int take_aborted(mproc_pool *pool, pool_job *job, size_t i)
 }
 
 /* Sets the pool's last error to item i's failure (and forgets it). */
-static void report_failure(mproc_pool *pool, pool_job *job, size_t i, int code)
+static void report_failure(mproc_pool *pool, mproc__pool_job *job, size_t i, int code)
 {
     pool->has_last = 1;
     pool->last.index = i;
     pool->last.code = code;
     snprintf(pool->last.message, sizeof pool->last.message, "%s", job->err_msg);
-    for (pool_failure **at = &job->failures; *at; at = &(*at)->next) {
+    for (mproc__pool_failure **at = &job->failures; *at; at = &(*at)->next) {
         if ((*at)->index != i) continue;
-        pool_failure *f = *at;
+        mproc__pool_failure *f = *at;
         snprintf(pool->last.message, sizeof pool->last.message, "%s", f->msg);
         *at = f->next;
         free(f);
@@ -258,17 +258,17 @@ static void report_failure(mproc_pool *pool, pool_job *job, size_t i, int code)
     }
 }
 
-static int take_item(mproc_pool *pool, pool_job *job, size_t i, void *result)
+static int take_item(mproc_pool *pool, mproc__pool_job *job, size_t i, void *result)
 {
     size_t at = i % job->window;
-    int rc = job->state[at] == IS_FAILED ? job->codes[at] : 0;
+    int rc = job->state[at] == MPROC__IS_FAILED ? job->codes[at] : 0;
     if (!rc && result && job->rsz) memcpy(result, job->results + at * job->rsz, job->rsz);
     if (rc) report_failure(pool, job, i, rc);
     if (job->unordered) {
         job->rq_head = (job->rq_head + 1) % job->window;
         job->rq_count--;
     }
-    job->state[at] = IS_CONSUMED;
+    job->state[at] = MPROC__IS_CONSUMED;
     job->consumed++;
     advance_low(pool, job);
     return rc;
@@ -279,7 +279,7 @@ int mproc_iter_next(mproc_iter *it, void *result, size_t *index, int timeout_ms)
     if (index) *index = SIZE_MAX;
     if (!it) return MPROC_EINVAL;
     mproc_pool *pool = it->pool;
-    pool_job *job = it->job;
+    mproc__pool_job *job = it->job;
     mproc__os_mutex_lock(pool->mu);
     int rc = wait_for(pool, job, iter_ready, timeout_ms);
     size_t i = rc ? SIZE_MAX : ready_index(job);
@@ -310,15 +310,17 @@ void mproc_iter_destroy(mproc_iter *it)
 }
 
 /* ---- apply ---------------------------------------------------------------------- */
-static pool_job *apply_job(const void *in, size_t in_len)
+static mproc__pool_job *apply_job(const void *in, size_t in_len)
 {
-    pool_job *job = new_job(JOB_APPLY, 0);
+    mproc__pool_job *job = new_job(MPROC__JOB_APPLY, 0);
     if (!job) return NULL;
-    if (in_len && !(job->in = malloc(in_len))) {
+    /* Room before the input for the header the transport puts there
+       (pool_local.c sends header and input as one message). */
+    if (in_len > SIZE_MAX - MPROC__POOL_HDR || !(job->in = malloc(MPROC__POOL_HDR + in_len))) {
         free(job);
         return NULL;
     }
-    if (in_len) memcpy(job->in, in, in_len);
+    if (in_len) memcpy(job->in + MPROC__POOL_HDR, in, in_len);
     job->in_len = in_len;
     job->count = job->remaining = 1;
     return job;
@@ -332,7 +334,7 @@ int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn, const void *in, s
     *out = NULL;
     if (!pool || !fn || (in_len && !in)) return MPROC_EINVAL;
     mproc_async *r = mproc__calloc(1, sizeof *r);
-    pool_job *job = r ? apply_job(in, in_len) : NULL;
+    mproc__pool_job *job = r ? apply_job(in, in_len) : NULL;
     if (!job) {
         free(r);
         return MPROC_ENOMEM;
@@ -357,11 +359,11 @@ int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn, const void *in, s
     return 0;
 }
 
-static int apply_done(const pool_job *job) { return job->done != 0; }
+static int apply_done(const mproc__pool_job *job) { return job->done != 0; }
 
 /* A round trip is a few tens of microseconds: a short spin before sleeping
    saves the sleeping caller's wake-up, which costs as much again. */
-static void spin_briefly(const pool_job *job)
+static void spin_briefly(const mproc__pool_job *job)
 {
     uint64_t until = mproc__os_now_ns() + 50000;
     while (!mproc__load32(&job->done) && mproc__os_now_ns() < until) mproc__os_yield();
@@ -386,7 +388,7 @@ int mproc_async_ready(mproc_async *r)
 /* With the lock, once done: the task's code, and a copy of its result. */
 static int async_result(mproc_async *r, void **out, size_t *out_len)
 {
-    pool_job *job = r->job;
+    mproc__pool_job *job = r->job;
     if (job->has_err) {
         set_last(r->pool, job);
         return job->err_code;
@@ -419,7 +421,7 @@ void mproc_async_destroy(mproc_async *r)
     mproc_pool *pool = r->pool;
     mproc__os_mutex_lock(pool->mu);
     r->job->cancelled = 1;
-    if (!r->job->streamer) mproc__pool_dequeue(pool, r->job);
+    mproc__pool_dequeue(pool, r->job);
     mproc__pool_job_unref(pool, r->job);
     if (!mproc__pool_unref(pool)) mproc__os_mutex_unlock(pool->mu);
     free(r);

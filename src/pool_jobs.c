@@ -1,12 +1,14 @@
-/* Pool jobs: the queue of work not yet handed out, cutting it into units,
-   and finishing items (results, errors, counters) as units complete or
-   their workers die. Everything here runs with the pool's lock held. */
+/* Pool jobs, the scheduler's side that deals with work: the queue of work
+   not yet handed out, cutting it into units, and finishing items (results,
+   errors, counters) as units complete or their workers die. It never sees
+   a worker or a transport (pool_sched.c does). Everything here runs with
+   the pool's lock held. */
 #include "pool.h"
 
 #include <stdio.h>
 
 /* ---- queue ------------------------------------------------------------------ */
-void mproc__pool_enqueue(mproc_pool *pool, pool_job *job)
+void mproc__pool_enqueue(mproc_pool *pool, mproc__pool_job *job)
 {
     if (job->queued) return;
     job->queued = 1;
@@ -17,7 +19,7 @@ void mproc__pool_enqueue(mproc_pool *pool, pool_job *job)
 }
 
 /* Work that must run again goes first: the caller is already waiting. */
-static void enqueue_front(mproc_pool *pool, pool_job *job)
+static void enqueue_front(mproc_pool *pool, mproc__pool_job *job)
 {
     if (job->queued) return;
     job->queued = 1;
@@ -26,10 +28,10 @@ static void enqueue_front(mproc_pool *pool, pool_job *job)
     if (!pool->qtail) pool->qtail = job;
 }
 
-void mproc__pool_dequeue(mproc_pool *pool, pool_job *job)
+void mproc__pool_dequeue(mproc_pool *pool, mproc__pool_job *job)
 {
     if (!job->queued) return;
-    pool_job **at = &pool->qhead, *prev = NULL;
+    mproc__pool_job **at = &pool->qhead, *prev = NULL;
     while (*at && *at != job) {
         prev = *at;
         at = &(*at)->next_q;
@@ -40,12 +42,12 @@ void mproc__pool_dequeue(mproc_pool *pool, pool_job *job)
     job->next_q = NULL;
 }
 
-void mproc__pool_job_unref(mproc_pool *pool, pool_job *job)
+void mproc__pool_job_unref(mproc_pool *pool, mproc__pool_job *job)
 {
     (void)pool;
     if (--job->refs > 0) return;
     while (job->failures) {
-        pool_failure *f = job->failures;
+        mproc__pool_failure *f = job->failures;
         job->failures = f->next;
         free(f);
     }
@@ -53,14 +55,14 @@ void mproc__pool_job_unref(mproc_pool *pool, pool_job *job)
     free(job->state);
     free(job->codes);
     free(job->readyq);
-    if (job->kind == JOB_IMAP) free(job->results);
+    if (job->kind == MPROC__JOB_IMAP) free(job->results);
     free(job->in);
     free(job->out);
     free(job);
 }
 
 /* ---- finishing items --------------------------------------------------------- */
-static void record_error(pool_job *job, size_t index, int code, const char *msg)
+static void record_error(mproc__pool_job *job, size_t index, int code, const char *msg)
 {
     if (job->has_err && job->err_index <= index) return;
     job->has_err = 1;
@@ -69,7 +71,7 @@ static void record_error(pool_job *job, size_t index, int code, const char *msg)
     snprintf(job->err_msg, sizeof job->err_msg, "%s", msg ? msg : "");
 }
 
-static void imap_finish(pool_job *job, size_t index, int state, int code)
+static void imap_finish(mproc__pool_job *job, size_t index, int state, int code)
 {
     size_t at = index % job->window;
     job->state[at] = (unsigned char)state;
@@ -80,27 +82,27 @@ static void imap_finish(pool_job *job, size_t index, int state, int code)
     }
 }
 
-static void items_ok(mproc_pool *pool, pool_job *job, size_t lo, size_t n, const unsigned char *res)
+static void items_ok(mproc_pool *pool, mproc__pool_job *job, size_t lo, size_t n, const unsigned char *res)
 {
     pool->stats.done += n;
     job->remaining -= n;
     if (job->cancelled) return;
-    if (job->kind == JOB_MAP) {
+    if (job->kind == MPROC__JOB_MAP) {
         if (job->rsz) memcpy(job->results + lo * job->rsz, res, n * job->rsz);
         return;
     }
     for (size_t i = 0; i < n; i++) {
         if (job->rsz)
             memcpy(job->results + ((lo + i) % job->window) * job->rsz, res + i * job->rsz, job->rsz);
-        imap_finish(job, lo + i, IS_DONE, 0);
+        imap_finish(job, lo + i, MPROC__IS_DONE, 0);
     }
 }
 
 /* imap: each failed item keeps its own message (failures are rare; a list
    costs nothing when there are none). */
-static void keep_message(pool_job *job, size_t index, const char *msg)
+static void keep_message(mproc__pool_job *job, size_t index, const char *msg)
 {
-    pool_failure *f = malloc(sizeof *f);
+    mproc__pool_failure *f = malloc(sizeof *f);
     if (!f) return; /* the item still fails, with the job's first message */
     f->index = index;
     snprintf(f->msg, sizeof f->msg, "%s", msg ? msg : "");
@@ -108,19 +110,19 @@ static void keep_message(pool_job *job, size_t index, const char *msg)
     job->failures = f;
 }
 
-static void item_fail(mproc_pool *pool, pool_job *job, size_t index, int code, const char *msg)
+static void item_fail(mproc_pool *pool, mproc__pool_job *job, size_t index, int code, const char *msg)
 {
     pool->stats.failed++;
     job->remaining--;
     if (job->cancelled) return;
     record_error(job, index, code, msg);
-    if (job->kind == JOB_IMAP) {
+    if (job->kind == MPROC__JOB_IMAP) {
         keep_message(job, index, msg);
-        imap_finish(job, index, IS_FAILED, code);
+        imap_finish(job, index, MPROC__IS_FAILED, code);
     }
 }
 
-static void apply_finish(mproc_pool *pool, pool_job *job, int code, const char *msg,
+static void apply_finish(mproc_pool *pool, mproc__pool_job *job, int code, const char *msg,
                          unsigned char *out, size_t out_len)
 {
     if (code) {
@@ -136,28 +138,29 @@ static void apply_finish(mproc_pool *pool, pool_job *job, int code, const char *
     mproc__store32(&job->done, 1);
 }
 
-static int in_fails(const pool_unit *u, size_t pos)
+static int in_fails(const mproc__pool_unit *u, size_t pos)
 {
     for (size_t i = 0; i < u->nfails; i++)
         if (u->fails[i] == pos) return 1;
     return 0;
 }
 
-/* Items [from, to) of a map unit succeeded, except those already failed. */
-static void unit_items_ok(mproc_pool *pool, pool_slot *s, pool_unit *u, size_t from, size_t to)
+/* Items [from, to) of a map unit succeeded, except those already failed;
+   res: the unit's results. */
+static void unit_items_ok(mproc_pool *pool, mproc__pool_unit *u, const unsigned char *res,
+                          size_t from, size_t to)
 {
-    pool_job *job = u->job;
-    const unsigned char *res =
-        s->ring + u->ring_off + ((u->n * job->isz + 15) & ~(size_t)15) + from * job->rsz;
+    mproc__pool_job *job = u->job;
     size_t run = from;
     for (size_t i = from; i <= to; i++) {
         if (i < to && !in_fails(u, i)) continue;
-        if (i > run) items_ok(pool, job, u->lo + run, i - run, res + (run - from) * job->rsz);
+        if (i > run) items_ok(pool, job, u->lo + run, i - run, res + run * job->rsz);
         run = i + 1;
     }
 }
 
-void mproc__pool_item_failed(pool_slot *s, pool_unit *u, uint32_t pos, int code, const char *msg)
+void mproc__pool_item_failed(mproc_pool *pool, mproc__pool_unit *u, uint32_t pos, int code,
+                             const char *msg)
 {
     if (in_fails(u, pos)) return;
     if (u->nfails == u->fails_cap) {
@@ -168,36 +171,35 @@ void mproc__pool_item_failed(pool_slot *s, pool_unit *u, uint32_t pos, int code,
         u->fails_cap = cap;
     }
     u->fails[u->nfails++] = pos;
-    item_fail(s->pool, u->job, u->lo + pos, code, msg);
-    mproc__pool_wake(s->pool);
+    item_fail(pool, u->job, u->lo + pos, code, msg);
+    mproc__pool_wake(pool);
 }
 
-static void release(mproc_pool *pool, pool_unit *u)
+static void release(mproc_pool *pool, mproc__pool_unit *u)
 {
     mproc__pool_job_unref(pool, u->job);
     u->job = NULL;
 }
 
-void mproc__pool_unit_done(pool_slot *s, pool_unit *u, int code, const char *msg,
-                           unsigned char *out, size_t out_len)
+void mproc__pool_unit_done(mproc_pool *pool, mproc__pool_unit *u, int code, const char *msg,
+                           const unsigned char *res, unsigned char *out, size_t out_len)
 {
-    mproc_pool *pool = s->pool;
-    pool_job *job = u->job;
-    if (u->piece) {
-        if (u->final) apply_finish(pool, job, code, msg, out, out_len);
-        else free(out);
+    mproc__pool_job *job = u->job;
+    if (job->kind == MPROC__JOB_APPLY) {
+        job->handed = 0;
+        apply_finish(pool, job, code, msg, out, out_len);
     } else if (code) {
         for (size_t i = 0; i < u->n; i++)
             if (!in_fails(u, i)) item_fail(pool, job, u->lo + i, code, msg);
     } else {
-        unit_items_ok(pool, s, u, 0, u->n);
+        unit_items_ok(pool, u, res, 0, u->n);
     }
-    if (job->remaining == 0 || job->kind == JOB_IMAP) mproc__pool_wake(pool);
+    if (job->remaining == 0 || job->kind == MPROC__JOB_IMAP) mproc__pool_wake(pool);
     release(pool, u);
 }
 
 /* ---- running again what a dead worker did not finish --------------------------- */
-static void add_retry(mproc_pool *pool, pool_job *job, size_t lo, size_t n)
+static void add_retry(mproc_pool *pool, mproc__pool_job *job, size_t lo, size_t n)
 {
     if (!n || job->cancelled) return;
     if (pool->terminating) {
@@ -206,7 +208,7 @@ static void add_retry(mproc_pool *pool, pool_job *job, size_t lo, size_t n)
     }
     if (job->nretry == job->retry_cap) {
         size_t cap = job->retry_cap ? 2 * job->retry_cap : 4;
-        pool_range *r = realloc(job->retry, cap * sizeof *r);
+        mproc__pool_range *r = realloc(job->retry, cap * sizeof *r);
         if (!r) {
             for (size_t i = 0; i < n; i++)
                 item_fail(pool, job, lo + i, MPROC_ENOMEM, "out of memory re-queueing items");
@@ -221,41 +223,36 @@ static void add_retry(mproc_pool *pool, pool_job *job, size_t lo, size_t n)
     enqueue_front(pool, job);
 }
 
-static void requeue_apply(pool_slot *s, pool_job *job)
+static void requeue_apply(mproc_pool *pool, mproc__pool_job *job)
 {
-    mproc_pool *pool = s->pool;
-    if (s->stream == job) {
-        s->stream = NULL;
-        mproc__pool_job_unref(pool, job); /* the stream's reference */
-    }
-    if (job->streamer != s) return;
-    job->streamer = NULL;
-    job->stream_off = 0;
+    job->handed = 0;
     if (job->cancelled || job->done) return;
     if (pool->terminating) apply_finish(pool, job, MPROC_ECLOSED, "pool terminated", NULL, 0);
     else enqueue_front(pool, job);
 }
 
-void mproc__pool_unit_died(pool_slot *s, pool_unit *u, int started, size_t pos, int code,
-                           const char *msg)
+void mproc__pool_unit_died(mproc_pool *pool, mproc__pool_unit *u, int started, size_t pos,
+                           int code, const char *msg, const unsigned char *res)
 {
-    mproc_pool *pool = s->pool;
-    if (!u) {
-        requeue_apply(s, s->stream);
-        return;
-    }
-    pool_job *job = u->job;
-    if (u->piece) {
-        if (started && u->final) {
+    mproc__pool_job *job = u->job;
+    if (job->kind == MPROC__JOB_APPLY) {
+        if (started) {
+            job->handed = 0;
             apply_finish(pool, job, code, msg, NULL, 0);
             mproc__pool_wake(pool);
         } else {
-            requeue_apply(s, job);
+            requeue_apply(pool, job);
         }
-    } else if (started) {
-        unit_items_ok(pool, s, u, 0, pos);
+    } else if (started && res) {
+        unit_items_ok(pool, u, res, 0, pos);
         if (!in_fails(u, pos)) item_fail(pool, job, u->lo + pos, code, msg);
         add_retry(pool, job, u->lo + pos + 1, u->n - pos - 1);
+        mproc__pool_wake(pool);
+    } else if (started) {
+        /* A coarse death (pool_transport.h): which item ran is not known,
+           the whole unit fails. */
+        for (size_t i = 0; i < u->n; i++)
+            if (!in_fails(u, i)) item_fail(pool, job, u->lo + i, code, msg);
         mproc__pool_wake(pool);
     } else {
         add_retry(pool, job, u->lo, u->n);
@@ -264,18 +261,16 @@ void mproc__pool_unit_died(pool_slot *s, pool_unit *u, int started, size_t pos, 
 }
 
 /* ---- handing out work -------------------------------------------------------------- */
-static int job_has_work(const pool_job *job)
+static int job_has_work(const mproc__pool_job *job)
 {
-    if (job->kind == JOB_APPLY) return !job->streamer;
+    if (job->kind == MPROC__JOB_APPLY) return !job->handed;
     return job->nretry || job->next < job->count;
 }
-
-int mproc__pool_has_work(mproc_pool *pool) { return pool->qhead != NULL; }
 
 /* The next range of a map job for one unit: retried items first, then
    new ones, a chunk at most, never across a chunk boundary, and for imap
    never beyond the window the consumer has room for. 0 if none now. */
-static int peek_range(const pool_job *job, size_t max_items, size_t *lo, size_t *n)
+static int peek_range(const mproc__pool_job *job, size_t max_items, size_t *lo, size_t *n)
 {
     if (job->nretry) {
         *lo = job->retry[0].lo;
@@ -283,7 +278,7 @@ static int peek_range(const pool_job *job, size_t max_items, size_t *lo, size_t 
         return 1;
     }
     size_t limit = job->count;
-    if (job->kind == JOB_IMAP && job->low + job->window < limit) limit = job->low + job->window;
+    if (job->kind == MPROC__JOB_IMAP && job->low + job->window < limit) limit = job->low + job->window;
     if (job->next >= limit) return 0;
     size_t chunk_end = (job->next / job->chunk + 1) * job->chunk;
     if (chunk_end < limit) limit = chunk_end;
@@ -292,7 +287,7 @@ static int peek_range(const pool_job *job, size_t max_items, size_t *lo, size_t 
     return 1;
 }
 
-static void take_range(pool_job *job, size_t n)
+static void take_range(mproc__pool_job *job, size_t n)
 {
     if (!job->nretry) {
         job->next += n;
@@ -303,96 +298,45 @@ static void take_range(pool_job *job, size_t n)
     if (!job->retry[0].n) memmove(job->retry, job->retry + 1, --job->nretry * sizeof *job->retry);
 }
 
-static int map_unit(pool_slot *s, pool_job *job, pool_unit *u)
+int mproc__pool_peek_unit(mproc_pool *pool, mproc__pool_unit *u)
 {
-    size_t lo, n, off;
-    if (!peek_range(job, s->pool->piece_max / (job->isz + job->rsz), &lo, &n)) return 0;
-    size_t items_len = (n * job->isz + 15) & ~(size_t)15;
-    /* No room in the ring: a completion will free some. */
-    if (!mproc__pool_ring_alloc(s, items_len + n * job->rsz, &off)) return -1;
-    take_range(job, n);
-    memcpy(s->ring + off, job->items + lo * job->isz, n * job->isz);
-    u->lo = lo;
-    u->n = n;
-    u->ring_off = off;
-    u->ring_len = items_len + n * job->rsz;
-    return 1;
-}
-
-static int piece_unit(pool_slot *s, pool_job *job, pool_unit *u)
-{
-    size_t off, len = job->in_len - job->stream_off;
-    if (len > s->pool->piece_max) len = s->pool->piece_max;
-    if (!mproc__pool_ring_alloc(s, len, &off)) return -1;
-    if (len) memcpy(s->ring + off, job->in + job->stream_off, len);
-    u->piece = 1;
-    u->lo = job->stream_off;
-    u->n = len;
-    u->ring_off = off;
-    u->ring_len = len;
-    job->stream_off += len;
-    u->final = job->stream_off == job->in_len;
-    return 1;
-}
-
-/* Continues (or starts) streaming an apply's input to s. */
-static int stream_unit(pool_slot *s, pool_job *job, pool_unit *u)
-{
-    mproc_pool *pool = s->pool;
-    if (!s->stream) {
-        mproc__pool_dequeue(pool, job);
-        job->streamer = s;
-        job->stream_off = 0;
-        s->stream = job;
-        job->refs++; /* the stream's reference */
-    }
-    int rc = piece_unit(s, job, u);
-    if (rc == 1 && u->final) {
-        s->stream = NULL;
-        job->refs--; /* the final unit holds its own */
-    }
-    return rc;
-}
-
-int mproc__pool_next_unit(pool_slot *s, pool_unit *u)
-{
-    mproc_pool *pool = s->pool;
-    pool_job *job = s->stream;
-    int rc = 0;
-    if (job && job->cancelled) {
-        requeue_apply(s, job);
-        job = NULL;
-    }
-    if (job) {
-        rc = stream_unit(s, job, u);
-    } else {
-        for (job = pool->qhead; job && rc == 0; job = rc ? job : job->next_q) {
-            if (!job_has_work(job)) continue;
-            rc = job->kind == JOB_APPLY ? stream_unit(s, job, u) : map_unit(s, job, u);
+    for (mproc__pool_job *job = pool->qhead; job; job = job->next_q) {
+        if (job->cancelled || !job_has_work(job)) continue;
+        u->job = job;
+        if (job->kind == MPROC__JOB_APPLY) {
+            u->lo = 0;
+            u->n = 1;
+            return 1;
         }
+        if (peek_range(job, pool->unit_max / (job->isz + job->rsz), &u->lo, &u->n)) return 1;
     }
-    if (rc != 1) return 0;
-    u->job = job;
-    job->refs++;
-    if (job->kind != JOB_APPLY && !job_has_work(job)) mproc__pool_dequeue(pool, job);
-    return 1;
+    return 0;
+}
+
+void mproc__pool_take_unit(mproc_pool *pool, mproc__pool_unit *u)
+{
+    mproc__pool_job *job = u->job;
+    job->refs++; /* the unit's */
+    if (job->kind == MPROC__JOB_APPLY) job->handed = 1;
+    else take_range(job, u->n);
+    if (!job_has_work(job)) mproc__pool_dequeue(pool, job);
 }
 
 /* ---- giving up on queued work ------------------------------------------------------ */
 void mproc__pool_fail_queued(mproc_pool *pool, int code, const char *msg)
 {
     while (pool->qhead) {
-        pool_job *job = pool->qhead;
+        mproc__pool_job *job = pool->qhead;
         mproc__pool_dequeue(pool, job);
-        if (job->kind == JOB_APPLY) {
-            if (!job->streamer && !job->done) apply_finish(pool, job, code, msg, NULL, 0);
+        if (job->kind == MPROC__JOB_APPLY) {
+            if (!job->handed && !job->done) apply_finish(pool, job, code, msg, NULL, 0);
             continue;
         }
         for (size_t r = 0; r < job->nretry; r++)
             for (size_t i = 0; i < job->retry[r].n; i++)
                 item_fail(pool, job, job->retry[r].lo + i, code, msg);
         job->nretry = 0;
-        if (job->kind == JOB_MAP) {
+        if (job->kind == MPROC__JOB_MAP) {
             for (; job->next < job->count; job->next++) item_fail(pool, job, job->next, code, msg);
         } else {
             /* imap: items beyond the window have no slot; the iterator

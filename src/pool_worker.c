@@ -1,6 +1,7 @@
 /* The pool worker: the loop a worker process runs behind the main guard,
    plus the task-side API (mproc_buf_append, mproc_task_fail). */
 #include "pool.h"
+#include "comm.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -51,24 +52,26 @@ void mproc_task_fail(const char *fmt, ...)
 
 typedef struct worker {
     const mproc__pool_config *cfg;
-    mproc__handle in, out;
+    mproc_conn *conn;
     mproc__pool_status *st;
-    unsigned char *ring;
+    unsigned char *arena;
     void **fns;              /* resolved function per id (NULL: unknown) */
     int *fn_err;             /* why an id could not be resolved */
     size_t nfns;
     unsigned char rbuf[RBUF];
-    size_t rstart, rend;
-    mproc_buf obuf;          /* completions not yet written */
-    mproc_buf acc;           /* apply input being gathered */
-    mproc_buf res;           /* apply result: header, result, message */
+    unsigned spin_us;        /* how long it spins before sleeping */
+    mproc_buf obuf;          /* completions not yet sent */
+    uint64_t obuf_since_ns;  /* when the oldest of them was finished */
+    mproc_buf res;           /* an apply's result */
     unsigned tasks_done;
+    int stop;                /* T_STOP seen, or maxtasks reached */
 } worker;
 
 static int flush(worker *w)
 {
     if (!w->obuf.len) return 0;
-    int rc = mproc__os_write_all(w->out, w->obuf.data, w->obuf.len);
+    w->obuf_since_ns = 0;
+    int rc = mproc_conn_send(w->conn, w->obuf.data, w->obuf.len);
     w->obuf.len = 0;
     return rc;
 }
@@ -82,40 +85,17 @@ static int emit(worker *w, const mproc__pool_msg *m, const void *payload, size_t
     return rc;
 }
 
-/* Blocks until at least one more byte is buffered. A worker started by
-   fork may share its task pipe's write end with siblings, so EOF cannot
-   tell it that the parent died: it looks every second. */
-static int fill(worker *w)
+/* The next batch from the parent into rbuf, or a malloc'd *big. A worker
+   started by fork may share its conn's parent end with siblings, so the
+   conn's end cannot tell it that the parent died: it looks every second. */
+static int receive(worker *w, unsigned char **big, size_t *len)
 {
-    size_t got;
-    if (w->rstart > 0) {
-        memmove(w->rbuf, w->rbuf + w->rstart, w->rend - w->rstart);
-        w->rend -= w->rstart;
-        w->rstart = 0;
-    }
-    while (w->cfg->watch_parent) {
-        int r = mproc__os_wait_readable(w->in, 1000);
-        if (r < 0) return r;
-        if (r == 1) break;
+    for (;;) {
+        int slice = w->cfg->watch_parent ? 1000 : MPROC_FOREVER;
+        int rc = mproc__pool_receive(w->conn, &w->spin_us, w->rbuf, RBUF, big, len, slice);
+        if (rc != MPROC_ETIMEDOUT) return rc;
         if (mproc__os_getppid() != w->cfg->parent_pid) return MPROC_ECLOSED;
     }
-    int rc = mproc__os_read_some(w->in, w->rbuf + w->rend, RBUF - w->rend, &got);
-    if (rc) return rc;
-    w->rend += got;
-    return 0;
-}
-
-/* Makes len bytes available at w->rbuf + w->rstart. Flushes completions
-   first whenever it would block, so the parent never waits on a batch. */
-static int need(worker *w, size_t len)
-{
-    if (len > RBUF) return MPROC_EPROTO;
-    while (w->rend - w->rstart < len) {
-        int rc = flush(w);
-        if (!rc) rc = fill(w);
-        if (rc) return rc;
-    }
-    return 0;
 }
 
 static int define_fn(worker *w, const mproc__pool_msg *m, const unsigned char *payload)
@@ -150,11 +130,6 @@ static int lookup_fn(const worker *w, uint32_t id, void **addr)
     return *addr ? 0 : w->fn_err[id];
 }
 
-static int ring_ok(const worker *w, uint64_t off, uint64_t len)
-{
-    return off <= w->cfg->ring_cap && len <= w->cfg->ring_cap - off;
-}
-
 static void publish_start(worker *w, uint64_t seq)
 {
     /* Plain volatile stores: the parent reads them after this process has
@@ -165,22 +140,26 @@ static void publish_start(worker *w, uint64_t seq)
     w->st->phase = MPROC__PHASE_RUNNING;
 }
 
+/* The message of a failed task: its own, or a default one in dflt. */
+static const char *failure_text(int ret, char *dflt, size_t cap)
+{
+    if (fail_set && fail_msg[0]) return fail_msg;
+    snprintf(dflt, cap, "task function returned %d", ret);
+    return dflt;
+}
+
 static int item_failed(worker *w, uint64_t seq, uint32_t pos, int ret)
 {
     mproc__pool_msg m = {0};
     char dflt[64];
-    const char *msg = fail_msg;
-    if (!fail_set || !fail_msg[0]) {
-        snprintf(dflt, sizeof dflt, "task function returned %d", ret);
-        msg = dflt;
-    }
+    const char *msg = failure_text(ret, dflt, sizeof dflt);
     m.type = MPROC__R_ITEMFAIL;
     m.seq = seq;
     m.a = pos;
     m.code = MPROC_ETASK;
     m.len = (uint32_t)strlen(msg);
-    /* Written before the next item starts: if that one kills the worker,
-       the parent still knows about this failure. */
+    /* Sent before the next item starts: if that one kills the worker, the
+       parent still knows about this failure. */
     int rc = emit(w, &m, msg, m.len);
     return rc ? rc : flush(w);
 }
@@ -199,33 +178,35 @@ static int unit_error(worker *w, uint64_t seq, int code)
     return rc ? rc : flush(w);
 }
 
-/* Completion of a unit that began at t0_ns. A slow unit's completion goes
-   out at once (the parent is waiting to hand out more work); quick ones
-   are batched until the worker would block. */
+/* Completion of a map unit that began at t0_ns. Completions are batched,
+   but none waits longer than HOLD_NS: the parent may be waiting for it to
+   hand out more work or to return a result, and a worker that holds its
+   first completion until its queue is empty serialises a caller that
+   takes results in order. Tiny units still go out many per send. */
+#define HOLD_NS 20000
 static int unit_done(worker *w, uint64_t seq, uint64_t t0_ns)
 {
     mproc__pool_msg done = {0};
-    uint64_t us = (mproc__os_now_ns() - t0_ns) / 1000;
+    uint64_t now = mproc__os_now_ns(), us = (now - t0_ns) / 1000;
     done.type = MPROC__R_DONE;
     done.seq = seq;
     done.b = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    if (!w->obuf_since_ns) w->obuf_since_ns = t0_ns; /* a unit longer than HOLD_NS goes out at once */
     int rc = emit(w, &done, NULL, 0);
-    return rc || us < 1000 ? rc : flush(w);
+    return rc || now - w->obuf_since_ns < HOLD_NS ? rc : flush(w);
 }
 
 static int run_map(worker *w, const mproc__pool_msg *m)
 {
     void *addr;
     mproc_map_fn fn;
-    uint64_t isz = m->a, rsz = m->b, n = m->len, cap = w->cfg->ring_cap;
-    if (!isz || n > cap / isz || (rsz && n > cap / rsz)) return MPROC_EPROTO;
-    uint64_t items_len = (n * isz + 15) & ~(uint64_t)15;
-    if (!ring_ok(w, m->off, items_len + n * rsz)) return MPROC_EPROTO;
+    uint64_t isz = m->a, rsz = m->b, n = m->len;
+    if (!mproc__pool_map_fits(m, w->cfg->arena_cap)) return MPROC_EPROTO;
     int rc = lookup_fn(w, m->fn, &addr);
     if (rc) return unit_error(w, m->seq, rc);
     memcpy(&fn, &addr, sizeof fn);
-    const unsigned char *item = w->ring + m->off;
-    unsigned char *result = w->ring + m->off + items_len;
+    const unsigned char *item = w->arena + m->off;
+    unsigned char *result = w->arena + m->off + MPROC__POOL_RESULTS_AT(n, isz);
     uint64_t t0 = mproc__os_now_ns();
     publish_start(w, m->seq);
     for (uint32_t i = 0; i < n; i++, item += isz, result += rsz) {
@@ -239,98 +220,78 @@ static int run_map(worker *w, const mproc__pool_msg *m)
     return unit_done(w, m->seq, t0);
 }
 
-/* Runs an apply task over the gathered input and sends its result at once
-   (it lives only in this message). */
-static int run_apply(worker *w, const mproc__pool_msg *m)
+/* Runs an apply task over its input (the record's payload) and sends its
+   result at once: it lives only in this message. */
+static int run_apply(worker *w, const mproc__pool_rec *r)
 {
     void *addr;
     mproc_task_fn fn;
-    unsigned char hdr[MPROC__POOL_HDR] = {0};
     mproc__pool_msg done = {0};
-    int rc = lookup_fn(w, m->fn, &addr);
-    if (rc) return unit_error(w, m->seq, rc);
+    int rc = lookup_fn(w, r->m.fn, &addr);
+    if (rc) return unit_error(w, r->m.seq, rc);
     memcpy(&fn, &addr, sizeof fn);
     w->res.len = 0;
-    if ((rc = mproc_buf_append(&w->res, hdr, sizeof hdr))) return rc;
     uint64_t t0 = mproc__os_now_ns(), us;
-    publish_start(w, m->seq);
+    publish_start(w, r->m.seq);
     w->st->ticks++;
     fail_set = 0;
-    int ret = fn(w->acc.data, w->acc.len, &w->res);
+    int ret = fn(r->payload, r->payload_len, &w->res);
     w->st->phase = MPROC__PHASE_FINISHED;
     us = (mproc__os_now_ns() - t0) / 1000;
     done.type = MPROC__R_DONE;
-    done.seq = m->seq;
+    done.seq = r->m.seq;
     done.b = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
     if (ret || fail_set) {
         char dflt[64];
-        const char *msg = fail_set && fail_msg[0] ? fail_msg : dflt;
-        snprintf(dflt, sizeof dflt, "task function returned %d", ret);
-        w->res.len = sizeof hdr; /* a failed task has no result */
+        const char *msg = failure_text(ret, dflt, sizeof dflt);
         done.code = MPROC_ETASK;
         done.len = (uint32_t)strlen(msg);
-        if ((rc = mproc_buf_append(&w->res, msg, done.len))) return rc;
+        rc = emit(w, &done, msg, done.len);
     } else {
-        done.total = w->res.len - sizeof hdr;
+        done.total = w->res.len;
+        rc = emit(w, &done, w->res.data, w->res.len);
     }
-    mproc__pool_msg_encode(&done, w->res.data);
-    if ((rc = flush(w))) return rc;
-    return mproc__os_write_all(w->out, w->res.data, w->res.len);
+    return rc ? rc : flush(w);
 }
 
-static int take_piece(worker *w, const mproc__pool_msg *m)
+/* One record from the parent. */
+static int on_record(void *ctx, const mproc__pool_rec *r)
 {
-    if (!ring_ok(w, m->off, m->len) || m->total > SIZE_MAX / 2) return MPROC_EPROTO;
-    if (m->a & MPROC__PIECE_FIRST) w->acc.len = 0;
-    if (w->acc.len + m->len > m->total) return MPROC_EPROTO;
-    int rc = mproc_buf_append(&w->acc, w->ring + m->off, m->len);
-    if (rc) return rc;
-    if (m->a & MPROC__PIECE_FINAL) {
-        if (w->acc.len != m->total) return MPROC_EPROTO;
-        return run_apply(w, m);
-    }
-    /* Consumed: its ring space can be reused. */
-    w->st->seq = m->seq;
-    w->st->phase = MPROC__PHASE_FINISHED;
-    mproc__pool_msg done = {0};
-    done.type = MPROC__R_DONE;
-    done.seq = m->seq;
-    return emit(w, &done, NULL, 0); /* 0 us: a piece is quick */
-}
-
-/* One message; 1 when the worker should exit. */
-static int handle(worker *w, const mproc__pool_msg *m, const unsigned char *payload)
-{
+    worker *w = ctx;
     int rc;
-    switch (m->type) {
-    case MPROC__T_DEFINE: return define_fn(w, m, payload);
-    case MPROC__T_MAP: rc = run_map(w, m); break;
-    case MPROC__T_PIECE:
-        rc = take_piece(w, m);
-        if (rc || !(m->a & MPROC__PIECE_FINAL)) return rc;
-        break;
-    case MPROC__T_STOP: return 1;
+    if (w->stop) return MPROC_EPROTO; /* nothing may follow a stop */
+    switch (r->m.type) {
+    case MPROC__T_DEFINE: return define_fn(w, &r->m, r->payload);
+    case MPROC__T_MAP: rc = run_map(w, &r->m); break;
+    case MPROC__T_APPLY: rc = run_apply(w, r); break;
+    case MPROC__T_STOP: w->stop = 1; return 0;
     default: return MPROC_EPROTO;
     }
     if (rc) return rc;
     w->tasks_done++;
-    return w->cfg->maxtasks && w->tasks_done >= w->cfg->maxtasks ? 1 : 0;
+    if (w->cfg->maxtasks && w->tasks_done >= w->cfg->maxtasks) w->stop = 1;
+    return 0;
 }
 
+/* Batches until a stop (0) or an error. Completions are flushed whenever
+   the worker would wait for the parent, so the parent never waits on a
+   batch. */
 static int serve(worker *w)
 {
-    for (;;) {
-        mproc__pool_msg m;
-        int rc = need(w, MPROC__POOL_HDR);
+    while (!w->stop) {
+        unsigned char *big;
+        size_t len;
+        if (!mproc__conn_readable(w->conn)) {
+            int rc = flush(w);
+            if (rc) return rc;
+        }
+        int rc = receive(w, &big, &len);
         if (rc) return rc;
-        mproc__pool_msg_decode(w->rbuf + w->rstart, &m);
-        size_t payload = m.type == MPROC__T_DEFINE ? m.len : 0;
-        if ((rc = need(w, MPROC__POOL_HDR + payload))) return rc;
-        const unsigned char *p = w->rbuf + w->rstart + MPROC__POOL_HDR;
-        w->rstart += MPROC__POOL_HDR + payload;
-        rc = handle(w, &m, p);
-        if (rc) return rc;
+        rc = mproc__pool_read_batch(big ? big : w->rbuf, len, 1, on_record, w);
+        free(big);
+        if (rc && !(w->stop && rc == MPROC_EPROTO)) return rc;
     }
+    return 0;
 }
 
 /* ---- start-up ---------------------------------------------------------------- */
@@ -352,23 +313,21 @@ static int attach(worker *w, const mproc__pool_config *cfg)
 {
     mproc__entry e;
     void *mem;
-    int rc = mproc__ref_take(&cfg->chan, MPROC__KIND_POOLCHAN, &e);
+    int rc = mproc__ref_take(&cfg->block, MPROC__KIND_POOLCHAN, &e);
     if (rc) return rc;
-    if (e.nhandles != 3) return MPROC_EPROTO;
-    w->in = e.handles[0];
-    w->out = e.handles[1];
-    rc = mproc__os_map(e.handles[2], MPROC__POOL_STATUS_BYTES + (size_t)cfg->ring_cap, 1, &mem);
-    mproc__os_close(e.handles[2]); /* the mapping keeps the memory */
+    if (e.nhandles != 1) return MPROC_EPROTO;
+    rc = mproc__os_map(e.handles[0], MPROC__POOL_STATUS_BYTES + (size_t)cfg->arena_cap, 1, &mem);
+    mproc__os_close(e.handles[0]); /* the mapping keeps the memory */
     if (rc) return rc;
     w->st = mem;
-    w->ring = (unsigned char *)mem + MPROC__POOL_STATUS_BYTES;
-    return 0;
+    w->arena = (unsigned char *)mem + MPROC__POOL_STATUS_BYTES;
+    return mproc_conn_attach(&cfg->conn, &w->conn);
 }
 
 static int valid_config(const mproc__pool_config *cfg, size_t len)
 {
     return cfg->magic == MPROC__POOL_MAGIC && cfg->version == MPROC__POOL_VERSION &&
-           cfg->initarg_len == len - sizeof *cfg && cfg->ring_cap < ((uint64_t)1 << 40);
+           cfg->initarg_len == len - sizeof *cfg && cfg->arena_cap < ((uint64_t)1 << 40);
 }
 
 int mproc__pool_worker_main(const void *arg, size_t len)
@@ -393,6 +352,7 @@ int mproc__pool_worker_main(const void *arg, size_t len)
     rc = emit(&w, &ready, NULL, 0);
     if (!rc) rc = flush(&w);
     if (!rc) rc = serve(&w);
-    if (rc == 1 || rc == MPROC_ECLOSED) rc = flush(&w);
+    if (!rc || rc == MPROC_ECLOSED) rc = flush(&w);
+    mproc_conn_destroy(w.conn);
     return rc && rc != MPROC_ECLOSED ? 2 : 0;
 }

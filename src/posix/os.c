@@ -21,7 +21,6 @@
 #if defined(__linux__)
 #  include <sys/auxv.h>
 #  include <sys/random.h>
-#  include <sys/syscall.h>
 #endif
 
 int mproc__os_last_error(void) { return errno; }
@@ -55,15 +54,6 @@ void mproc__os_sleep_ms(int ms)
 int64_t mproc__os_getpid(void) { return (int64_t)getpid(); }
 int64_t mproc__os_getppid(void) { return (int64_t)getppid(); }
 
-uint64_t mproc__os_thread_id(void)
-{
-#if defined(__linux__) && !defined(MPROC_PORTABLE_POSIX)
-    return (uint64_t)syscall(SYS_gettid);
-#else
-    static _Thread_local char marker; /* a distinct address per thread */
-    return (uint64_t)(uintptr_t)&marker;
-#endif
-}
 
 int mproc__os_random(void *buf, size_t len)
 {

@@ -145,7 +145,6 @@ int mproc__os_cond_wait(mproc__os_cond *c, mproc__os_mutex *m, int timeout_ms)
     return rc == ETIMEDOUT ? MPROC_ETIMEDOUT : 0;
 }
 
-void mproc__os_cond_signal(mproc__os_cond *c) { pthread_cond_signal(&c->c); }
 void mproc__os_cond_broadcast(mproc__os_cond *c) { pthread_cond_broadcast(&c->c); }
 
 void mproc__os_cond_destroy(mproc__os_cond *c)

@@ -126,11 +126,6 @@ int64_t mproc__os_getppid(void)
     return (int64_t)v;
 }
 
-uint64_t mproc__os_thread_id(void)
-{
-    return (uint64_t)GetCurrentThreadId();
-}
-
 int mproc__os_random(void *buf, size_t len)
 {
     unsigned char *p = buf;

@@ -100,11 +100,6 @@ int mproc__os_cond_wait(mproc__os_cond *c, mproc__os_mutex *m, int timeout_ms)
     return GetLastError() == ERROR_TIMEOUT ? MPROC_ETIMEDOUT : mproc__fail_os_last();
 }
 
-void mproc__os_cond_signal(mproc__os_cond *c)
-{
-    WakeConditionVariable(&c->cv);
-}
-
 void mproc__os_cond_broadcast(mproc__os_cond *c)
 {
     WakeAllConditionVariable(&c->cv);
