@@ -56,7 +56,8 @@ enum {
     MPROC_ENOENT = -14,     /* no such object: destroyed, unknown name, not inherited */
     MPROC_EEXIST = -15,     /* an object of that name exists already */
     MPROC_EBROKEN = -16,    /* barrier broken (aborted, or a waiter timed out) */
-    MPROC_EINTR = -17       /* interrupted (e.g. SIGINT while a pool call waited) */
+    MPROC_EINTR = -17,      /* interrupted (e.g. SIGINT while a pool call waited) */
+    MPROC_ETASKTIMEOUT = -19 /* a pool task ran longer than task_timeout_ms: killed */
 };
 
 /* A static English name for an error code ("MPROC_ETIMEDOUT: timed out"). */
@@ -416,10 +417,12 @@ typedef struct mproc_async mproc_async;
 typedef struct mproc_buf mproc_buf;
 
 /* A map function: reads one item, writes one result of the map's result
-   size. Returns 0 for success; non-zero fails the item with MPROC_ETASK. */
+   size. Returns 0 for success; non-zero fails the item with MPROC_ETASK,
+   and the value itself reaches the caller (mproc_task_error.status). */
 typedef int (*mproc_map_fn)(const void *item, void *result);
 /* An apply function: any input, a result of any size built with
-   mproc_buf_append. Returns 0 for success; non-zero fails with MPROC_ETASK. */
+   mproc_buf_append. Returns 0 for success; non-zero fails with MPROC_ETASK
+   (the value in mproc_task_error.status). */
 typedef int (*mproc_task_fn)(const void *in, size_t in_len, mproc_buf *out);
 /* Appends to a task's result (in the worker). 0, MPROC_EINVAL, MPROC_ENOMEM. */
 MPROC_API int mproc_buf_append(mproc_buf *out, const void *data, size_t len);
@@ -438,7 +441,7 @@ typedef struct mproc_pool_options {
     mproc_start_method method;  /* 0: the default */
     int task_timeout_ms;        /* 0: none; else the worker running an item for
                                    longer is killed and replaced, and the item
-                                   fails with MPROC_ETIMEDOUT */
+                                   fails with MPROC_ETASKTIMEOUT */
 } mproc_pool_options;
 
 #define MPROC_UNORDERED 0x1   /* imap: results in completion order */
@@ -453,13 +456,20 @@ MPROC_API int mproc_pool_create(mproc_pool **pool, const mproc_pool_options *opt
    result_size bytes written straight into results (result_size 0: none).
    chunksize 0: Python's default, ceil(count / (4 * processes)). Returns 0
    when every item succeeded, else the code of the lowest failing item
-   (MPROC_ETASK, MPROC_ECHILD, MPROC_ETIMEDOUT, MPROC_ECLOSED if the pool was
-   terminated meanwhile); the results of the other items are still written.
-   count 0 does nothing. item_size + result_size may be at most 256 KiB
-   (MPROC_EINVAL beyond). MPROC_ECLOSED after close. */
+   (MPROC_ETASK, MPROC_ECHILD, MPROC_ETASKTIMEOUT, MPROC_ECLOSED if the pool
+   was terminated meanwhile); the results of the other items are still
+   written. count 0 does nothing. item_size + result_size may be at most
+   256 KiB (MPROC_EINVAL beyond). MPROC_ECLOSED after close. */
 MPROC_API int mproc_pool_map(mproc_pool *pool, mproc_map_fn fn,
                              const void *items, size_t item_size, size_t count,
                              void *results, size_t result_size, size_t chunksize);
+/* mproc_pool_map that also fills status[i] (count ints; NULL: none) with
+   item i's own outcome: 0, or its code as above. One failing item does not
+   hide the others; mproc_pool_last_error keeps only the lowest. */
+MPROC_API int mproc_pool_map_status(mproc_pool *pool, mproc_map_fn fn,
+                                    const void *items, size_t item_size, size_t count,
+                                    void *results, size_t result_size, size_t chunksize,
+                                    int *status);
 /* The same lazily: the items array must stay valid until the iterator is
    destroyed. Only a bounded window of results runs ahead of the consumer,
    so memory stays flat however long the input. chunksize 0: as map, at
@@ -469,11 +479,13 @@ MPROC_API int mproc_pool_imap(mproc_pool *pool, mproc_map_fn fn,
                               size_t result_size, size_t chunksize, int flags,
                               mproc_iter **it);
 /* The next result into result (NULL: skip it) and its item's index: 0, the
-   item's own error (MPROC_ETASK, MPROC_ECHILD, ...; *index set, details in
-   mproc_pool_last_error), MPROC_EDONE after the last item, or
-   MPROC_ETIMEDOUT when nothing came within timeout_ms (*index SIZE_MAX). */
+   item's own error (MPROC_ETASK, MPROC_ECHILD, MPROC_ETASKTIMEOUT, ...;
+   *index set, details from mproc_iter_error), MPROC_EDONE after the last
+   item, or MPROC_ETIMEDOUT when nothing came within timeout_ms (*index
+   SIZE_MAX). */
 MPROC_API int mproc_iter_next(mproc_iter *it, void *result, size_t *index, int timeout_ms);
-/* Abandons the remaining items (those running finish and are dropped). */
+/* Abandons the remaining items: those running finish and are dropped,
+   those never handed out are counted in mproc_pool_stats.dropped. */
 MPROC_API void mproc_iter_destroy(mproc_iter *it);
 /* fn(in) in a worker; *out (free with mproc_free, NULL when empty) and
    *out_len get its result. 0, MPROC_ETASK, MPROC_ECHILD, MPROC_ETIMEDOUT,
@@ -484,30 +496,54 @@ MPROC_API int mproc_pool_apply(mproc_pool *pool, mproc_task_fn fn, const void *i
    on it whether or not the caller waits. */
 MPROC_API int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn,
                                      const void *in, size_t in_len, mproc_async **res);
-/* 0 once finished (successfully or not), or MPROC_ETIMEDOUT. */
+/* 0 once finished (successfully or not), or MPROC_ETIMEDOUT: not finished
+   yet. A task killed by the pool's task timeout is finished, with
+   MPROC_ETASKTIMEOUT from mproc_async_get. */
 MPROC_API int mproc_async_wait(mproc_async *r, int timeout_ms);
 /* 1 if finished, 0 if not. */
 MPROC_API int mproc_async_ready(mproc_async *r);
 /* Waits like mproc_async_wait, then the task's outcome; *out gets a copy of
    the result each time (free with mproc_free; out may be NULL). */
 MPROC_API int mproc_async_get(mproc_async *r, void **out, size_t *out_len, int timeout_ms);
-/* Frees the handle; a task not yet started is dropped. Iterators and async
-   results may outlive their pool (their outcome is then final). */
+/* Frees the handle; a task not yet started is dropped (counted in
+   mproc_pool_stats.dropped). Iterators and async results may outlive their
+   pool (their outcome is then final). */
 MPROC_API void mproc_async_destroy(mproc_async *r);
+/* One item's failure. */
 typedef struct mproc_task_error {
-    size_t index; int code; char message[256];
+    size_t index;       /* the item (0 for an apply) */
+    int code;           /* MPROC_ETASK, MPROC_ECHILD, MPROC_ETASKTIMEOUT, ... */
+    char message[256];  /* mproc_task_fail's text, or how the worker ended */
+    int status;         /* MPROC_ETASK: the task function's own return value
+                           (0 if it called mproc_task_fail and returned 0) */
 } mproc_task_error;
+/* The outcome of one async result, for this handle only (no race with
+   other threads): 0 with *err filled if the task failed, MPROC_ENOENT if
+   it succeeded, MPROC_ESTATE if it has not finished. */
+MPROC_API int mproc_async_error(mproc_async *r, mproc_task_error *err);
+/* The outcome of the step the last mproc_iter_next on this iterator
+   returned: 0 with *err filled (index, code, message, status) if that item
+   failed, MPROC_ENOENT otherwise. */
+MPROC_API int mproc_iter_error(mproc_iter *it, mproc_task_error *err);
 /* The failure last reported by a call on this pool: the lowest failing item
-   of a map, an imap item, an apply (index 0). MPROC_ENOENT if none. */
+   of a map, an imap item, an apply (index 0). MPROC_ENOENT if none. It is
+   pool-wide: with several consuming threads prefer mproc_async_error /
+   mproc_iter_error / mproc_pool_map_status. */
 MPROC_API int mproc_pool_last_error(mproc_pool *pool, mproc_task_error *err);
 /* Item counters for progress reporting: submitted, done (succeeded) and
-   failed items (an apply is one item), workers replaced (died, timed out
-   or retired by maxtasksperchild). */
+   failed items (an apply is one item), items dropped (never run: their
+   iterator or async handle was destroyed first), workers replaced (died,
+   timed out or retired by maxtasksperchild). Once all work has settled,
+   submitted == done + failed + dropped. */
 typedef struct mproc_pool_stats {
     uint64_t submitted, done, failed;  /* items */
     uint64_t workers_replaced;
+    uint64_t dropped;                  /* items */
 } mproc_pool_stats;
 MPROC_API int mproc_pool_stats_get(mproc_pool *pool, mproc_pool_stats *st);
+/* The number of workers the pool keeps (opt.processes, or the CPU count
+   it chose for 0), or MPROC_EINVAL for NULL. */
+MPROC_API int mproc_pool_processes(const mproc_pool *pool);
 /* No new work (MPROC_ECLOSED); submitted work still runs, then the workers
    exit. */
 MPROC_API int mproc_pool_close(mproc_pool *pool);

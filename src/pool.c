@@ -164,6 +164,10 @@ int mproc_pool_close(mproc_pool *pool)
 
 void mproc__pool_terminate_locked(mproc_pool *pool, int code, const char *msg)
 {
+    if (!pool->terminating) {
+        pool->terminate_code = code;
+        snprintf(pool->terminate_msg, sizeof pool->terminate_msg, "%s", msg);
+    }
     pool->closed = pool->terminating = 1;
     mproc__pool_fail_queued(pool, code, msg);
     for (int i = 0; i < pool->nslots; i++)
@@ -274,6 +278,11 @@ int mproc_pool_stats_get(mproc_pool *pool, mproc_pool_stats *st)
     *st = pool->stats;
     mproc__os_mutex_unlock(pool->mu);
     return 0;
+}
+
+int mproc_pool_processes(const mproc_pool *pool)
+{
+    return pool ? pool->nslots : MPROC_EINVAL;
 }
 
 int mproc_pool_last_error(mproc_pool *pool, mproc_task_error *err)

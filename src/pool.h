@@ -52,8 +52,10 @@ enum {
    T_APPLY:  fn, seq, total = input bytes (the payload).
    R_DONE:   seq, code (0, or a code for every item of the unit: the
              function could not be resolved), total = result bytes,
-             len = message bytes, b = microseconds the unit took.
-   R_ITEMFAIL: seq, code, a = position in the unit, len = message bytes. */
+             len = message bytes, b = microseconds the unit took,
+             fn = a failed apply's own return value (int32).
+   R_ITEMFAIL: seq, code, a = position in the unit, len = message bytes,
+             fn = the map function's own return value (int32). */
 typedef struct mproc__pool_msg {
     uint32_t type, fn;
     uint64_t seq, off, total;
@@ -91,6 +93,9 @@ typedef struct mproc__pool_event {
     int code;                 /* R_DONE: 0 or a code for the unit's items */
     uint32_t pos;             /* R_ITEMFAIL: the item */
     uint32_t took_us;         /* R_DONE */
+    int status;               /* R_ITEMFAIL, R_DONE of a failed apply: the
+                                 task function's own return value (in the
+                                 header's fn field) */
     const unsigned char *result; /* R_DONE of an apply: its result */
     size_t result_len;
     const unsigned char *msg; /* not terminated */
@@ -163,6 +168,7 @@ typedef struct mproc__pool_range { size_t lo, n; } mproc__pool_range;
 typedef struct mproc__pool_failure {
     struct mproc__pool_failure *next;
     size_t index;
+    int status;              /* the task function's return value */
     char msg[256];
 } mproc__pool_failure;
 
@@ -178,8 +184,9 @@ typedef struct mproc__pool_job {
     mproc__pool_range *retry; /* items to hand out again (their worker died) */
     size_t nretry, retry_cap;
     size_t remaining;        /* items not yet finished */
-    int has_err, err_code;
+    int has_err, err_code, err_status;
     size_t err_index;
+    int *status_out;         /* map: the caller's per-item codes (NULL: none) */
     char err_msg[256];
     /* imap: a window of `window` items from `low` (lowest not yet consumed) */
     size_t window, low;
@@ -260,6 +267,8 @@ struct mproc_pool {
     size_t nfns, fns_cap;
     mproc__pool_job *qhead, *qtail; /* jobs with work not yet handed out */
     int closed, terminating, joined, joining, threads_live;
+    int terminate_code;      /* what terminate fails running items with */
+    char terminate_msg[64];
     volatile uint32_t interrupted;     /* set by mproc_pool_interrupt (atomic) */
     int interrupt_done;                /* ...and acted upon */
     int broken_error;        /* every worker failed to start: this code */
@@ -305,16 +314,22 @@ int mproc__pool_peek_unit(mproc_pool *pool, mproc__pool_unit *u);
 /* The unit peek gave is handed out: take it from its job. */
 void mproc__pool_take_unit(mproc_pool *pool, mproc__pool_unit *u);
 /* A unit finished. res: a map unit's results (n * rsz bytes); out: an
-   apply's result (handed over). The unit is then released. */
-void mproc__pool_unit_done(mproc_pool *pool, mproc__pool_unit *u, int code, const char *msg,
-                           const unsigned char *res, unsigned char *out, size_t out_len);
+   apply's result (handed over). The unit is then released.
+   status: the task function's own return value of a failed apply. */
+void mproc__pool_unit_done(mproc_pool *pool, mproc__pool_unit *u, int code, int status,
+                           const char *msg, const unsigned char *res, unsigned char *out,
+                           size_t out_len);
 void mproc__pool_item_failed(mproc_pool *pool, mproc__pool_unit *u, uint32_t pos, int code,
-                             const char *msg);
+                             int status, const char *msg);
 /* A unit whose worker died: items before pos kept (results in res), the
    item at pos failed with code/msg, the rest handed out again. started 0:
    it never began, all of it is handed out again. */
 void mproc__pool_unit_died(mproc_pool *pool, mproc__pool_unit *u, int started, size_t pos,
                            int code, const char *msg, const unsigned char *res);
+/* The caller's handle on job goes (iter_destroy, async_destroy): what was
+   never handed out is dropped (counted in stats.dropped), what runs
+   finishes unseen. */
+void mproc__pool_cancel(mproc_pool *pool, mproc__pool_job *job);
 /* Terminate / all workers broken: fail everything queued with code. */
 void mproc__pool_fail_queued(mproc_pool *pool, int code, const char *msg);
 void mproc__pool_job_unref(mproc_pool *pool, mproc__pool_job *job);

@@ -8,6 +8,8 @@
 struct mproc_iter {
     mproc_pool *pool;
     mproc__pool_job *job;
+    mproc_task_error last;   /* the outcome of the last step */
+    int last_failed;
 };
 
 struct mproc_async {
@@ -41,12 +43,19 @@ static int wait_for(mproc_pool *pool, mproc__pool_job *job, int (*done)(const mp
     }
 }
 
+static void fill_error(mproc_task_error *e, size_t index, int code, int status, const char *msg)
+{
+    memset(e, 0, sizeof *e);
+    e->index = index;
+    e->code = code;
+    e->status = status;
+    snprintf(e->message, sizeof e->message, "%s", msg);
+}
+
 static void set_last(mproc_pool *pool, const mproc__pool_job *job)
 {
     pool->has_last = 1;
-    pool->last.index = job->err_index;
-    pool->last.code = job->err_code;
-    snprintf(pool->last.message, sizeof pool->last.message, "%s", job->err_msg);
+    fill_error(&pool->last, job->err_index, job->err_code, job->err_status, job->err_msg);
 }
 
 static mproc__pool_job *new_job(int kind, uint32_t fn)
@@ -76,8 +85,10 @@ static int check_map_args(mproc_pool *pool, mproc_map_fn fn, const void *items, 
                           size_t count, size_t rsz)
 {
     if (!pool || !fn || (count && (!items || !isz))) return MPROC_EINVAL;
+    /* item and result together, as the header says */
     if (isz > MPROC__POOL_MAX_ITEM || rsz > MPROC__POOL_MAX_ITEM ||
-        isz + rsz > pool->unit_max || (count && SIZE_MAX / count < isz + rsz))
+        isz + rsz > MPROC__POOL_MAX_ITEM || isz + rsz > pool->unit_max ||
+        (count && SIZE_MAX / count < isz + rsz))
         return MPROC_EINVAL;
     return 0;
 }
@@ -87,6 +98,14 @@ static int map_done(const mproc__pool_job *job) { return job->remaining == 0; }
 
 int mproc_pool_map(mproc_pool *pool, mproc_map_fn fn, const void *items, size_t item_size,
                    size_t count, void *results, size_t result_size, size_t chunksize)
+{
+    return mproc_pool_map_status(pool, fn, items, item_size, count, results, result_size,
+                                 chunksize, NULL);
+}
+
+int mproc_pool_map_status(mproc_pool *pool, mproc_map_fn fn, const void *items, size_t item_size,
+                          size_t count, void *results, size_t result_size, size_t chunksize,
+                          int *status)
 {
     void *addr;
     uint32_t id;
@@ -110,6 +129,7 @@ int mproc_pool_map(mproc_pool *pool, mproc_map_fn fn, const void *items, size_t 
     job->count = job->remaining = count;
     job->chunk = chunksize ? chunksize : auto_chunk(pool, count);
     job->results = results;
+    job->status_out = status;
     pool->stats.submitted += count;
     mproc__pool_enqueue(pool, job);
     mproc__pool_pump_all(pool);
@@ -226,44 +246,50 @@ static int iter_ready(const mproc__pool_job *job)
            aborted_index(job) != SIZE_MAX;
 }
 
-static int take_aborted(mproc_pool *pool, mproc__pool_job *job, size_t i)
+static int take_aborted(mproc_iter *it, size_t i)
 {
+    mproc_pool *pool = it->pool;
+    mproc__pool_job *job = it->job;
     job->consumed++;
     job->remaining--;
     pool->stats.failed++;
     if (job->unordered) job->next++;
     else job->low++;
     if (!job->unordered && job->next < job->low) job->next = job->low;
+    fill_error(&it->last, i, job->abort_code, 0, job->abort_msg);
+    it->last_failed = 1;
     pool->has_last = 1;
-    pool->last.index = i;
-    pool->last.code = job->abort_code;
-    snprintf(pool->last.message, sizeof pool->last.message, "%s", job->abort_msg);
+    pool->last = it->last;
     return job->abort_code;
 }
 
-/* Sets the pool's last error to item i's failure (and forgets it). */
-static void report_failure(mproc_pool *pool, mproc__pool_job *job, size_t i, int code)
+/* Sets the iterator's and the pool's last error to item i's failure (and
+   forgets it). */
+static void report_failure(mproc_iter *it, size_t i, int code)
 {
-    pool->has_last = 1;
-    pool->last.index = i;
-    pool->last.code = code;
-    snprintf(pool->last.message, sizeof pool->last.message, "%s", job->err_msg);
+    mproc__pool_job *job = it->job;
+    fill_error(&it->last, i, code, 0, job->err_msg);
     for (mproc__pool_failure **at = &job->failures; *at; at = &(*at)->next) {
         if ((*at)->index != i) continue;
         mproc__pool_failure *f = *at;
-        snprintf(pool->last.message, sizeof pool->last.message, "%s", f->msg);
+        fill_error(&it->last, i, code, f->status, f->msg);
         *at = f->next;
         free(f);
         break;
     }
+    it->last_failed = 1;
+    it->pool->has_last = 1;
+    it->pool->last = it->last;
 }
 
-static int take_item(mproc_pool *pool, mproc__pool_job *job, size_t i, void *result)
+static int take_item(mproc_iter *it, size_t i, void *result)
 {
+    mproc_pool *pool = it->pool;
+    mproc__pool_job *job = it->job;
     size_t at = i % job->window;
     int rc = job->state[at] == MPROC__IS_FAILED ? job->codes[at] : 0;
     if (!rc && result && job->rsz) memcpy(result, job->results + at * job->rsz, job->rsz);
-    if (rc) report_failure(pool, job, i, rc);
+    if (rc) report_failure(it, i, rc);
     if (job->unordered) {
         job->rq_head = (job->rq_head + 1) % job->window;
         job->rq_count--;
@@ -283,12 +309,13 @@ int mproc_iter_next(mproc_iter *it, void *result, size_t *index, int timeout_ms)
     mproc__os_mutex_lock(pool->mu);
     int rc = wait_for(pool, job, iter_ready, timeout_ms);
     size_t i = rc ? SIZE_MAX : ready_index(job);
+    it->last_failed = 0;
     if (rc) {
         /* timed out: rc says so, *index stays SIZE_MAX */
     } else if (i != SIZE_MAX) {
-        rc = take_item(pool, job, i, result);
+        rc = take_item(it, i, result);
     } else if ((i = aborted_index(job)) != SIZE_MAX) {
-        rc = take_aborted(pool, job, i);
+        rc = take_aborted(it, i);
     } else {
         rc = MPROC_EDONE;
     }
@@ -297,13 +324,22 @@ int mproc_iter_next(mproc_iter *it, void *result, size_t *index, int timeout_ms)
     return rc;
 }
 
+int mproc_iter_error(mproc_iter *it, mproc_task_error *err)
+{
+    if (!it || !err) return MPROC_EINVAL;
+    mproc__os_mutex_lock(it->pool->mu);
+    int failed = it->last_failed;
+    if (failed) *err = it->last;
+    mproc__os_mutex_unlock(it->pool->mu);
+    return failed ? 0 : MPROC_ENOENT;
+}
+
 void mproc_iter_destroy(mproc_iter *it)
 {
     if (!it) return;
     mproc_pool *pool = it->pool;
     mproc__os_mutex_lock(pool->mu);
-    it->job->cancelled = 1; /* units in flight finish and are dropped */
-    mproc__pool_dequeue(pool, it->job);
+    mproc__pool_cancel(pool, it->job); /* units in flight finish and are dropped */
     mproc__pool_job_unref(pool, it->job);
     if (!mproc__pool_unref(pool)) mproc__os_mutex_unlock(pool->mu);
     free(it);
@@ -415,13 +451,23 @@ int mproc_async_get(mproc_async *r, void **out, size_t *out_len, int timeout_ms)
     return rc;
 }
 
+int mproc_async_error(mproc_async *r, mproc_task_error *err)
+{
+    if (!r || !err) return MPROC_EINVAL;
+    mproc__os_mutex_lock(r->pool->mu);
+    const mproc__pool_job *job = r->job;
+    int rc = !job->done ? MPROC_ESTATE : !job->has_err ? MPROC_ENOENT : 0;
+    if (!rc) fill_error(err, 0, job->err_code, job->err_status, job->err_msg);
+    mproc__os_mutex_unlock(r->pool->mu);
+    return rc;
+}
+
 void mproc_async_destroy(mproc_async *r)
 {
     if (!r) return;
     mproc_pool *pool = r->pool;
     mproc__os_mutex_lock(pool->mu);
-    r->job->cancelled = 1;
-    mproc__pool_dequeue(pool, r->job);
+    mproc__pool_cancel(pool, r->job);
     mproc__pool_job_unref(pool, r->job);
     if (!mproc__pool_unref(pool)) mproc__os_mutex_unlock(pool->mu);
     free(r);

@@ -405,7 +405,8 @@ static int on_done(mproc__pool_slot *s, const mproc__pool_event *ev)
                      (unsigned long long)ev->result_len);
         }
     }
-    int rc = mproc__pool_ev_done(s, ev->seq, code, msg, out, out ? ev->result_len : 0, ev->took_us);
+    int rc = mproc__pool_ev_done_status(s, ev->seq, code, ev->status, msg, out,
+                                        out ? ev->result_len : 0, ev->took_us);
     if (rc) free(out);
     return rc;
 }
@@ -422,7 +423,7 @@ static int on_record(void *ctx, const mproc__pool_rec *r)
     case MPROC__R_DONE: return on_done(s, &ev);
     default:
         copy_message(msg, sizeof msg, ev.msg, ev.msg_len);
-        return mproc__pool_ev_item_failed(s, ev.seq, ev.pos, ev.code, msg);
+        return mproc__pool_ev_item_failed_status(s, ev.seq, ev.pos, ev.code, ev.status, msg);
     }
 }
 

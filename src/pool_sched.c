@@ -128,6 +128,13 @@ static void pop_unit(mproc__pool_slot *s, uint32_t took_us)
 int mproc__pool_ev_done(mproc__pool_slot *s, uint64_t seq, int code, const char *msg,
                         unsigned char *out, size_t out_len, uint32_t took_us)
 {
+    return mproc__pool_ev_done_status(s, seq, code, 0, msg, out, out_len, took_us);
+}
+
+int mproc__pool_ev_done_status(mproc__pool_slot *s, uint64_t seq, int code, int status,
+                               const char *msg, unsigned char *out, size_t out_len,
+                               uint32_t took_us)
+{
     mproc__pool_unit *u = s->u_count ? unit_at(s, 0) : NULL;
     if (!u || u->seq != seq || (out_len && u->job->kind != MPROC__JOB_APPLY)) {
         kill_broken(s);
@@ -135,7 +142,7 @@ int mproc__pool_ev_done(mproc__pool_slot *s, uint64_t seq, int code, const char 
     }
     const unsigned char *res = u->job->kind == MPROC__JOB_APPLY || code ? NULL
                                : s->pool->transport->results(s, u);
-    mproc__pool_unit_done(s->pool, u, code, msg, res, out, out_len);
+    mproc__pool_unit_done(s->pool, u, code, status, msg, res, out, out_len);
     pop_unit(s, took_us);
     return 0;
 }
@@ -143,11 +150,17 @@ int mproc__pool_ev_done(mproc__pool_slot *s, uint64_t seq, int code, const char 
 int mproc__pool_ev_item_failed(mproc__pool_slot *s, uint64_t seq, uint32_t pos, int code,
                                const char *msg)
 {
+    return mproc__pool_ev_item_failed_status(s, seq, pos, code, 0, msg);
+}
+
+int mproc__pool_ev_item_failed_status(mproc__pool_slot *s, uint64_t seq, uint32_t pos, int code,
+                                      int status, const char *msg)
+{
     for (size_t i = 0; i < s->u_count; i++) {
         mproc__pool_unit *u = unit_at(s, i);
         if (u->seq != seq) continue;
         if (u->job->kind == MPROC__JOB_APPLY || pos >= u->n) break;
-        mproc__pool_item_failed(s->pool, u, pos, code, msg);
+        mproc__pool_item_failed(s->pool, u, pos, code, status, msg);
         return 0;
     }
     kill_broken(s);
@@ -200,7 +213,7 @@ static void settle_units(mproc__pool_slot *s, const mproc__pool_death *d)
             mproc__pool_unit_died(pool, u, 0, 0, 0, NULL, NULL);
         } else if (u->seq < d->seq || (u->seq == d->seq && d->phase == MPROC__PHASE_FINISHED)) {
             /* finished; its completion never came (an apply's result with it) */
-            if (is_map) mproc__pool_unit_done(pool, u, 0, "", res, NULL, 0);
+            if (is_map) mproc__pool_unit_done(pool, u, 0, 0, "", res, NULL, 0);
             else mproc__pool_unit_died(pool, u, 1, 0, MPROC_ECHILD, d->how, NULL);
         } else if (u->seq == d->seq && d->phase == MPROC__PHASE_RUNNING) {
             uint32_t pos = d->pos;
@@ -211,7 +224,13 @@ static void settle_units(mproc__pool_slot *s, const mproc__pool_death *d)
                          pool->opt.task_timeout_ms, s->index + 1, (long long)s->pid);
             else
                 snprintf(msg, sizeof msg, "%s while running this item", d->how);
-            mproc__pool_unit_died(pool, u, 1, pos, timed_out ? MPROC_ETIMEDOUT : MPROC_ECHILD, msg, res);
+            int code = timed_out ? MPROC_ETASKTIMEOUT : MPROC_ECHILD;
+            if (pool->terminating && !timed_out) {
+                /* killed by terminate (or an interrupt): as the header says */
+                code = pool->terminate_code;
+                snprintf(msg, sizeof msg, "%s", pool->terminate_msg);
+            }
+            mproc__pool_unit_died(pool, u, 1, pos, code, msg, res);
         } else {
             mproc__pool_unit_died(pool, u, 0, 0, 0, NULL, NULL);
         }

@@ -154,6 +154,7 @@ static int item_failed(worker *w, uint64_t seq, uint32_t pos, int ret)
     char dflt[64];
     const char *msg = failure_text(ret, dflt, sizeof dflt);
     m.type = MPROC__R_ITEMFAIL;
+    m.fn = (uint32_t)ret; /* the function's own value travels in fn */
     m.seq = seq;
     m.a = pos;
     m.code = MPROC_ETASK;
@@ -245,6 +246,7 @@ static int run_apply(worker *w, const mproc__pool_rec *r)
         char dflt[64];
         const char *msg = failure_text(ret, dflt, sizeof dflt);
         done.code = MPROC_ETASK;
+        done.fn = (uint32_t)ret;
         done.len = (uint32_t)strlen(msg);
         rc = emit(w, &done, msg, done.len);
     } else {
