@@ -442,6 +442,10 @@ typedef struct mproc_pool_options {
     int task_timeout_ms;        /* 0: none; else the worker running an item for
                                    longer is killed and replaced, and the item
                                    fails with MPROC_ETASKTIMEOUT */
+    int max_pending;            /* 0: unbounded; else apply_async waits while
+                                   this many of its tasks are queued or running
+                                   (backpressure: flat memory for a producer
+                                   that submits faster than workers finish) */
 } mproc_pool_options;
 
 #define MPROC_UNORDERED 0x1   /* imap: results in completion order */
@@ -487,6 +491,55 @@ MPROC_API int mproc_iter_next(mproc_iter *it, void *result, size_t *index, int t
 /* Abandons the remaining items: those running finish and are dropped,
    those never handed out are counted in mproc_pool_stats.dropped. */
 MPROC_API void mproc_iter_destroy(mproc_iter *it);
+/* ---- records: items and results of any size ----
+   A record is bytes of any length: a path, a line, a compressed block. The
+   task is an mproc_task_fn (any input, a result built with mproc_buf);
+   each record runs as one task, so a record may be large (an apply's
+   limits). The record iterators below give results with
+   mproc_iter_next_record; mproc_iter_error, mproc_iter_destroy and the
+   pool's stats work on them as on imap's. */
+typedef struct mproc_record {
+    const void *data;
+    size_t len;
+} mproc_record;
+/* The streaming source of mproc_pool_imap_stream (Python's imap over a
+   generator). Called in the consuming thread, from mproc_iter_next_record,
+   whenever the window has room: set *item (the bytes are copied before the
+   next call) and return 1; return 0 at the end of the input, or a negative
+   MPROC_E* code to end it with that error. */
+typedef int (*mproc_producer_fn)(void *ctx, mproc_record *item);
+/* fn over the records next() produces, at most window (0: 16 per worker;
+   at most 65536) of them taken from the producer and not yet given back,
+   so memory stays flat however long the input (a million paths from
+   stdin). flags: 0 (results in input order) or MPROC_UNORDERED (in
+   completion order). One thread at a time uses an iterator. */
+MPROC_API int mproc_pool_imap_stream(mproc_pool *pool, mproc_task_fn fn,
+                                     mproc_producer_fn next, void *ctx, size_t window,
+                                     int flags, mproc_iter **it);
+/* The same over count records of an array, which must stay valid until the
+   iterator is exhausted or destroyed (they are copied as the window
+   reaches them). */
+MPROC_API int mproc_pool_imap_records(mproc_pool *pool, mproc_task_fn fn,
+                                      const mproc_record *items, size_t count,
+                                      size_t window, int flags, mproc_iter **it);
+/* The next result of a record iterator: *out (handed over without a copy:
+   free with mproc_free; NULL when empty or out is NULL), *out_len, and
+   *index (the item's position in the input): 0; the item's own error
+   (MPROC_ETASK, MPROC_ECHILD, MPROC_ETASKTIMEOUT, MPROC_ECLOSED; details
+   from mproc_iter_error); the producer's own negative code, once, after
+   the items it produced (*index SIZE_MAX); MPROC_EDONE after the last;
+   MPROC_ETIMEDOUT if nothing came in time (*index SIZE_MAX); MPROC_EINVAL
+   on an imap iterator of fixed-size items (use mproc_iter_next there). */
+MPROC_API int mproc_iter_next_record(mproc_iter *it, void **out, size_t *out_len,
+                                     size_t *index, int timeout_ms);
+/* fn over count records at once: out[i] / out_len[i] get item i's result
+   (free each with mproc_free; out and out_len may be NULL), status[i] its
+   outcome (0 or its code; MPROC_ECLOSED if it never ran; may be NULL).
+   Returns 0 or the code of the lowest failing item. */
+MPROC_API int mproc_pool_map_records(mproc_pool *pool, mproc_task_fn fn,
+                                     const mproc_record *items, size_t count,
+                                     void **out, size_t *out_len, int *status);
+
 /* fn(in) in a worker; *out (free with mproc_free, NULL when empty) and
    *out_len get its result. 0, MPROC_ETASK, MPROC_ECHILD, MPROC_ETIMEDOUT,
    MPROC_ECLOSED. Inputs and results may have any size. */
@@ -496,6 +549,12 @@ MPROC_API int mproc_pool_apply(mproc_pool *pool, mproc_task_fn fn, const void *i
    on it whether or not the caller waits. */
 MPROC_API int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn,
                                      const void *in, size_t in_len, mproc_async **res);
+/* apply_async that waits at most timeout_ms for room when the pool's
+   max_pending tasks are pending: MPROC_ETIMEDOUT if there is still none
+   (nothing was submitted). apply_async is this with MPROC_FOREVER. */
+MPROC_API int mproc_pool_apply_async_timeout(mproc_pool *pool, mproc_task_fn fn,
+                                             const void *in, size_t in_len, int timeout_ms,
+                                             mproc_async **res);
 /* 0 once finished (successfully or not), or MPROC_ETIMEDOUT: not finished
    yet. A task killed by the pool's task timeout is finished, with
    MPROC_ETASKTIMEOUT from mproc_async_get. */

@@ -205,6 +205,7 @@ typedef struct mproc__pool_job {
     unsigned char *out;
     size_t out_len;
     volatile uint32_t done;  /* apply: finished (read without the lock to spin) */
+    int pending;             /* apply_async: counted in pool->pending */
 } mproc__pool_job;
 
 enum { MPROC__IS_PENDING = 0, MPROC__IS_DONE, MPROC__IS_FAILED, MPROC__IS_CONSUMED };
@@ -277,10 +278,39 @@ struct mproc_pool {
     int has_last;
     mproc_pool_stats stats;
     int waiters;             /* threads in a cond wait: broadcast only then */
+    size_t pending;          /* apply_async jobs not finished (opt.max_pending) */
     mproc__os_thread *timer;
     mproc__os_cond *timer_cond;
     int timer_stop;
 };
+
+/* An iterator: over a fixed-size imap job, or a stream of records
+   (pool_stream.c). */
+struct mproc__pool_stream;
+struct mproc_iter {
+    mproc_pool *pool;
+    mproc__pool_job *job;            /* imap */
+    struct mproc__pool_stream *stream; /* record streams */
+    mproc_task_error last;           /* the outcome of the last step */
+    int last_failed;
+};
+
+/* pool_api.c: shared by the calls */
+/* Waits on the pool's condition until done(what) or the timeout. With the
+   lock held. 0, MPROC_ETIMEDOUT, or MPROC_EINTR once the pool has been
+   interrupted (the first waiter to see it terminates the pool). */
+int mproc__pool_wait(mproc_pool *pool, const void *what, int (*done)(const void *), int timeout_ms);
+void mproc__pool_fill_error(mproc_task_error *e, size_t index, int code, int status, const char *msg);
+/* A new apply job holding a copy of the input (room for a header before
+   it); NULL when out of memory. */
+mproc__pool_job *mproc__pool_apply_job(const void *in, size_t in_len);
+/* Registers the function and checks the pool takes work. With the lock. */
+int mproc__pool_admit(mproc_pool *pool, const void *fn_addr, uint32_t *fn);
+
+/* pool_stream.c: record iterators */
+int mproc__pool_stream_next(mproc_iter *it, void **out, size_t *out_len, size_t *index,
+                            int timeout_ms);
+void mproc__pool_stream_free(mproc_iter *it);
 
 /* pool_sched.c: handing out units, windows, what workers report. With the
    pool's lock held unless said otherwise. */
@@ -330,6 +360,8 @@ void mproc__pool_unit_died(mproc_pool *pool, mproc__pool_unit *u, int started, s
    never handed out is dropped (counted in stats.dropped), what runs
    finishes unseen. */
 void mproc__pool_cancel(mproc_pool *pool, mproc__pool_job *job);
+/* An apply_async job leaves pool->pending (finished or dropped). */
+void mproc__pool_unpend(mproc_pool *pool, mproc__pool_job *job);
 /* Terminate / all workers broken: fail everything queued with code. */
 void mproc__pool_fail_queued(mproc_pool *pool, int code, const char *msg);
 void mproc__pool_job_unref(mproc_pool *pool, mproc__pool_job *job);

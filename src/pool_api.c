@@ -5,13 +5,6 @@
 
 #include <stdio.h>
 
-struct mproc_iter {
-    mproc_pool *pool;
-    mproc__pool_job *job;
-    mproc_task_error last;   /* the outcome of the last step */
-    int last_failed;
-};
-
 struct mproc_async {
     mproc_pool *pool;
     mproc__pool_job *job;
@@ -21,11 +14,8 @@ struct mproc_async {
    handler cannot signal a condition variable, so waits are sliced. */
 #define INTERRUPT_POLL_MS 50
 
-/* Waits on the pool's condition until done(job) or the deadline. With the
-   lock held. 0, MPROC_ETIMEDOUT, or MPROC_EINTR once the pool has been
-   interrupted (the first waiter to see it terminates the pool, so the job
-   ends quickly; its results are not used). */
-static int wait_for(mproc_pool *pool, mproc__pool_job *job, int (*done)(const mproc__pool_job *), int timeout_ms)
+/* (pool.h) */
+int mproc__pool_wait(mproc_pool *pool, const void *what, int (*done)(const void *), int timeout_ms)
 {
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
     for (;;) {
@@ -33,7 +23,7 @@ static int wait_for(mproc_pool *pool, mproc__pool_job *job, int (*done)(const mp
             pool->interrupt_done = 1;
             mproc__pool_terminate_locked(pool, MPROC_EINTR, "pool interrupted");
         }
-        if (done(job)) return pool->interrupt_done ? MPROC_EINTR : 0;
+        if (done(what)) return pool->interrupt_done ? MPROC_EINTR : 0;
         int left = mproc__remaining_ms(deadline, timeout_ms);
         if (left == 0) return pool->interrupt_done ? MPROC_EINTR : MPROC_ETIMEDOUT;
         int slice = left < 0 || left > INTERRUPT_POLL_MS ? INTERRUPT_POLL_MS : left;
@@ -43,7 +33,7 @@ static int wait_for(mproc_pool *pool, mproc__pool_job *job, int (*done)(const mp
     }
 }
 
-static void fill_error(mproc_task_error *e, size_t index, int code, int status, const char *msg)
+void mproc__pool_fill_error(mproc_task_error *e, size_t index, int code, int status, const char *msg)
 {
     memset(e, 0, sizeof *e);
     e->index = index;
@@ -55,7 +45,7 @@ static void fill_error(mproc_task_error *e, size_t index, int code, int status, 
 static void set_last(mproc_pool *pool, const mproc__pool_job *job)
 {
     pool->has_last = 1;
-    fill_error(&pool->last, job->err_index, job->err_code, job->err_status, job->err_msg);
+    mproc__pool_fill_error(&pool->last, job->err_index, job->err_code, job->err_status, job->err_msg);
 }
 
 static mproc__pool_job *new_job(int kind, uint32_t fn)
@@ -68,8 +58,7 @@ static mproc__pool_job *new_job(int kind, uint32_t fn)
     return job;
 }
 
-/* Registers the function and checks the pool takes work. With the lock. */
-static int admit(mproc_pool *pool, const void *fn_addr, uint32_t *fn)
+int mproc__pool_admit(mproc_pool *pool, const void *fn_addr, uint32_t *fn)
 {
     int rc = mproc__pool_accepting(pool);
     return rc ? rc : mproc__pool_fn_id(pool, fn_addr, fn);
@@ -94,7 +83,7 @@ static int check_map_args(mproc_pool *pool, mproc_map_fn fn, const void *items, 
 }
 
 /* ---- map ------------------------------------------------------------------------ */
-static int map_done(const mproc__pool_job *job) { return job->remaining == 0; }
+static int map_done(const void *job) { return ((const mproc__pool_job *)job)->remaining == 0; }
 
 int mproc_pool_map(mproc_pool *pool, mproc_map_fn fn, const void *items, size_t item_size,
                    size_t count, void *results, size_t result_size, size_t chunksize)
@@ -114,7 +103,7 @@ int mproc_pool_map_status(mproc_pool *pool, mproc_map_fn fn, const void *items, 
     if (result_size && count && !results) return MPROC_EINVAL;
     memcpy(&addr, &fn, sizeof addr);
     mproc__os_mutex_lock(pool->mu);
-    if ((rc = admit(pool, addr, &id)) || !count) {
+    if ((rc = mproc__pool_admit(pool, addr, &id)) || !count) {
         mproc__os_mutex_unlock(pool->mu);
         return rc;
     }
@@ -133,7 +122,7 @@ int mproc_pool_map_status(mproc_pool *pool, mproc_map_fn fn, const void *items, 
     pool->stats.submitted += count;
     mproc__pool_enqueue(pool, job);
     mproc__pool_pump_all(pool);
-    rc = wait_for(pool, job, map_done, MPROC_FOREVER);
+    rc = mproc__pool_wait(pool, job, map_done, MPROC_FOREVER);
     if (rc != MPROC_EINTR) rc = job->has_err ? job->err_code : 0;
     if (rc) set_last(pool, job);
     mproc__pool_job_unref(pool, job);
@@ -191,7 +180,7 @@ int mproc_pool_imap(mproc_pool *pool, mproc_map_fn fn, const void *items, size_t
     if (!it) return MPROC_ENOMEM;
     memcpy(&addr, &fn, sizeof addr);
     mproc__os_mutex_lock(pool->mu);
-    rc = admit(pool, addr, &id);
+    rc = mproc__pool_admit(pool, addr, &id);
     mproc__pool_job *job = rc ? NULL : imap_job(pool, id, items, item_size, count, result_size, chunksize, flags);
     if (!rc && !job) rc = MPROC_ENOMEM;
     if (rc) {
@@ -240,8 +229,9 @@ static size_t aborted_index(const mproc__pool_job *job)
     return job->low >= job->next && job->low < job->count ? job->low : SIZE_MAX;
 }
 
-static int iter_ready(const mproc__pool_job *job)
+static int iter_ready(const void *what)
 {
+    const mproc__pool_job *job = what;
     return job->consumed == job->count || ready_index(job) != SIZE_MAX ||
            aborted_index(job) != SIZE_MAX;
 }
@@ -256,7 +246,7 @@ static int take_aborted(mproc_iter *it, size_t i)
     if (job->unordered) job->next++;
     else job->low++;
     if (!job->unordered && job->next < job->low) job->next = job->low;
-    fill_error(&it->last, i, job->abort_code, 0, job->abort_msg);
+    mproc__pool_fill_error(&it->last, i, job->abort_code, 0, job->abort_msg);
     it->last_failed = 1;
     pool->has_last = 1;
     pool->last = it->last;
@@ -268,11 +258,11 @@ static int take_aborted(mproc_iter *it, size_t i)
 static void report_failure(mproc_iter *it, size_t i, int code)
 {
     mproc__pool_job *job = it->job;
-    fill_error(&it->last, i, code, 0, job->err_msg);
+    mproc__pool_fill_error(&it->last, i, code, 0, job->err_msg);
     for (mproc__pool_failure **at = &job->failures; *at; at = &(*at)->next) {
         if ((*at)->index != i) continue;
         mproc__pool_failure *f = *at;
-        fill_error(&it->last, i, code, f->status, f->msg);
+        mproc__pool_fill_error(&it->last, i, code, f->status, f->msg);
         *at = f->next;
         free(f);
         break;
@@ -303,11 +293,11 @@ static int take_item(mproc_iter *it, size_t i, void *result)
 int mproc_iter_next(mproc_iter *it, void *result, size_t *index, int timeout_ms)
 {
     if (index) *index = SIZE_MAX;
-    if (!it) return MPROC_EINVAL;
+    if (!it || !it->job) return MPROC_EINVAL; /* a record stream: mproc_iter_next_record */
     mproc_pool *pool = it->pool;
     mproc__pool_job *job = it->job;
     mproc__os_mutex_lock(pool->mu);
-    int rc = wait_for(pool, job, iter_ready, timeout_ms);
+    int rc = mproc__pool_wait(pool, job, iter_ready, timeout_ms);
     size_t i = rc ? SIZE_MAX : ready_index(job);
     it->last_failed = 0;
     if (rc) {
@@ -339,14 +329,18 @@ void mproc_iter_destroy(mproc_iter *it)
     if (!it) return;
     mproc_pool *pool = it->pool;
     mproc__os_mutex_lock(pool->mu);
-    mproc__pool_cancel(pool, it->job); /* units in flight finish and are dropped */
-    mproc__pool_job_unref(pool, it->job);
+    if (it->stream) {
+        mproc__pool_stream_free(it);
+    } else {
+        mproc__pool_cancel(pool, it->job); /* units in flight finish and are dropped */
+        mproc__pool_job_unref(pool, it->job);
+    }
     if (!mproc__pool_unref(pool)) mproc__os_mutex_unlock(pool->mu);
     free(it);
 }
 
 /* ---- apply ---------------------------------------------------------------------- */
-static mproc__pool_job *apply_job(const void *in, size_t in_len)
+mproc__pool_job *mproc__pool_apply_job(const void *in, size_t in_len)
 {
     mproc__pool_job *job = new_job(MPROC__JOB_APPLY, 0);
     if (!job) return NULL;
@@ -365,19 +359,34 @@ static mproc__pool_job *apply_job(const void *in, size_t in_len)
 int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t in_len,
                            mproc_async **out)
 {
+    return mproc_pool_apply_async_timeout(pool, fn, in, in_len, MPROC_FOREVER, out);
+}
+
+static int has_room(const void *pool)
+{
+    const mproc_pool *p = pool;
+    return p->pending < (size_t)p->opt.max_pending || mproc__pool_accepting(p);
+}
+
+int mproc_pool_apply_async_timeout(mproc_pool *pool, mproc_task_fn fn, const void *in,
+                                   size_t in_len, int timeout_ms, mproc_async **out)
+{
     void *addr;
     if (!out) return MPROC_EINVAL;
     *out = NULL;
     if (!pool || !fn || (in_len && !in)) return MPROC_EINVAL;
     mproc_async *r = mproc__calloc(1, sizeof *r);
-    mproc__pool_job *job = r ? apply_job(in, in_len) : NULL;
+    mproc__pool_job *job = r ? mproc__pool_apply_job(in, in_len) : NULL;
     if (!job) {
         free(r);
         return MPROC_ENOMEM;
     }
     memcpy(&addr, &fn, sizeof addr);
     mproc__os_mutex_lock(pool->mu);
-    int rc = admit(pool, addr, &job->fn);
+    int rc = timeout_ms < MPROC_FOREVER ? MPROC_EINVAL : 0;
+    /* backpressure: at most max_pending applies queued or running */
+    if (!rc && pool->opt.max_pending) rc = mproc__pool_wait(pool, pool, has_room, timeout_ms);
+    if (!rc) rc = mproc__pool_admit(pool, addr, &job->fn);
     if (rc) {
         mproc__os_mutex_unlock(pool->mu);
         mproc__pool_job_unref(pool, job);
@@ -386,6 +395,8 @@ int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn, const void *in, s
     }
     r->pool = pool;
     r->job = job;
+    job->pending = 1;
+    pool->pending++;
     pool->refs++;
     pool->stats.submitted++;
     mproc__pool_enqueue(pool, job);
@@ -395,7 +406,7 @@ int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn, const void *in, s
     return 0;
 }
 
-static int apply_done(const mproc__pool_job *job) { return job->done != 0; }
+static int apply_done(const void *job) { return ((const mproc__pool_job *)job)->done != 0; }
 
 /* A round trip is a few tens of microseconds: a short spin before sleeping
    saves the sleeping caller's wake-up, which costs as much again. */
@@ -410,7 +421,7 @@ int mproc_async_wait(mproc_async *r, int timeout_ms)
     if (!r) return MPROC_EINVAL;
     if (timeout_ms != 0) spin_briefly(r->job);
     mproc__os_mutex_lock(r->pool->mu);
-    int rc = wait_for(r->pool, r->job, apply_done, timeout_ms);
+    int rc = mproc__pool_wait(r->pool, r->job, apply_done, timeout_ms);
     mproc__os_mutex_unlock(r->pool->mu);
     return rc;
 }
@@ -445,7 +456,7 @@ int mproc_async_get(mproc_async *r, void **out, size_t *out_len, int timeout_ms)
     if (!r) return MPROC_EINVAL;
     if (timeout_ms != 0) spin_briefly(r->job);
     mproc__os_mutex_lock(r->pool->mu);
-    int rc = wait_for(r->pool, r->job, apply_done, timeout_ms);
+    int rc = mproc__pool_wait(r->pool, r->job, apply_done, timeout_ms);
     if (!rc) rc = async_result(r, out, out_len);
     mproc__os_mutex_unlock(r->pool->mu);
     return rc;
@@ -457,7 +468,7 @@ int mproc_async_error(mproc_async *r, mproc_task_error *err)
     mproc__os_mutex_lock(r->pool->mu);
     const mproc__pool_job *job = r->job;
     int rc = !job->done ? MPROC_ESTATE : !job->has_err ? MPROC_ENOENT : 0;
-    if (!rc) fill_error(err, 0, job->err_code, job->err_status, job->err_msg);
+    if (!rc) mproc__pool_fill_error(err, 0, job->err_code, job->err_status, job->err_msg);
     mproc__os_mutex_unlock(r->pool->mu);
     return rc;
 }

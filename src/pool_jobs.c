@@ -141,6 +141,7 @@ static void apply_finish(mproc_pool *pool, mproc__pool_job *job, int code, int s
     }
     job->remaining = 0;
     mproc__store32(&job->done, 1);
+    mproc__pool_unpend(pool, job);
 }
 
 static int in_fails(const mproc__pool_unit *u, size_t pos)
@@ -233,7 +234,10 @@ static void add_retry(mproc_pool *pool, mproc__pool_job *job, size_t lo, size_t 
 static void requeue_apply(mproc_pool *pool, mproc__pool_job *job)
 {
     job->handed = 0;
-    if (job->cancelled && !job->done) pool->stats.dropped++;
+    if (job->cancelled && !job->done) {
+        pool->stats.dropped++;
+        mproc__pool_unpend(pool, job);
+    }
     if (job->cancelled || job->done) return;
     if (pool->terminating) apply_finish(pool, job, MPROC_ECLOSED, 0, "pool terminated", NULL, 0);
     else enqueue_front(pool, job);
@@ -330,11 +334,22 @@ void mproc__pool_take_unit(mproc_pool *pool, mproc__pool_unit *u)
     if (!job_has_work(job)) mproc__pool_dequeue(pool, job);
 }
 
+void mproc__pool_unpend(mproc_pool *pool, mproc__pool_job *job)
+{
+    if (!job->pending) return;
+    job->pending = 0;
+    pool->pending--;
+    mproc__pool_wake(pool); /* an apply_async may wait for room */
+}
+
 /* ---- the caller lets go of a job --------------------------------------------------- */
 void mproc__pool_cancel(mproc_pool *pool, mproc__pool_job *job)
 {
     if (job->kind == MPROC__JOB_APPLY) {
-        if (!job->handed && !job->done && !job->cancelled) pool->stats.dropped++;
+        if (!job->handed && !job->done && !job->cancelled) {
+            pool->stats.dropped++;
+            mproc__pool_unpend(pool, job);
+        }
     } else if (!job->cancelled) {
         /* never handed out: these will not run (those running finish) */
         pool->stats.dropped += job->count - job->next;

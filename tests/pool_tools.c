@@ -59,13 +59,26 @@ static int big_item(const void *item, void *result)
     return 0;
 }
 
+/* A record's result: its bytes reversed, then its length (8 bytes LE). A
+   record starting with 'F' fails with its second byte as the value. */
+static int reverse_record(const void *in, size_t len, mproc_buf *out)
+{
+    const unsigned char *p = in;
+    unsigned char tail[8];
+    if (len >= 2 && p[0] == 'F') return p[1];
+    for (size_t i = 0; i < len; i++)
+        if (mproc_buf_append(out, p + len - 1 - i, 1)) return 100;
+    for (int i = 0; i < 8; i++) tail[i] = (unsigned char)((uint64_t)len >> (8 * i));
+    return mproc_buf_append(out, tail, sizeof tail) ? 100 : 0;
+}
+
 /* ---- helpers ------------------------------------------------------------------ */
 typedef struct hang_pool {
     mproc_pool *pool;
     mproc_event *never, *started;
 } hang_pool;
 
-static hang_pool make_pool(int processes, int task_timeout_ms)
+static hang_pool make_pool_max(int processes, int task_timeout_ms, int max_pending)
 {
     hang_pool hp;
     mproc_ref ref[2];
@@ -79,8 +92,14 @@ static hang_pool make_pool(int processes, int task_timeout_ms)
     opt.initarg = ref;
     opt.initarg_len = sizeof ref;
     opt.task_timeout_ms = task_timeout_ms;
+    opt.max_pending = max_pending;
     assert_int_equal(mproc_pool_create(&hp.pool, &opt), 0);
     return hp;
+}
+
+static hang_pool make_pool(int processes, int task_timeout_ms)
+{
+    return make_pool_max(processes, task_timeout_ms, 0);
 }
 
 static void free_pool(hang_pool *hp)
@@ -329,6 +348,249 @@ static void test_terminate_running_item(void **state)
     free_pool(&hp);
 }
 
+/* ---- records and streams -------------------------------------------------------- */
+/* Record i: (i * 37) % 3001 bytes of a pattern that depends on i. */
+static size_t record_len(size_t i) { return (i * 37) % 3001; }
+
+static void fill_record(unsigned char *buf, size_t i)
+{
+    size_t len = record_len(i);
+    for (size_t k = 0; k < len; k++) buf[k] = (unsigned char)(i * 7 + k * 13 + 1);
+    if (len >= 2 && buf[0] == 'F') buf[0] = 'G'; /* only chosen items fail */
+}
+
+static void check_result(size_t i, const unsigned char *out, size_t out_len)
+{
+    unsigned char buf[3001];
+    size_t len = record_len(i);
+    fill_record(buf, i);
+    assert_int_equal(out_len, len + 8);
+    for (size_t k = 0; k < len; k++) assert_int_equal(out[k], buf[len - 1 - k]);
+    uint64_t got = 0;
+    for (int k = 0; k < 8; k++) got |= (uint64_t)out[len + k] << (8 * k);
+    assert_int_equal(got, len);
+}
+
+typedef struct producer {
+    size_t n, produced, consumed, window, max_ahead, fail_at, error_at;
+    unsigned char buf[3001];
+} producer;
+
+/* Makes records 0..n-1 one at a time into one buffer (the pool copies
+   each before the next call): a stream of any length in constant memory. */
+static int produce(void *ctx, mproc_record *item)
+{
+    producer *p = ctx;
+    if (p->produced == p->error_at) return MPROC_ENOENT;
+    if (p->produced == p->n) return 0;
+    size_t i = p->produced++;
+    if (p->produced - p->consumed > p->max_ahead) p->max_ahead = p->produced - p->consumed;
+    fill_record(p->buf, i);
+    item->data = p->buf;
+    item->len = record_len(i);
+    if (i == p->fail_at) {
+        p->buf[0] = 'F';
+        p->buf[1] = 77;
+    }
+    return 1;
+}
+
+static void run_stream(mproc_pool *pool, int flags, size_t window)
+{
+    enum { N = 3000 };
+    producer *p = calloc(1, sizeof *p);
+    unsigned char *seen = calloc(N, 1);
+    mproc_iter *it;
+    mproc_task_error err;
+    void *out;
+    size_t len, idx;
+    int rc;
+    assert_non_null(p);
+    assert_non_null(seen);
+    p->n = N;
+    p->fail_at = 1234;
+    p->error_at = SIZE_MAX;
+    assert_int_equal(mproc_pool_imap_stream(pool, reverse_record, produce, p, window, flags, &it), 0);
+    assert_int_equal(p->produced, 0); /* pulled only as results are asked for */
+    while ((rc = mproc_iter_next_record(it, &out, &len, &idx, TU_JOIN_TIMEOUT_MS)) != MPROC_EDONE) {
+        assert_true(idx < N);
+        assert_false(seen[idx]);
+        seen[idx] = 1;
+        if (!flags) assert_int_equal(idx, p->consumed);
+        p->consumed++;
+        if (idx == p->fail_at) {
+            assert_int_equal(rc, MPROC_ETASK);
+            assert_null(out);
+            assert_int_equal(mproc_iter_error(it, &err), 0);
+            assert_int_equal(err.index, idx);
+            assert_int_equal(err.status, 77);
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        check_result(idx, out, len);
+        mproc_free(out);
+    }
+    assert_int_equal(p->consumed, N);
+    assert_true(p->max_ahead <= (window ? window : 16 * (size_t)mproc_pool_processes(pool)));
+    mproc_iter_destroy(it);
+    free(p);
+    free(seen);
+}
+
+static void test_stream_ordered(void **state)
+{
+    (void)state;
+    hang_pool hp = make_pool(2, 0);
+    run_stream(hp.pool, 0, 0);
+    run_stream(hp.pool, 0, 5);
+    free_pool(&hp);
+}
+
+static void test_stream_unordered(void **state)
+{
+    (void)state;
+    hang_pool hp = make_pool(2, 0);
+    run_stream(hp.pool, MPROC_UNORDERED, 0);
+    run_stream(hp.pool, MPROC_UNORDERED, 1);
+    free_pool(&hp);
+}
+
+/* A producer's error ends the stream after the items it made. */
+static void test_stream_producer_error(void **state)
+{
+    (void)state;
+    hang_pool hp = make_pool(2, 0);
+    producer *p = calloc(1, sizeof *p);
+    mproc_iter *it;
+    mproc_pool_stats st;
+    void *out;
+    size_t len, idx;
+    assert_non_null(p);
+    p->n = 100;
+    p->fail_at = SIZE_MAX;
+    p->error_at = 10;
+    assert_int_equal(mproc_pool_imap_stream(hp.pool, reverse_record, produce, p, 4, 0, &it), 0);
+    for (size_t i = 0; i < 10; i++) {
+        assert_int_equal(mproc_iter_next_record(it, &out, &len, &idx, TU_JOIN_TIMEOUT_MS), 0);
+        assert_int_equal(idx, i);
+        check_result(i, out, len);
+        mproc_free(out);
+    }
+    assert_int_equal(mproc_iter_next_record(it, &out, &len, &idx, TU_JOIN_TIMEOUT_MS), MPROC_ENOENT);
+    assert_int_equal(idx, SIZE_MAX);
+    assert_int_equal(mproc_iter_next_record(it, &out, &len, &idx, TU_JOIN_TIMEOUT_MS), MPROC_EDONE);
+    /* the other kind of step is refused */
+    int v;
+    assert_int_equal(mproc_iter_next(it, &v, &idx, 0), MPROC_EINVAL);
+    mproc_iter_destroy(it);
+    assert_int_equal(mproc_pool_stats_get(hp.pool, &st), 0);
+    assert_int_equal(st.submitted, 10);
+    assert_int_equal(st.done, 10);
+    free(p);
+    free_pool(&hp);
+}
+
+static void test_map_and_imap_records(void **state)
+{
+    (void)state;
+    enum { N = 500 };
+    hang_pool hp = make_pool(2, 0);
+    unsigned char *bufs = calloc(N, 3001);
+    mproc_record rec[N];
+    void *out[N];
+    size_t out_len[N];
+    int status[N];
+    assert_non_null(bufs);
+    for (size_t i = 0; i < N; i++) {
+        fill_record(bufs + i * 3001, i);
+        rec[i].data = bufs + i * 3001;
+        rec[i].len = record_len(i);
+    }
+    bufs[77 * 3001] = 'F';
+    bufs[77 * 3001 + 1] = 5;
+    bufs[300 * 3001] = 'F';
+    bufs[300 * 3001 + 1] = 6;
+    assert_int_equal(mproc_pool_map_records(hp.pool, reverse_record, rec, N, out, out_len, status),
+                     MPROC_ETASK);
+    for (size_t i = 0; i < N; i++) {
+        if (i == 77 || i == 300) {
+            assert_int_equal(status[i], MPROC_ETASK);
+            assert_null(out[i]);
+            continue;
+        }
+        assert_int_equal(status[i], 0);
+        check_result(i, out[i], out_len[i]);
+        mproc_free(out[i]);
+    }
+    /* imap over the same array, in order */
+    mproc_iter *it;
+    size_t idx, n = 0;
+    void *o;
+    size_t olen;
+    int rc;
+    assert_int_equal(mproc_pool_imap_records(hp.pool, reverse_record, rec, N, 0, 0, &it), 0);
+    while ((rc = mproc_iter_next_record(it, &o, &olen, &idx, TU_JOIN_TIMEOUT_MS)) != MPROC_EDONE) {
+        assert_int_equal(idx, n++);
+        if (idx == 77 || idx == 300) {
+            assert_int_equal(rc, MPROC_ETASK);
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        check_result(idx, o, olen);
+        mproc_free(o);
+    }
+    assert_int_equal(n, N);
+    mproc_iter_destroy(it);
+    /* a fixed-size imap iterator gives no records */
+    int items[2] = {1, 2};
+    assert_int_equal(mproc_pool_imap(hp.pool, judge, items, sizeof *items, 2, sizeof(int), 0, 0, &it), 0);
+    assert_int_equal(mproc_iter_next_record(it, &o, &olen, &idx, 0), MPROC_EINVAL);
+    mproc_iter_destroy(it);
+    assert_int_equal(mproc_pool_map_records(hp.pool, reverse_record, NULL, 1, NULL, NULL, NULL), MPROC_EINVAL);
+    assert_int_equal(mproc_pool_imap_stream(hp.pool, reverse_record, NULL, NULL, 0, 0, &it), MPROC_EINVAL);
+    assert_int_equal(mproc_pool_imap_records(hp.pool, reverse_record, rec, N, 0, 4, &it), MPROC_EINVAL);
+    free(bufs);
+    free_pool(&hp);
+}
+
+/* max_pending: apply_async waits for room, and gives up after its timeout
+   without submitting. */
+static void test_apply_backpressure(void **state)
+{
+    (void)state;
+    hang_pool hp = make_pool_max(2, 0, 3);
+    mproc_pool_stats st;
+    mproc_async *r[4] = {submit(hp.pool, 0), submit(hp.pool, 0), submit(hp.pool, 0), NULL};
+    int v = 4;
+    assert_int_equal(mproc_pool_apply_async_timeout(hp.pool, judge_apply, &v, sizeof v, 100, &r[3]),
+                     MPROC_ETIMEDOUT);
+    assert_null(r[3]);
+    assert_int_equal(mproc_pool_stats_get(hp.pool, &st), 0);
+    assert_int_equal(st.submitted, 3);
+    /* room again once one is dropped (destroyed before it ran) or done */
+    assert_int_equal(mproc_event_wait(hp.started, TU_JOIN_TIMEOUT_MS), 0);
+    assert_int_equal(mproc_event_set(hp.never), 0);
+    assert_int_equal(mproc_pool_apply_async_timeout(hp.pool, judge_apply, &v, sizeof v, TU_JOIN_TIMEOUT_MS, &r[3]), 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(mproc_async_get(r[i], NULL, NULL, TU_JOIN_TIMEOUT_MS), 0);
+        mproc_async_destroy(r[i]);
+    }
+    /* many submissions through a small window all finish */
+    for (int i = 0; i < 200; i++) {
+        mproc_async *a;
+        v = i + 1;
+        assert_int_equal(mproc_pool_apply_async(hp.pool, judge_apply, &v, sizeof v, &a), 0);
+        mproc_async_destroy(a);
+    }
+    assert_int_equal(mproc_pool_apply_async_timeout(hp.pool, judge_apply, &v, sizeof v, -2, &r[0]), MPROC_EINVAL);
+    assert_int_equal(mproc_pool_close(hp.pool), 0);
+    assert_int_equal(mproc_pool_join(hp.pool), 0);
+    assert_int_equal(mproc_pool_stats_get(hp.pool, &st), 0);
+    assert_int_equal(st.submitted, 204);
+    assert_int_equal(st.submitted, st.done + st.dropped);
+    free_pool(&hp);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -340,6 +602,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_size_limit_both_sides),
         cmocka_unit_test(test_processes_readable),
         cmocka_unit_test(test_terminate_running_item),
+        cmocka_unit_test(test_stream_ordered),
+        cmocka_unit_test(test_stream_unordered),
+        cmocka_unit_test(test_stream_producer_error),
+        cmocka_unit_test(test_map_and_imap_records),
+        cmocka_unit_test(test_apply_backpressure),
     };
     if (mproc_main_guard(argc, argv) != 0) return 3;
     return cmocka_run_group_tests(tests, NULL, NULL);
