@@ -452,8 +452,12 @@ typedef struct mproc_pool_options {
 
 /* Starts the workers. An initializer that fails (returns non-zero) makes
    its worker exit; after three such starts in a row the pool's work fails
-   with MPROC_ECHILD instead of being retried for ever. MPROC_EINVAL for
-   negative counts, MPROC_ENOTSUP for fork where there is none,
+   with MPROC_ECHILD instead of being retried for ever. A program that
+   forgot mproc_main_guard (its first worker ends without reaching the
+   guard, having re-run main) gets no further worker starts: the first call
+   that waits for work (or every call once all workers are gone) fails
+   with MPROC_EBOOTSTRAP and a message naming mproc_main_guard. MPROC_EINVAL
+   for negative counts, MPROC_ENOTSUP for fork where there is none,
    MPROC_EBOOTSTRAP in a child before its main guard. */
 MPROC_API int mproc_pool_create(mproc_pool **pool, const mproc_pool_options *opt);
 /* results[i] = fn(items[i]) for count items of item_size bytes, results of

@@ -521,13 +521,14 @@ static void describe_end(const mproc__pool_slot *s, int code, char *buf, size_t 
 static void l_reap(mproc__pool_slot *s, mproc__pool_death *d)
 {
     local *l = s->tx;
-    int code = 0;
-    if (mproc_process_join(l->proc, 5000) == MPROC_ETIMEDOUT) {
+    int code = 0, rc = mproc_process_join(l->proc, 5000);
+    if (rc == MPROC_ETIMEDOUT) {
         mproc_process_kill(l->proc);
-        mproc_process_join(l->proc, MPROC_FOREVER);
+        rc = mproc_process_join(l->proc, MPROC_FOREVER);
     }
     if (mproc_process_exitcode(l->proc, &code)) code = -9;
     memset(d, 0, sizeof *d);
+    d->no_guard = rc == MPROC_EBOOTSTRAP;
     describe_end(s, code, d->how, sizeof d->how);
     d->exit_code = code;
     d->exact = 1;

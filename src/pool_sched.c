@@ -255,6 +255,14 @@ static int decide_restart(mproc__pool_slot *s, const mproc__pool_death *d)
     mproc_pool *pool = s->pool;
     int work = pool->qhead != NULL;
     if (!s->ready) s->start_failures++;
+    if (d->no_guard && pool->broken_error != MPROC_EBOOTSTRAP) {
+        /* Each start would run the program's main() again: stop at once. */
+        pool->broken_error = MPROC_EBOOTSTRAP;
+        snprintf(pool->broken_msg, sizeof pool->broken_msg,
+                 "a worker never reached mproc_main_guard(): call mproc_main_guard(argc, argv) "
+                 "first in main() (%.100s)", d->how);
+    }
+    if (pool->broken_error == MPROC_EBOOTSTRAP) return 0;
     if (pool->terminating || (pool->closed && !work)) return 0;
     /* A worker that never got through its initializer three times in a
        row will not: better an error than Python's endless respawning. */
@@ -321,7 +329,11 @@ int mproc__pool_slot_start(mproc__pool_slot *s)
 static int restart_worker(mproc__pool_slot *s)
 {
     mproc_pool *pool = s->pool;
-    int rc = mproc__pool_slot_start(s);
+    mproc__os_mutex_lock(pool->mu);
+    int no_guard = pool->broken_error == MPROC_EBOOTSTRAP;
+    mproc__os_mutex_unlock(pool->mu);
+    /* A worker of this program never reached its guard: no other starts. */
+    int rc = no_guard ? MPROC_EBOOTSTRAP : mproc__pool_slot_start(s);
     mproc__os_mutex_lock(pool->mu);
     if (rc) {
         s->state = MPROC__SLOT_DONE;

@@ -45,6 +45,8 @@ typedef struct mproc__pool_death {
     uint64_t seq;    /* the unit it ran last */
     uint32_t pos;    /* the item of that unit it was at */
     uint32_t phase;  /* MPROC__PHASE_* of that unit */
+    int no_guard;    /* 1: it ended without reaching mproc_main_guard (the
+                        program re-ran main instead): never start another */
 } mproc__pool_death;
 
 typedef struct mproc__pool_transport {

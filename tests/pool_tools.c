@@ -348,6 +348,34 @@ static void test_terminate_running_item(void **state)
     free_pool(&hp);
 }
 
+/* A program that forgot mproc_main_guard: its worker re-runs main() and
+   never reaches the guard. The pool starts no other and fails the work
+   with MPROC_EBOOTSTRAP, naming mproc_main_guard. */
+static void test_missing_guard(void **state)
+{
+    (void)state;
+    mproc_pool_options opt = {0};
+    mproc_pool *pool = NULL;
+    mproc_task_error err;
+    mproc_pool_stats st;
+    int in[4] = {1, 2, 3, 4}, out[4];
+    opt.processes = 1;
+    assert_int_equal(mproc_set_executable(MPROC_NOGUARD_HELPER), 0);
+    int created = mproc_pool_create(&pool, &opt);
+    int mapped = created ? created : mproc_pool_map(pool, judge, in, sizeof *in, 4, out, sizeof *out, 1);
+    assert_int_equal(mproc_set_executable(NULL), 0); /* before any assert can fail */
+    assert_int_equal(created, 0);
+    assert_int_equal(mapped, MPROC_EBOOTSTRAP);
+    assert_int_equal(mproc_pool_last_error(pool, &err), 0);
+    assert_int_equal(err.code, MPROC_EBOOTSTRAP);
+    assert_non_null(strstr(err.message, "mproc_main_guard"));
+    /* later calls fail the same way at once; no worker was started again */
+    assert_int_equal(mproc_pool_map(pool, judge, in, sizeof *in, 4, out, sizeof *out, 1), MPROC_EBOOTSTRAP);
+    assert_int_equal(mproc_pool_stats_get(pool, &st), 0);
+    assert_int_equal(st.workers_replaced, 0);
+    mproc_pool_destroy(pool);
+}
+
 /* ---- records and streams -------------------------------------------------------- */
 /* Record i: (i * 37) % 3001 bytes of a pattern that depends on i. */
 static size_t record_len(size_t i) { return (i * 37) % 3001; }
@@ -607,6 +635,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_stream_producer_error),
         cmocka_unit_test(test_map_and_imap_records),
         cmocka_unit_test(test_apply_backpressure),
+        cmocka_unit_test(test_missing_guard),
     };
     if (mproc_main_guard(argc, argv) != 0) return 3;
     return cmocka_run_group_tests(tests, NULL, NULL);
