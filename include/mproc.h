@@ -88,6 +88,13 @@ MPROC_API int mproc_main_guard(int argc, char **argv);
 /* Spawn PATH (a program that calls mproc_main_guard and contains the same
    targets, i.e. the same image) instead of the current program. NULL resets. */
 MPROC_API int mproc_set_executable(const char *path);
+/* Stdin of spawned children and pool workers, process-wide. By default (0)
+   it is the null device (/dev/null, NUL), as Python gives its children: a
+   child never consumes the parent's input. 1: children inherit the
+   parent's stdin (the old way). Stdout and stderr are always inherited. A
+   child started by MPROC_FORK keeps its file descriptors as fork leaves
+   them. MPROC_EINVAL for other values. */
+MPROC_API int mproc_set_keep_stdin(int keep);
 /* Process-wide default start method; MPROC_ENOTSUP for fork on Windows. */
 MPROC_API int mproc_set_start_method(mproc_start_method method);
 MPROC_API mproc_start_method mproc_get_start_method(void);

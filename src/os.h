@@ -89,6 +89,7 @@ typedef struct mproc__os_spawn_req {
     size_t npass;
     mproc__handle *pass_in_child;  /* out: their values in the child */
     int daemon;                    /* see mproc__os_proc_free */
+    int keep_stdin;                /* 0: the child's stdin is the null device */
 } mproc__os_spawn_req;
 
 /* Start the program again in child mode: the child gets an environment

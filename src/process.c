@@ -1,6 +1,7 @@
 /* Process objects: create, start (spawn or fork), join, signal. */
 #include "bootstrap.h"
 #include "process.h"
+#include "atomic.h"
 
 #include <stdio.h>
 
@@ -29,6 +30,7 @@ struct mproc_process {
 };
 
 static char *spawn_exe;                       /* mproc_set_executable */
+static volatile uint32_t keep_stdin;          /* mproc_set_keep_stdin */
 static mproc_start_method default_method = MPROC_SPAWN;
 static unsigned process_counter;
 static char current_name[MPROC__NAME_MAX] = "MainProcess";
@@ -49,6 +51,13 @@ int mproc_set_executable(const char *path)
     free(spawn_exe);
     spawn_exe = copy;
     mproc__os_global_unlock();
+    return 0;
+}
+
+int mproc_set_keep_stdin(int keep)
+{
+    if (keep != 0 && keep != 1) return MPROC_EINVAL;
+    mproc__store32(&keep_stdin, (uint32_t)keep);
     return 0;
 }
 
@@ -209,7 +218,8 @@ static int start_spawn(mproc_process *p)
     if (!rc) {
         fill_boot(p, b);
         size_t npass = collect_handles(p, b, pass);
-        mproc__os_spawn_req req = {spawn_exe, boot_r, st_w, pass, npass, in_child, p->daemon};
+        mproc__os_spawn_req req = {spawn_exe, boot_r, st_w, pass, npass, in_child, p->daemon,
+                                   mproc__load32(&keep_stdin) != 0};
         rc = mproc__os_spawn(&req, &p->os); /* consumes boot_r and st_w */
         if (!rc) {
             translate_handles(b, in_child, npass);

@@ -10,6 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _WIN32
+#  define WIN32_LEAN_AND_MEAN
+#  include <windows.h>
+#else
+#  include <unistd.h>
+#endif
+
 /* ---- worker-side functions --------------------------------------------------- */
 static mproc_event *never;   /* from the initarg, never set */
 static mproc_event *started; /* set by a task as it starts to hang */
@@ -376,6 +383,133 @@ static void test_missing_guard(void **state)
     mproc_pool_destroy(pool);
 }
 
+/* ---- stdin ---------------------------------------------------------------------------- */
+/* Bytes this process can read from its stdin (at most 64; 200 if it has
+   no readable stdin at all). */
+static int stdin_bytes(void)
+{
+    char buf[64];
+    int total = 0;
+    for (;;) {
+#ifdef _WIN32
+        DWORD got = 0;
+        HANDLE h = GetStdHandle(STD_INPUT_HANDLE);
+        if (h == NULL || h == INVALID_HANDLE_VALUE) return 200;
+        if (!ReadFile(h, buf, sizeof buf, &got, NULL))
+            return GetLastError() == ERROR_BROKEN_PIPE ? total : 200;
+#else
+        ssize_t got = read(0, buf, sizeof buf);
+        if (got < 0) return 200;
+#endif
+        if (got == 0 || total >= 64) return total;
+        total += (int)got;
+    }
+}
+
+static int stdin_target(const void *arg, size_t len)
+{
+    (void)arg;
+    (void)len;
+    return stdin_bytes();
+}
+
+static int stdin_task(const void *in, size_t len, mproc_buf *out)
+{
+    (void)in;
+    (void)len;
+    int n = stdin_bytes();
+    return mproc_buf_append(out, &n, sizeof n);
+}
+
+/* Makes this process's stdin a pipe holding "hello" (then its end);
+   returns what to give restore_stdin. */
+#ifdef _WIN32
+typedef HANDLE saved_stdin;
+static saved_stdin stdin_with_hello(void)
+{
+    HANDLE r, w, old = GetStdHandle(STD_INPUT_HANDLE);
+    DWORD put;
+    assert_true(CreatePipe(&r, &w, NULL, 0));
+    assert_true(WriteFile(w, "hello", 5, &put, NULL));
+    CloseHandle(w);
+    assert_true(SetStdHandle(STD_INPUT_HANDLE, r));
+    return old;
+}
+static void restore_stdin(saved_stdin old)
+{
+    CloseHandle(GetStdHandle(STD_INPUT_HANDLE));
+    SetStdHandle(STD_INPUT_HANDLE, old);
+}
+#else
+typedef int saved_stdin;
+static saved_stdin stdin_with_hello(void)
+{
+    int fds[2], old = dup(0);
+    assert_true(old >= 0);
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(write(fds[1], "hello", 5), 5);
+    close(fds[1]);
+    assert_int_equal(dup2(fds[0], 0), 0);
+    close(fds[0]);
+    return old;
+}
+static void restore_stdin(saved_stdin old)
+{
+    assert_int_equal(dup2(old, 0), 0);
+    close(old);
+}
+#endif
+
+static int child_stdin_bytes(int keep)
+{
+    mproc_process *p;
+    int code;
+    assert_int_equal(mproc_set_keep_stdin(keep), 0);
+    saved_stdin old = stdin_with_hello();
+    int rc = mproc_process_create(&p, stdin_target, NULL, 0, NULL);
+    if (!rc) rc = mproc_process_start(p);
+    restore_stdin(old);
+    assert_int_equal(rc, 0);
+    code = tu_join(p);
+    mproc_process_destroy(p);
+    return code;
+}
+
+static int worker_stdin_bytes(int keep)
+{
+    mproc_pool_options opt = {0};
+    mproc_pool *pool;
+    void *out;
+    size_t len;
+    int n;
+    opt.processes = 1; /* started inside create, while stdin is the pipe */
+    assert_int_equal(mproc_set_keep_stdin(keep), 0);
+    saved_stdin old = stdin_with_hello();
+    int rc = mproc_pool_create(&pool, &opt);
+    restore_stdin(old);
+    assert_int_equal(rc, 0);
+    assert_int_equal(mproc_pool_apply(pool, stdin_task, NULL, 0, &out, &len), 0);
+    assert_int_equal(len, sizeof n);
+    memcpy(&n, out, sizeof n);
+    mproc_free(out);
+    mproc_pool_destroy(pool);
+    return n;
+}
+
+/* Children and workers read the null device unless mproc_set_keep_stdin(1):
+   they never consume the parent's input. */
+static void test_null_stdin(void **state)
+{
+    (void)state;
+    assert_int_equal(child_stdin_bytes(0), 0);
+    assert_int_equal(child_stdin_bytes(1), 5);
+    assert_int_equal(worker_stdin_bytes(0), 0);
+    assert_int_equal(worker_stdin_bytes(1), 5);
+    assert_int_equal(mproc_set_keep_stdin(0), 0);
+    assert_int_equal(mproc_set_keep_stdin(2), MPROC_EINVAL);
+    assert_int_equal(worker_stdin_bytes(0), 0);
+}
+
 /* ---- records and streams -------------------------------------------------------- */
 /* Record i: (i * 37) % 3001 bytes of a pattern that depends on i. */
 static size_t record_len(size_t i) { return (i * 37) % 3001; }
@@ -636,6 +770,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_map_and_imap_records),
         cmocka_unit_test(test_apply_backpressure),
         cmocka_unit_test(test_missing_guard),
+        cmocka_unit_test(test_null_stdin),
     };
     if (mproc_main_guard(argc, argv) != 0) return 3;
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -90,11 +90,13 @@ typedef struct fd_plan {
     int src[MPROC__MAX_PASS + 3];
     int n;
     int high; /* staging area above every source and target */
+    int null_stdin; /* stdin becomes /dev/null (as Python's children get) */
 } fd_plan;
 
 static void plan_fds(fd_plan *plan, const mproc__os_spawn_req *req, int sentinel)
 {
     plan->n = 0;
+    plan->null_stdin = !req->keep_stdin;
     plan->src[plan->n++] = (int)req->boot_read;
     plan->src[plan->n++] = (int)req->status_write;
     plan->src[plan->n++] = sentinel; /* -1 when pidfd does the waiting */
@@ -127,6 +129,7 @@ static int spawn_with_posix_spawn(const char *path, char **argv, char **env, con
     for (int i = 0; i < plan->n && !rc; i++)
         if (plan->src[i] >= 0)
             rc = posix_spawn_file_actions_adddup2(&fa, plan->high + i, CHILD_FD_BASE + i);
+    if (!rc && plan->null_stdin) rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 #if defined(__APPLE__)
     flags |= POSIX_SPAWN_CLOEXEC_DEFAULT;
     for (int i = 0; i < plan->n && !rc; i++)
@@ -153,6 +156,11 @@ static void exec_child(const char *path, char **argv, char **env, const fd_plan 
     if (dup2(err_fd, plan->high + plan->n) < 0) goto fail;
     err_fd = plan->high + plan->n;
     fcntl(err_fd, F_SETFD, FD_CLOEXEC);
+    if (plan->null_stdin) { /* after the moves: fd 0 may have been a source */
+        int null_fd = open("/dev/null", O_RDONLY);
+        if (null_fd < 0 || (null_fd != 0 && dup2(null_fd, 0) < 0)) goto fail;
+        if (null_fd != 0) close(null_fd);
+    }
     for (int fd = CHILD_FD_BASE + plan->n; fd < plan->high + plan->n; fd++) close(fd);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34) || defined(__FreeBSD__)
     closefrom(err_fd + 1);
