@@ -33,6 +33,16 @@ extern "C" {
 #  define MPROC_API
 #endif
 
+/* printf-style argument checks where the compiler has them (GCC, Clang,
+   MinGW with its own printf flavour); nothing elsewhere (MSVC). */
+#if defined(__MINGW32__) && defined(__MINGW_PRINTF_FORMAT)
+#  define MPROC_PRINTF_FORMAT(fmt, first) __attribute__((format(__MINGW_PRINTF_FORMAT, fmt, first)))
+#elif defined(__GNUC__) || defined(__clang__)
+#  define MPROC_PRINTF_FORMAT(fmt, first) __attribute__((format(printf, fmt, first)))
+#else
+#  define MPROC_PRINTF_FORMAT(fmt, first)
+#endif
+
 #define MPROC_VERSION_MAJOR 0
 #define MPROC_VERSION_MINOR 1
 #define MPROC_VERSION_PATCH 0
@@ -435,8 +445,10 @@ typedef int (*mproc_task_fn)(const void *in, size_t in_len, mproc_buf *out);
 MPROC_API int mproc_buf_append(mproc_buf *out, const void *data, size_t len);
 /* In a worker, inside a task: fail the current item (also when the function
    then returns 0) with this printf-style message, which the parent reads
-   with mproc_pool_last_error (at most 255 bytes). */
-MPROC_API void mproc_task_fail(const char *fmt, ...);
+   with mproc_async_error / mproc_iter_error / mproc_pool_last_error (at
+   most 255 bytes). The compiler checks the arguments against fmt where it
+   can (MPROC_PRINTF_FORMAT). */
+MPROC_API void mproc_task_fail(const char *fmt, ...) MPROC_PRINTF_FORMAT(1, 2);
 
 typedef struct mproc_pool_options {
     int processes;              /* 0: mproc_process_cpu_count() */
