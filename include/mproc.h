@@ -638,7 +638,12 @@ MPROC_API int mproc_pool_terminate(mproc_pool *pool);
    returns MPROC_EINTR; new work gets MPROC_ECLOSED. Then join/destroy as
    usual. Workers ignore SIGINT themselves: Ctrl-C reaches only the parent,
    whose handler decides. Without a handler, Ctrl-C ends the parent and the
-   workers (daemons) follow it. */
+   workers (daemons) follow it. On Windows Ctrl-C is a console control
+   event, delivered on a thread the system creates: install a handler with
+   SetConsoleCtrlHandler (or the CRT's signal(SIGINT, ...), built on it)
+   that calls mproc_pool_interrupt and returns TRUE. The event reaches every
+   process of the console; workers have disabled it for themselves
+   (SetConsoleCtrlHandler(NULL, TRUE)), so only the parent's handler acts. */
 MPROC_API int mproc_pool_interrupt(mproc_pool *pool);
 /* After close or terminate: waits until every worker has exited.
    MPROC_ESTATE before. */

@@ -5,6 +5,7 @@
    stats; the documented size limit and terminate's code; the worker
    count. Tasks that must stay busy wait on an Event that is never set. */
 #include "testutil.h"
+#include "os.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -510,6 +511,62 @@ static void test_null_stdin(void **state)
     assert_int_equal(worker_stdin_bytes(0), 0);
 }
 
+/* ---- Ctrl-C on Windows --------------------------------------------------------------- */
+/* A console control handler (what Ctrl-C really raises on Windows) calls
+   mproc_pool_interrupt; the map blocked on a hanging worker returns
+   MPROC_EINTR. The event goes to every process of the console: workers
+   have disabled it for themselves and keep running until terminated. */
+#ifdef _WIN32
+static mproc_pool *ctrl_target;
+
+static BOOL WINAPI on_ctrl(DWORD type)
+{
+    if (type != CTRL_C_EVENT) return FALSE;
+    mproc_pool_interrupt(ctrl_target);
+    return TRUE;
+}
+
+static volatile LONG ctrl_sent; /* 1: sent, 2: the console refused */
+
+static void press_ctrl_c(void *arg)
+{
+    hang_pool *hp = arg;
+    mproc_event_wait(hp->started, TU_JOIN_TIMEOUT_MS);
+    if (GenerateConsoleCtrlEvent(CTRL_C_EVENT, 0)) {
+        InterlockedExchange(&ctrl_sent, 1);
+    } else {
+        InterlockedExchange(&ctrl_sent, 2);
+        mproc_event_set(hp->never); /* no console: let the map finish */
+    }
+}
+#endif
+
+static void test_windows_ctrl_c(void **state)
+{
+    (void)state;
+#ifndef _WIN32
+    skip(); /* POSIX: tests/pool.c's SIGINT handler test */
+#else
+    hang_pool hp = make_pool(2, 0);
+    int in[4] = {0, 0, 3, 4}, out[4];
+    ctrl_target = hp.pool;
+    assert_true(SetConsoleCtrlHandler(on_ctrl, TRUE));
+    mproc__os_thread *t;
+    assert_int_equal(mproc__os_thread_start(&t, press_ctrl_c, &hp), 0);
+    int rc = mproc_pool_map(hp.pool, judge, in, sizeof *in, 4, out, sizeof *out, 1);
+    mproc__os_thread_join(t);
+    SetConsoleCtrlHandler(on_ctrl, FALSE);
+    if (ctrl_sent == 2) {
+        free_pool(&hp);
+        print_message("no console to send Ctrl-C to (Wine without one): skipped\n");
+        skip();
+    }
+    assert_int_equal(rc, MPROC_EINTR);
+    assert_int_equal(mproc_pool_join(hp.pool), 0);
+    free_pool(&hp);
+#endif
+}
+
 /* ---- records and streams -------------------------------------------------------- */
 /* Record i: (i * 37) % 3001 bytes of a pattern that depends on i. */
 static size_t record_len(size_t i) { return (i * 37) % 3001; }
@@ -771,6 +828,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_apply_backpressure),
         cmocka_unit_test(test_missing_guard),
         cmocka_unit_test(test_null_stdin),
+        cmocka_unit_test(test_windows_ctrl_c),
     };
     if (mproc_main_guard(argc, argv) != 0) return 3;
     return cmocka_run_group_tests(tests, NULL, NULL);
