@@ -67,7 +67,8 @@ static int check_options(const mproc_pool_options *opt)
     return 0;
 }
 
-static int alloc_pool(mproc_pool **out, const mproc_pool_options *opt)
+static int alloc_pool(mproc_pool **out, const mproc_pool_options *opt,
+                      const mproc__pool_transport *transport)
 {
     mproc_pool *pool = mproc__calloc(1, sizeof *pool);
     if (!pool) return MPROC_ENOMEM;
@@ -77,7 +78,7 @@ static int alloc_pool(mproc_pool **out, const mproc_pool_options *opt)
     if (!pool->opt.method) pool->opt.method = mproc_get_start_method();
     pool->nslots = pool->opt.processes ? pool->opt.processes : mproc_process_cpu_count();
     if (pool->nslots < 1) pool->nslots = 1;
-    pool->transport = &mproc__pool_local_transport;
+    pool->transport = transport;
     if (pool->opt.initarg_len) {
         if (!(pool->initarg = malloc(pool->opt.initarg_len))) return MPROC_ENOMEM;
         memcpy(pool->initarg, pool->opt.initarg, pool->opt.initarg_len);
@@ -132,13 +133,19 @@ static int start_workers(mproc_pool *pool)
 
 int mproc_pool_create(mproc_pool **out, const mproc_pool_options *opt)
 {
-    if (!out) return MPROC_EINVAL;
+    return mproc__pool_create_on(out, opt, &mproc__pool_local_transport);
+}
+
+int mproc__pool_create_on(mproc_pool **out, const mproc_pool_options *opt,
+                          const mproc__pool_transport *transport)
+{
+    if (!out || !transport) return MPROC_EINVAL;
     *out = NULL;
     int rc = check_options(opt);
     if (!rc) rc = mproc__check_may_start();
     if (rc) return rc;
     mproc_pool *pool = NULL;
-    rc = alloc_pool(&pool, opt);
+    rc = alloc_pool(&pool, opt, transport);
     if (rc) {
         free_pool(pool); /* nothing started yet */
         return rc;

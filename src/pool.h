@@ -14,7 +14,11 @@
  * an arena. Parent and worker send each other batches of records (48-byte
  * headers, payloads) through the conn. A map unit's items are copied into
  * the arena and the worker writes its results next to them; an apply's
- * input and result travel whole inside the records.
+ * input and result travel whole inside the records. Map results stay in
+ * the arena rather than in the worker's records because a worker that
+ * dies mid-unit must not take the results it already wrote with it: the
+ * parent reads them from the arena after the death (an apply has one
+ * result, which a death loses anyway).
  *
  * Death. Before each item the worker publishes (unit seq, position, phase)
  * in its status block. When its conn reports the end of the worker, the
@@ -157,7 +161,7 @@ int mproc__pool_receive(mproc_conn *c, unsigned *spin_us, unsigned char *buf, si
 int mproc__pool_worker_main(const void *arg, size_t len);
 
 /* ---- the scheduler's state ------------------------------------------------ */
-#define MPROC__POOL_WINDOW 32         /* units in flight per worker */
+#define MPROC__POOL_WINDOW 128        /* units in flight per worker */
 #define MPROC__POOL_MAX_ITEM (256u * 1024u) /* item_size + result_size */
 
 enum { MPROC__JOB_MAP = 1, MPROC__JOB_IMAP, MPROC__JOB_APPLY };
@@ -223,8 +227,6 @@ typedef struct mproc__pool_unit {
 
 enum { MPROC__SLOT_STARTING, MPROC__SLOT_RUNNING, MPROC__SLOT_EXITING, MPROC__SLOT_DONE };
 
-struct mproc__pool_local; /* the local transport's part of a slot */
-
 /* A place for one worker at a time. */
 typedef struct mproc__pool_slot {
     struct mproc_pool *pool;
@@ -242,7 +244,7 @@ typedef struct mproc__pool_slot {
     int timed_out;
     uint64_t to_seq;
     uint32_t to_pos;
-    struct mproc__pool_local *tx; /* the transport's state */
+    void *tx;                /* the transport's state for this slot */
     mproc__os_thread *thread; /* serves the worker, replaces it */
 } mproc__pool_slot;
 

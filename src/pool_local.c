@@ -38,7 +38,7 @@
    before it sleeps: a round trip of a short task fits in it. */
 #define SPIN_US 50
 
-typedef struct mproc__pool_local {
+typedef struct local {
     mproc_process *proc;
     mproc_conn *conn;        /* the parent's end */
     mproc__handle shm;
@@ -115,7 +115,7 @@ static unsigned char *worker_arg(mproc__pool_slot *s, const mproc_ref *block,
     cfg.version = MPROC__POOL_VERSION;
     cfg.slot = (uint32_t)s->index;
     cfg.maxtasks = (uint32_t)pool->opt.maxtasksperchild;
-    cfg.arena_cap = s->tx->arena_cap;
+    cfg.arena_cap = ((const local *)s->tx)->arena_cap;
     cfg.parent_pid = mproc__os_getpid();
     cfg.watch_parent = pool->opt.method == MPROC_FORK;
     cfg.has_init = (uint32_t)pool->has_init;
@@ -292,8 +292,9 @@ static int put_map(mproc__pool_slot *s, mproc__pool_unit *u)
     size_t off, len = (size_t)mproc__pool_map_bytes(u->n, job->isz, job->rsz);
     if (held_bytes(s) + l->batch_len + 2 * MPROC__POOL_HDR + MPROC__FNREF_WIRE_MAX > TASK_BUDGET)
         return 0;
-    if (!arena_alloc(s, len, &off)) return 0; /* a completion will free some */
     size_t before = l->batch_len;
+    if (!define_if_new(s, job->fn)) return 0;
+    if (!arena_alloc(s, len, &off)) return 0; /* a completion will free some */
     mproc__pool_msg m = {0};
     m.type = MPROC__T_MAP;
     m.fn = job->fn;
@@ -302,8 +303,8 @@ static int put_map(mproc__pool_slot *s, mproc__pool_unit *u)
     m.len = (uint32_t)u->n;
     m.a = (uint32_t)job->isz;
     m.b = (uint32_t)job->rsz;
-    if (!define_if_new(s, job->fn) || !batch_put(l, &m, NULL, 0)) {
-        l->batch_len = before;
+    if (!batch_put(l, &m, NULL, 0)) {
+        l->arena_tail = off; /* the block just taken is free again */
         return 0;
     }
     memcpy(l->arena + off, job->items + u->lo * job->isz, u->n * job->isz);
@@ -367,19 +368,20 @@ static void l_flush(mproc__pool_slot *s, int stop)
 
 static const unsigned char *l_results(mproc__pool_slot *s, const mproc__pool_unit *u)
 {
-    return s->tx->arena + u->place + MPROC__POOL_RESULTS_AT(u->n, u->job->isz);
+    const local *l = s->tx;
+    return l->arena + u->place + MPROC__POOL_RESULTS_AT(u->n, u->job->isz);
 }
 
 static int l_progress(mproc__pool_slot *s, uint64_t *seq, uint32_t *pos, uint32_t *ticks)
 {
-    const mproc__pool_status *st = s->tx->st;
+    const mproc__pool_status *st = ((const local *)s->tx)->st;
     *ticks = st->ticks;
     *seq = st->seq;
     *pos = st->pos;
     return st->phase == MPROC__PHASE_RUNNING;
 }
 
-static void l_kill(mproc__pool_slot *s) { mproc_process_kill(s->tx->proc); }
+static void l_kill(mproc__pool_slot *s) { mproc_process_kill(((local *)s->tx)->proc); }
 
 /* ---- serving: the worker's records ------------------------------------------------ */
 static void copy_message(char *dst, size_t cap, const unsigned char *src, size_t len)
@@ -495,7 +497,7 @@ static void l_serve(mproc__pool_slot *s)
         size_t len = 0;
         if (receive(s, &big, &len)) break;
         mproc__os_mutex_lock(pool->mu);
-        deliver(s, big ? big : s->tx->rbuf, len);
+        deliver(s, big ? big : ((local *)s->tx)->rbuf, len);
         mproc__pool_pump_all(pool);
         mproc__os_mutex_unlock(pool->mu);
         free(big);

@@ -84,6 +84,11 @@ typedef struct mproc__pool_transport {
 /* Workers on this machine: processes, conns and shared memory. */
 extern const mproc__pool_transport mproc__pool_local_transport;
 
+/* mproc_pool_create over another transport (the scheduler's tests use an
+   in-process one, tests/pool_sched.c). */
+int mproc__pool_create_on(mproc_pool **out, const mproc_pool_options *opt,
+                          const mproc__pool_transport *transport);
+
 /* ---- events: the transport's serve calls these with the lock held ------- */
 /* The worker is ready (its initializer ran). */
 void mproc__pool_ev_ready(mproc__pool_slot *s);
