@@ -76,12 +76,13 @@ static uLong get_le32(const unsigned char *p)
 }
 
 /* In a worker: the block's CRC-32 and length (4 bytes LE each), then its
-   deflate bytes, ended by a sync flush. */
+   deflate bytes, ended by a sync flush, deflated straight into the result
+   (mproc_buf_reserve / commit: no buffer of its own, no copy). */
 static int deflate_block(const void *in, size_t len, mproc_buf *out)
 {
     const unsigned char *p = in;
     z_stream z;
-    unsigned char head[8], buf[64 * 1024];
+    unsigned char head[8];
     if (len < 5) return 1;
     size_t dict_len = get_le32(p + 1);
     if (dict_len > DICT || 5 + dict_len > len) return 2;
@@ -93,15 +94,16 @@ static int deflate_block(const void *in, size_t len, mproc_buf *out)
     if (deflateInit2(&z, p[0], Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) return 3;
     int rc = dict_len && deflateSetDictionary(&z, p + 5, (uInt)dict_len) != Z_OK ? 4 : 0;
     if (!rc) rc = mproc_buf_append(out, head, sizeof head);
+    /* deflateBound plus the sync flush's marker: one call does it all */
+    size_t room = deflateBound(&z, (uLong)n) + 16;
+    unsigned char *dst = rc ? NULL : mproc_buf_reserve(out, room);
+    if (!rc && !dst) rc = 6;
     z.next_in = (unsigned char *)data;
     z.avail_in = (uInt)n;
-    while (!rc) {
-        z.next_out = buf;
-        z.avail_out = sizeof buf;
-        if (deflate(&z, Z_SYNC_FLUSH) == Z_STREAM_ERROR) rc = 5;
-        if (!rc) rc = mproc_buf_append(out, buf, sizeof buf - z.avail_out);
-        if (z.avail_out != 0) break; /* all of it is out */
-    }
+    z.next_out = dst;
+    z.avail_out = (uInt)room;
+    if (!rc && (deflate(&z, Z_SYNC_FLUSH) != Z_OK || z.avail_in || !z.avail_out)) rc = 5;
+    if (!rc) rc = mproc_buf_commit(out, room - z.avail_out);
     deflateEnd(&z);
     return rc;
 }

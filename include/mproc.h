@@ -446,6 +446,13 @@ typedef int (*mproc_map_fn)(const void *item, void *result);
 typedef int (*mproc_task_fn)(const void *in, size_t in_len, mproc_buf *out);
 /* Appends to a task's result (in the worker). 0, MPROC_EINVAL, MPROC_ENOMEM. */
 MPROC_API int mproc_buf_append(mproc_buf *out, const void *data, size_t len);
+/* Writing a result in place: reserve gives room for len more bytes at the
+   end of the result (valid until the next call on out; NULL when out of
+   memory or out is NULL); write at most len bytes there, then commit the
+   number written (MPROC_EINVAL if more than reserved). E.g. deflate
+   straight into the result, with no buffer of its own. */
+MPROC_API void *mproc_buf_reserve(mproc_buf *out, size_t len);
+MPROC_API int mproc_buf_commit(mproc_buf *out, size_t len);
 /* In a worker, inside a task: fail the current item (also when the function
    then returns 0) with this printf-style message, which the parent reads
    with mproc_async_error / mproc_iter_error / mproc_pool_last_error (at
@@ -590,6 +597,11 @@ MPROC_API int mproc_async_ready(mproc_async *r);
 /* Waits like mproc_async_wait, then the task's outcome; *out gets a copy of
    the result each time (free with mproc_free; out may be NULL). */
 MPROC_API int mproc_async_get(mproc_async *r, void **out, size_t *out_len, int timeout_ms);
+/* Waits like mproc_async_get, then hands the result over instead of
+   copying it: *out (free with mproc_free; NULL when empty), *out_len. Once
+   taken, later get/take calls on this handle return MPROC_ESTATE. A failed
+   task returns its code, as get does. */
+MPROC_API int mproc_async_take(mproc_async *r, void **out, size_t *out_len, int timeout_ms);
 /* Frees the handle; a task not yet started is dropped (counted in
    mproc_pool_stats.dropped). Iterators and async results may outlive their
    pool (their outcome is then final). */

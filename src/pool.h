@@ -210,6 +210,7 @@ typedef struct mproc__pool_job {
     size_t out_len;
     volatile uint32_t done;  /* apply: finished (read without the lock to spin) */
     int pending;             /* apply_async: counted in pool->pending */
+    int taken;               /* apply: out handed over by mproc_async_take */
 } mproc__pool_job;
 
 enum { MPROC__IS_PENDING = 0, MPROC__IS_DONE, MPROC__IS_FAILED, MPROC__IS_CONSUMED };

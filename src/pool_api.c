@@ -440,6 +440,7 @@ static int async_result(mproc_async *r, void **out, size_t *out_len)
         set_last(r->pool, job);
         return job->err_code;
     }
+    if (job->taken) return MPROC_ESTATE;
     if (!out) return 0;
     *out = NULL;
     if (out_len) *out_len = job->out_len;
@@ -469,6 +470,31 @@ int mproc_async_error(mproc_async *r, mproc_task_error *err)
     const mproc__pool_job *job = r->job;
     int rc = !job->done ? MPROC_ESTATE : !job->has_err ? MPROC_ENOENT : 0;
     if (!rc) mproc__pool_fill_error(err, 0, job->err_code, job->err_status, job->err_msg);
+    mproc__os_mutex_unlock(r->pool->mu);
+    return rc;
+}
+
+int mproc_async_take(mproc_async *r, void **out, size_t *out_len, int timeout_ms)
+{
+    if (out) *out = NULL;
+    if (out_len) *out_len = 0;
+    if (!r || !out) return MPROC_EINVAL;
+    if (timeout_ms != 0) spin_briefly(r->job);
+    mproc__os_mutex_lock(r->pool->mu);
+    mproc__pool_job *job = r->job;
+    int rc = mproc__pool_wait(r->pool, job, apply_done, timeout_ms);
+    if (!rc && job->has_err) {
+        set_last(r->pool, job);
+        rc = job->err_code;
+    } else if (!rc && job->taken) {
+        rc = MPROC_ESTATE;
+    } else if (!rc) {
+        /* handed over: no copy */
+        *out = job->out;
+        if (out_len) *out_len = job->out_len;
+        job->out = NULL;
+        job->taken = 1;
+    }
     mproc__os_mutex_unlock(r->pool->mu);
     return rc;
 }

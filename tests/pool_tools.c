@@ -80,6 +80,26 @@ static int reverse_record(const void *in, size_t len, mproc_buf *out)
     return mproc_buf_append(out, tail, sizeof tail) ? 100 : 0;
 }
 
+/* Writes its result in place: n bytes (n = the input's first int) of a
+   pattern, in two reserved pieces; a commit beyond the reservation fails. */
+static int in_place(const void *in, size_t len, mproc_buf *out)
+{
+    int n;
+    if (len != sizeof n) return 90;
+    memcpy(&n, in, sizeof n);
+    unsigned char *p = mproc_buf_reserve(out, (size_t)n);
+    if (!p) return 91;
+    for (int i = 0; i < n / 2; i++) p[i] = (unsigned char)(i * 31 + 7);
+    if (mproc_buf_commit(out, (size_t)n + 1) != MPROC_EINVAL) return 92;
+    if (mproc_buf_commit(out, (size_t)(n / 2))) return 93;
+    if (mproc_buf_commit(out, 1) != MPROC_EINVAL) return 94; /* nothing reserved now */
+    p = mproc_buf_reserve(out, (size_t)(n - n / 2));
+    if (!p) return 95;
+    for (int i = n / 2; i < n; i++) p[i - n / 2] = (unsigned char)(i * 31 + 7);
+    if (mproc_buf_commit(out, (size_t)(n - n / 2))) return 96;
+    return mproc_buf_reserve(NULL, 1) == NULL && mproc_buf_commit(NULL, 0) == MPROC_EINVAL ? 0 : 97;
+}
+
 /* ---- helpers ------------------------------------------------------------------ */
 typedef struct hang_pool {
     mproc_pool *pool;
@@ -810,6 +830,38 @@ static void test_apply_backpressure(void **state)
     free_pool(&hp);
 }
 
+/* Results written in place (reserve/commit) and taken without a copy. */
+static void test_reserve_commit_take(void **state)
+{
+    (void)state;
+    hang_pool hp = make_pool(2, 0);
+    int sizes[3] = {1, 1000, 3 << 20};
+    for (int k = 0; k < 3; k++) {
+        mproc_async *r;
+        void *out, *again;
+        size_t len;
+        assert_int_equal(mproc_pool_apply_async(hp.pool, in_place, &sizes[k], sizeof sizes[k], &r), 0);
+        assert_int_equal(mproc_async_take(r, &out, &len, TU_JOIN_TIMEOUT_MS), 0);
+        assert_int_equal(len, (size_t)sizes[k]);
+        for (int i = 0; i < sizes[k]; i++)
+            if (((unsigned char *)out)[i] != (unsigned char)(i * 31 + 7)) fail_msg("byte %d", i);
+        mproc_free(out);
+        /* taken once: the handle has no result left */
+        assert_int_equal(mproc_async_take(r, &again, &len, 0), MPROC_ESTATE);
+        assert_null(again);
+        assert_int_equal(mproc_async_get(r, &again, &len, 0), MPROC_ESTATE);
+        assert_int_equal(mproc_async_take(r, NULL, NULL, 0), MPROC_EINVAL);
+        mproc_async_destroy(r);
+    }
+    /* a failed task: take gives its code */
+    mproc_async *bad = submit(hp.pool, -8);
+    void *out;
+    assert_int_equal(mproc_async_take(bad, &out, NULL, TU_JOIN_TIMEOUT_MS), MPROC_ETASK);
+    assert_null(out);
+    mproc_async_destroy(bad);
+    free_pool(&hp);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -829,6 +881,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_missing_guard),
         cmocka_unit_test(test_null_stdin),
         cmocka_unit_test(test_windows_ctrl_c),
+        cmocka_unit_test(test_reserve_commit_take),
     };
     if (mproc_main_guard(argc, argv) != 0) return 3;
     return cmocka_run_group_tests(tests, NULL, NULL);
