@@ -402,14 +402,31 @@ MPROC_API int mproc_queue_attach(const mproc_ref *ref, mproc_queue **q);
 
 MPROC_API void mproc_free(void *p);
 
-/* Wait on any mix of objects (multiprocessing.connection.wait). */
+/* Wait on any mix of objects (multiprocessing.connection.wait), including
+   the pool's results and the program's own file descriptors or handles:
+   this is how a tool waits for results and its own input at once.
+   - MPROC_WAIT_ASYNC (mproc_async*): ready once the task has finished
+     (mproc_async_get / take then return at once).
+   - MPROC_WAIT_ITER (mproc_iter*): ready when the next step will not wait:
+     a result (or failure) is there, or the iterator is exhausted. A record
+     stream with nothing in flight is ready too: mproc_iter_next_record
+     with timeout 0 pulls more input from the producer and returns
+     MPROC_ETIMEDOUT if no result is there yet.
+   - MPROC_WAIT_OS: obj points at the caller's own descriptor (an int:
+     ready when readable or hung up, e.g. a socket or stdin as a pipe) on
+     POSIX, or at a HANDLE (ready when signalled) on Windows. mproc only
+     looks at it; reading it is the caller's job.
+   A pool interrupted by mproc_pool_interrupt is noticed within ~100 ms by
+   a wait on its objects (they become ready with MPROC_EINTR). */
 typedef enum mproc_waitable_kind {
-    MPROC_WAIT_CONN = 1, MPROC_WAIT_QUEUE = 2, MPROC_WAIT_PROCESS = 3
+    MPROC_WAIT_CONN = 1, MPROC_WAIT_QUEUE = 2, MPROC_WAIT_PROCESS = 3,
+    MPROC_WAIT_ASYNC = 4, MPROC_WAIT_ITER = 5, MPROC_WAIT_OS = 6
 } mproc_waitable_kind;
 typedef struct mproc_waitable {
     mproc_waitable_kind kind;
-    void *obj;        /* mproc_conn*, mproc_queue* or mproc_process* */
-    int ready;        /* out: 1 if readable / ended */
+    void *obj;        /* mproc_conn*, mproc_queue*, mproc_process*, mproc_async*,
+                         mproc_iter*, or int* / HANDLE* (MPROC_WAIT_OS) */
+    int ready;        /* out: 1 if readable / ended / finished */
 } mproc_waitable;
 /* Returns the number ready (>= 1), or MPROC_ETIMEDOUT. */
 MPROC_API int mproc_wait(mproc_waitable *items, size_t count, int timeout_ms);

@@ -255,6 +255,11 @@ int mproc__os_link_disarm(mproc__os_link *l);
 int mproc__os_wait_any(const mproc__handle *h, size_t n, unsigned char *ready,
                        int timeout_ms);
 
+/* mproc_wait's MPROC_WAIT_OS: the caller's own descriptor (obj points at
+   an int) or HANDLE (obj points at a HANDLE); MPROC__NO_HANDLE if it
+   cannot be one (negative fd, NULL or INVALID_HANDLE_VALUE). */
+mproc__handle mproc__os_user_handle(const void *obj);
+
 /* A doorbell for the queue, counting wake tokens: ring adds n tokens;
    a waiter waits for rd with mproc__os_wait_any and, when it was reported
    ready, takes one token with bell_take. POSIX: a non-blocking pipe (a

@@ -251,6 +251,10 @@ static void free_pool(mproc_pool *pool)
     free(pool->slots);
     free(pool->fns);
     free(pool->initarg);
+    if (pool->bell_made) {
+        mproc__os_close(pool->bell_rd);
+        if (pool->bell_wr != pool->bell_rd) mproc__os_close(pool->bell_wr);
+    }
     mproc__os_cond_destroy(pool->timer_cond);
     mproc__os_cond_destroy(pool->cond);
     mproc__os_mutex_destroy(pool->mu);

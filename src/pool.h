@@ -282,6 +282,9 @@ struct mproc_pool {
     mproc_pool_stats stats;
     int waiters;             /* threads in a cond wait: broadcast only then */
     size_t pending;          /* apply_async jobs not finished (opt.max_pending) */
+    mproc__handle bell_rd, bell_wr; /* mproc_wait's doorbell (made on first use) */
+    int bell_made;
+    unsigned bell_waiters;   /* mproc_wait calls armed on it */
     mproc__os_thread *timer;
     mproc__os_cond *timer_cond;
     int timer_stop;
@@ -310,7 +313,15 @@ mproc__pool_job *mproc__pool_apply_job(const void *in, size_t in_len);
 /* Registers the function and checks the pool takes work. With the lock. */
 int mproc__pool_admit(mproc_pool *pool, const void *fn_addr, uint32_t *fn);
 
+/* mproc_wait over an async result (iter 0) or an iterator (iter 1): 1 if
+   ready now, 0 with *h the pool's doorbell (rung at every wake), or an
+   error; finish after the wait: 1 if ready. */
+int mproc__pool_wait_prepare(int iter, void *obj, mproc__handle *h);
+int mproc__pool_wait_finish(int iter, void *obj, int woke);
+
 /* pool_stream.c: record iterators */
+/* With the lock: 1 if the next step will not wait for a result. */
+int mproc__pool_stream_ready(const mproc_iter *it);
 int mproc__pool_stream_next(mproc_iter *it, void **out, size_t *out_len, size_t *index,
                             int timeout_ms);
 void mproc__pool_stream_free(mproc_iter *it);

@@ -15,14 +15,20 @@ struct mproc_async {
 #define INTERRUPT_POLL_MS 50
 
 /* (pool.h) */
+/* The first thread to see mproc_pool_interrupt's flag acts on it. */
+static void act_on_interrupt(mproc_pool *pool)
+{
+    if (mproc__load32(&pool->interrupted) && !pool->interrupt_done) {
+        pool->interrupt_done = 1;
+        mproc__pool_terminate_locked(pool, MPROC_EINTR, "pool interrupted");
+    }
+}
+
 int mproc__pool_wait(mproc_pool *pool, const void *what, int (*done)(const void *), int timeout_ms)
 {
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
     for (;;) {
-        if (mproc__load32(&pool->interrupted) && !pool->interrupt_done) {
-            pool->interrupt_done = 1;
-            mproc__pool_terminate_locked(pool, MPROC_EINTR, "pool interrupted");
-        }
+        act_on_interrupt(pool);
         if (done(what)) return pool->interrupt_done ? MPROC_EINTR : 0;
         int left = mproc__remaining_ms(deadline, timeout_ms);
         if (left == 0) return pool->interrupt_done ? MPROC_EINTR : MPROC_ETIMEDOUT;
@@ -497,6 +503,50 @@ int mproc_async_take(mproc_async *r, void **out, size_t *out_len, int timeout_ms
     }
     mproc__os_mutex_unlock(r->pool->mu);
     return rc;
+}
+
+/* ---- mproc_wait ------------------------------------------------------------------ */
+static mproc_pool *pool_of(int iter, void *obj)
+{
+    return iter ? ((mproc_iter *)obj)->pool : ((mproc_async *)obj)->pool;
+}
+
+/* With the lock: the next get / next on obj will not wait. */
+static int obj_ready(int iter, void *obj)
+{
+    if (!iter) return apply_done(((mproc_async *)obj)->job);
+    const mproc_iter *it = obj;
+    return it->stream ? mproc__pool_stream_ready(it) : iter_ready(it->job);
+}
+
+int mproc__pool_wait_prepare(int iter, void *obj, mproc__handle *h)
+{
+    mproc_pool *pool = pool_of(iter, obj);
+    int rc = 0;
+    mproc__os_mutex_lock(pool->mu);
+    act_on_interrupt(pool);
+    if (obj_ready(iter, obj)) {
+        rc = 1;
+    } else if (!pool->bell_made && (rc = mproc__os_bell_create(&pool->bell_rd, &pool->bell_wr)) == 0) {
+        pool->bell_made = 1;
+    }
+    if (rc == 0) {
+        pool->bell_waiters++;
+        *h = pool->bell_rd;
+    }
+    mproc__os_mutex_unlock(pool->mu);
+    return rc;
+}
+
+int mproc__pool_wait_finish(int iter, void *obj, int woke)
+{
+    mproc_pool *pool = pool_of(iter, obj);
+    mproc__os_mutex_lock(pool->mu);
+    if (woke) mproc__os_bell_take(pool->bell_rd);
+    pool->bell_waiters--;
+    int ready = obj_ready(iter, obj);
+    mproc__os_mutex_unlock(pool->mu);
+    return ready;
 }
 
 void mproc_async_destroy(mproc_async *r)

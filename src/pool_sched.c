@@ -14,6 +14,7 @@
 void mproc__pool_wake(mproc_pool *pool)
 {
     if (pool->waiters) mproc__os_cond_broadcast(pool->cond);
+    if (pool->bell_waiters) mproc__os_bell_ring(pool->bell_wr, pool->bell_waiters);
 }
 
 static mproc__pool_unit *unit_at(mproc__pool_slot *s, size_t i)

@@ -113,6 +113,8 @@ static int stream_ready(const void *what)
     return ready_place(s) >= 0 || s->produced == s->consumed;
 }
 
+int mproc__pool_stream_ready(const mproc_iter *it) { return stream_ready(it->stream); }
+
 /* With the lock: gives back the result in place at. */
 static int take(mproc_iter *it, int at, void **out, size_t *out_len, size_t *index)
 {

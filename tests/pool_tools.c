@@ -862,6 +862,134 @@ static void test_reserve_commit_take(void **state)
     free_pool(&hp);
 }
 
+/* ---- mproc_wait over pool results and the caller's own handle -------------------- */
+/* The caller's own readiness source: a pipe's read end on POSIX, an event
+   on Windows (pipes are not waitable there). */
+typedef struct own_source {
+#ifdef _WIN32
+    HANDLE h;
+#else
+    int fds[2];
+#endif
+} own_source;
+
+static void own_open(own_source *o)
+{
+#ifdef _WIN32
+    o->h = CreateEventW(NULL, TRUE, FALSE, NULL);
+    assert_non_null(o->h);
+#else
+    assert_int_equal(pipe(o->fds), 0);
+#endif
+}
+
+static void *own_obj(own_source *o)
+{
+#ifdef _WIN32
+    return &o->h;
+#else
+    return &o->fds[0];
+#endif
+}
+
+static void own_signal(own_source *o)
+{
+#ifdef _WIN32
+    assert_true(SetEvent(o->h));
+#else
+    assert_int_equal(write(o->fds[1], "x", 1), 1);
+#endif
+}
+
+static void own_close(own_source *o)
+{
+#ifdef _WIN32
+    CloseHandle(o->h);
+#else
+    close(o->fds[0]);
+    close(o->fds[1]);
+#endif
+}
+
+static void test_wait_on_results_and_own_input(void **state)
+{
+    (void)state;
+    /* the hung task in a pool of its own: no other item waits behind it */
+    hang_pool hp = make_pool(1, 0), work = make_pool(2, 0);
+    own_source own;
+    own_open(&own);
+    mproc_async *hung = submit(hp.pool, 0);
+    assert_int_equal(mproc_event_wait(hp.started, TU_JOIN_TIMEOUT_MS), 0);
+    int items[3] = {1, 2, 3}, v;
+    size_t idx;
+    mproc_iter *it;
+    assert_int_equal(mproc_pool_imap(work.pool, judge, items, sizeof *items, 3, sizeof v, 1, 0, &it), 0);
+    mproc_waitable w[3] = {{MPROC_WAIT_ASYNC, hung, 0}, {MPROC_WAIT_ITER, it, 0},
+                           {MPROC_WAIT_OS, own_obj(&own), 0}};
+    /* the iterator's results come; the hung task and the own input do not */
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(mproc_wait(w, 3, TU_JOIN_TIMEOUT_MS), 1);
+        assert_int_equal(w[0].ready, 0);
+        assert_int_equal(w[1].ready, 1);
+        assert_int_equal(w[2].ready, 0);
+        assert_int_equal(mproc_iter_next(it, &v, &idx, 0), 0);
+        assert_int_equal(v, 2 * items[k]);
+    }
+    /* exhausted: ready (the next step returns MPROC_EDONE at once) */
+    assert_int_equal(mproc_wait(&w[1], 1, 0), 1);
+    assert_int_equal(mproc_iter_next(it, &v, &idx, 0), MPROC_EDONE);
+    mproc_iter_destroy(it);
+    /* nothing ready: the caller's timeout */
+    assert_int_equal(mproc_wait(w, 1, 50), MPROC_ETIMEDOUT);
+    assert_int_equal(mproc_wait(w + 2, 1, 50), MPROC_ETIMEDOUT);
+    /* the caller's own input wakes the wait */
+    own_signal(&own);
+    mproc_waitable w2[2] = {{MPROC_WAIT_ASYNC, hung, 0}, {MPROC_WAIT_OS, own_obj(&own), 0}};
+    assert_int_equal(mproc_wait(w2, 2, TU_JOIN_TIMEOUT_MS), 1);
+    assert_int_equal(w2[0].ready, 0);
+    assert_int_equal(w2[1].ready, 1);
+    /* the task finishing wakes a wait that has no timeout */
+    assert_int_equal(mproc_event_set(hp.never), 0);
+    assert_int_equal(mproc_wait(w2, 1, MPROC_FOREVER), 1);
+    assert_int_equal(w2[0].ready, 1);
+    assert_int_equal(mproc_async_get(hung, NULL, NULL, 0), 0);
+    /* a record stream with nothing in flight is ready: a step with
+       timeout 0 pulls input */
+    producer *p = calloc(1, sizeof *p);
+    assert_non_null(p);
+    p->n = 4;
+    p->fail_at = p->error_at = SIZE_MAX;
+    assert_int_equal(mproc_pool_imap_stream(work.pool, reverse_record, produce, p, 2, 0, &it), 0);
+    mproc_waitable ws = {MPROC_WAIT_ITER, it, 0};
+    size_t got = 0;
+    while (got < 4) {
+        void *out;
+        size_t len;
+        assert_int_equal(mproc_wait(&ws, 1, TU_JOIN_TIMEOUT_MS), 1);
+        int rc = mproc_iter_next_record(it, &out, &len, &idx, 0);
+        if (rc == MPROC_ETIMEDOUT) continue;
+        assert_int_equal(rc, 0);
+        assert_int_equal(idx, got++);
+        mproc_free(out);
+    }
+    assert_int_equal(mproc_wait(&ws, 1, 0), 1);
+    assert_int_equal(mproc_iter_next_record(it, NULL, NULL, &idx, 0), MPROC_EDONE);
+    mproc_iter_destroy(it);
+    free(p);
+    /* bad own handle */
+    int bad_fd = -1;
+    mproc_waitable wb = {MPROC_WAIT_OS, &bad_fd, 0};
+#ifdef _WIN32
+    HANDLE bad_h = INVALID_HANDLE_VALUE;
+    wb.obj = &bad_h;
+#endif
+    assert_int_equal(mproc_wait(&wb, 1, 0), MPROC_EINVAL);
+    mproc_async_destroy(hung);
+    own_close(&own);
+    free_pool(&hp);
+    free_pool(&work);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -882,6 +1010,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_null_stdin),
         cmocka_unit_test(test_windows_ctrl_c),
         cmocka_unit_test(test_reserve_commit_take),
+        cmocka_unit_test(test_wait_on_results_and_own_input),
     };
     if (mproc_main_guard(argc, argv) != 0) return 3;
     return cmocka_run_group_tests(tests, NULL, NULL);
