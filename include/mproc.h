@@ -488,6 +488,11 @@ typedef struct mproc_pool_options {
     int task_timeout_ms;        /* 0: none; else the worker running an item for
                                    longer is killed and replaced, and the item
                                    fails with MPROC_ETASKTIMEOUT */
+    int max_retries;            /* 0: an item whose worker died fails with
+                                   MPROC_ECHILD (Python's behaviour); N: it runs
+                                   again, up to N more times, then fails with
+                                   MPROC_ECHILD and the last death's message.
+                                   Task timeouts are not retried. */
     int max_pending;            /* 0: unbounded; else apply_async waits while
                                    this many of its tasks are queued or running
                                    (backpressure: flat memory for a producer
@@ -653,6 +658,7 @@ typedef struct mproc_pool_stats {
     uint64_t submitted, done, failed;  /* items */
     uint64_t workers_replaced;
     uint64_t dropped;                  /* items */
+    uint64_t retried;                  /* runs again after a worker died */
 } mproc_pool_stats;
 MPROC_API int mproc_pool_stats_get(mproc_pool *pool, mproc_pool_stats *st);
 /* The number of workers the pool keeps (opt.processes, or the CPU count

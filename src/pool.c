@@ -57,7 +57,8 @@ static int check_options(const mproc_pool_options *opt)
 {
     if (!opt) return 0;
     if (opt->processes < 0 || opt->processes > 4096 || opt->maxtasksperchild < 0 ||
-        opt->task_timeout_ms < 0 || (opt->initarg_len && !opt->initarg))
+        opt->task_timeout_ms < 0 || opt->max_retries < 0 || opt->max_pending < 0 ||
+        (opt->initarg_len && !opt->initarg))
         return MPROC_EINVAL;
     if (opt->method != MPROC_METHOD_DEFAULT && opt->method != MPROC_SPAWN &&
         opt->method != MPROC_FORK && opt->method != MPROC_FORKSERVER)

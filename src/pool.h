@@ -187,6 +187,8 @@ typedef struct mproc__pool_job {
     size_t next;             /* first item never handed out */
     mproc__pool_range *retry; /* items to hand out again (their worker died) */
     size_t nretry, retry_cap;
+    mproc__pool_range *tries; /* opt.max_retries: (item, runs its worker died in) */
+    size_t ntries;
     size_t remaining;        /* items not yet finished */
     int has_err, err_code, err_status;
     size_t err_index;

@@ -52,6 +52,7 @@ void mproc__pool_job_unref(mproc_pool *pool, mproc__pool_job *job)
         free(f);
     }
     free(job->retry);
+    free(job->tries);
     free(job->state);
     free(job->codes);
     free(job->readyq);
@@ -243,23 +244,66 @@ static void requeue_apply(mproc_pool *pool, mproc__pool_job *job)
     else enqueue_front(pool, job);
 }
 
+/* opt.max_retries: may item index, whose worker just died (code), run
+   again? Counts the run. The deaths of one job are few: a short list. */
+static int may_retry(mproc_pool *pool, mproc__pool_job *job, size_t index, int code)
+{
+    if (code != MPROC_ECHILD || !pool->opt.max_retries || pool->terminating || job->cancelled)
+        return 0;
+    size_t i = 0;
+    while (i < job->ntries && job->tries[i].lo != index) i++;
+    if (i == job->ntries) {
+        mproc__pool_range *t = realloc(job->tries, (job->ntries + 1) * sizeof *t);
+        if (!t) return 0;
+        job->tries = t;
+        job->tries[job->ntries].lo = index;
+        job->tries[job->ntries++].n = 0;
+    }
+    if (job->tries[i].n >= (size_t)pool->opt.max_retries) return 0;
+    job->tries[i].n++;
+    pool->stats.retried++;
+    return 1;
+}
+
+/* The message of item index failing with code: for one that used up its
+   retries, the last death's message and how often it died. */
+static const char *death_message(const mproc_pool *pool, const mproc__pool_job *job, size_t index,
+                                 int code, const char *msg, char *buf, size_t cap)
+{
+    size_t i = 0;
+    while (i < job->ntries && job->tries[i].lo != index) i++;
+    if (code != MPROC_ECHILD || i == job->ntries || job->tries[i].n < (size_t)pool->opt.max_retries)
+        return msg;
+    snprintf(buf, cap, "%.180s (its worker died %d times)", msg, pool->opt.max_retries + 1);
+    return buf;
+}
+
 void mproc__pool_unit_died(mproc_pool *pool, mproc__pool_unit *u, int started, size_t pos,
                            int code, const char *msg, const unsigned char *res)
 {
     mproc__pool_job *job = u->job;
+    char buf[256];
     if (job->kind == MPROC__JOB_APPLY) {
-        if (started) {
+        if (started && !may_retry(pool, job, 0, code)) {
             job->handed = 0;
-            apply_finish(pool, job, code, 0, msg, NULL, 0);
+            apply_finish(pool, job, code, 0, death_message(pool, job, 0, code, msg, buf, sizeof buf),
+                         NULL, 0);
             mproc__pool_wake(pool);
         } else {
             requeue_apply(pool, job);
         }
     } else if (started && res) {
         unit_items_ok(pool, u, res, 0, pos);
-        if (!in_fails(u, pos)) item_fail(pool, job, u->lo + pos, code, 0, msg);
-        add_retry(pool, job, u->lo + pos + 1, u->n - pos - 1);
+        if (in_fails(u, pos) || !may_retry(pool, job, u->lo + pos, code)) {
+            if (!in_fails(u, pos))
+                item_fail(pool, job, u->lo + pos, code, 0,
+                          death_message(pool, job, u->lo + pos, code, msg, buf, sizeof buf));
+            pos++;
+        }
+        add_retry(pool, job, u->lo + pos, u->n - pos);
         mproc__pool_wake(pool);
+    } else if (started && may_retry(pool, job, u->lo, code)) {
+        add_retry(pool, job, u->lo, u->n); /* coarse: the whole unit again */
     } else if (started) {
         /* A coarse death (pool_transport.h): which item ran is not known,
            the whole unit fails. */

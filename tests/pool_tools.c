@@ -990,6 +990,109 @@ static void test_wait_on_results_and_own_input(void **state)
     free_pool(&work);
 }
 
+/* ---- retries after worker deaths -------------------------------------------------------- */
+static mproc_sem *deaths; /* a token per death still to come */
+
+static int deaths_init(const void *arg, size_t len)
+{
+    mproc_ref ref;
+    if (len != sizeof ref) return 1;
+    memcpy(&ref, arg, sizeof ref);
+    return mproc_sem_attach(&ref, &deaths) != 0;
+}
+
+/* Item 7 kills its worker while death tokens remain; others double. */
+static int deadly_seven(const void *item, void *result)
+{
+    int v;
+    memcpy(&v, item, sizeof v);
+    if (v == 7 && mproc_sem_acquire(deaths, 0) == 0) exit(3);
+    v *= 2;
+    memcpy(result, &v, sizeof v);
+    return 0;
+}
+
+static int deadly_apply(const void *in, size_t len, mproc_buf *out)
+{
+    int r;
+    if (len != sizeof r) return 1;
+    if (deadly_seven(in, &r)) return 2;
+    return mproc_buf_append(out, &r, sizeof r);
+}
+
+typedef struct death_pool {
+    mproc_pool *pool;
+    mproc_sem *sem;
+} death_pool;
+
+static death_pool make_death_pool(unsigned tokens, int max_retries)
+{
+    death_pool dp;
+    mproc_ref ref;
+    mproc_pool_options opt = {0};
+    assert_int_equal(mproc_sem_create(&dp.sem, tokens, 0), 0);
+    assert_int_equal(mproc_sem_ref(dp.sem, &ref), 0);
+    opt.processes = 2;
+    opt.initializer = deaths_init;
+    opt.initarg = &ref;
+    opt.initarg_len = sizeof ref;
+    opt.max_retries = max_retries;
+    assert_int_equal(mproc_pool_create(&dp.pool, &opt), 0);
+    return dp;
+}
+
+static void free_death_pool(death_pool *dp)
+{
+    mproc_pool_destroy(dp->pool);
+    mproc_sem_destroy(dp->sem);
+}
+
+static void test_retries(void **state)
+{
+    (void)state;
+    int seven = 7, in[20], out[20];
+    void *res;
+    size_t len;
+    mproc_pool_stats st;
+    mproc_task_error err;
+    for (int i = 0; i < 20; i++) in[i] = i + 1;
+    /* an apply that kills two workers, then runs: 2 retries are enough */
+    death_pool dp = make_death_pool(2, 2);
+    assert_int_equal(mproc_pool_apply(dp.pool, deadly_apply, &seven, sizeof seven, &res, &len), 0);
+    assert_int_equal(*(int *)res, 14);
+    mproc_free(res);
+    assert_int_equal(mproc_pool_stats_get(dp.pool, &st), 0);
+    assert_int_equal(st.retried, 2);
+    assert_true(st.workers_replaced >= 2);
+    /* a map item that kills one worker: run again, every result there */
+    assert_int_equal(mproc_sem_release(dp.sem), 0);
+    assert_int_equal(mproc_pool_map(dp.pool, deadly_seven, in, sizeof *in, 20, out, sizeof *out, 4), 0);
+    for (int i = 0; i < 20; i++) assert_int_equal(out[i], 2 * in[i]);
+    free_death_pool(&dp);
+    /* three deaths, two retries: MPROC_ECHILD with the last death's message */
+    dp = make_death_pool(3, 2);
+    mproc_async *r;
+    assert_int_equal(mproc_pool_apply_async(dp.pool, deadly_apply, &seven, sizeof seven, &r), 0);
+    assert_int_equal(mproc_async_get(r, NULL, NULL, TU_JOIN_TIMEOUT_MS), MPROC_ECHILD);
+    assert_int_equal(mproc_async_error(r, &err), 0);
+    assert_non_null(strstr(err.message, "exited with code 3"));
+    assert_non_null(strstr(err.message, "died 3 times"));
+    mproc_async_destroy(r);
+    free_death_pool(&dp);
+    /* the default: no retry, the item fails */
+    dp = make_death_pool(1, 0);
+    assert_int_equal(mproc_pool_map(dp.pool, deadly_seven, in, sizeof *in, 20, out, sizeof *out, 4), MPROC_ECHILD);
+    assert_int_equal(mproc_pool_last_error(dp.pool, &err), 0);
+    assert_int_equal(err.index, 6);
+    assert_int_equal(mproc_pool_stats_get(dp.pool, &st), 0);
+    assert_int_equal(st.retried, 0);
+    free_death_pool(&dp);
+    mproc_pool_options bad = {0};
+    mproc_pool *pool;
+    bad.max_retries = -1;
+    assert_int_equal(mproc_pool_create(&pool, &bad), MPROC_EINVAL);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1011,6 +1114,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_windows_ctrl_c),
         cmocka_unit_test(test_reserve_commit_take),
         cmocka_unit_test(test_wait_on_results_and_own_input),
+        cmocka_unit_test(test_retries),
     };
     if (mproc_main_guard(argc, argv) != 0) return 3;
     return cmocka_run_group_tests(tests, NULL, NULL);
