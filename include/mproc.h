@@ -493,6 +493,12 @@ typedef struct mproc_pool_options {
                                    again, up to N more times, then fails with
                                    MPROC_ECHILD and the last death's message.
                                    Task timeouts are not retried. */
+    size_t max_worker_memory;   /* 0: none; else a worker whose resident memory
+                                   (RSS, the working set on Windows) is above
+                                   this many bytes after a task exits and is
+                                   replaced (counted in workers_replaced), like
+                                   Celery's max-memory-per-child: a leaking
+                                   task cannot grow a worker without bound */
     int max_pending;            /* 0: unbounded; else apply_async waits while
                                    this many of its tasks are queued or running
                                    (backpressure: flat memory for a producer

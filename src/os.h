@@ -277,5 +277,9 @@ void mproc__os_yield(void);
 /* In a pool worker: Ctrl-C is for the parent (Python's workers ignore
    SIGINT too); the parent decides what happens to its workers. */
 void mproc__os_ignore_interrupts(void);
+/* The calling process's resident memory in bytes (Linux: /proc/self/statm;
+   macOS: task_info; Windows: the working set; elsewhere the peak from
+   getrusage): 0, or an error. */
+int mproc__os_rss_bytes(uint64_t *bytes);
 
 #endif

@@ -132,7 +132,7 @@ typedef struct mproc__pool_status {
 
 /* ---- the worker's argument ---------------------------------------------- */
 #define MPROC__POOL_MAGIC 0x4c4f4f50u /* "POOL" */
-#define MPROC__POOL_VERSION 2u
+#define MPROC__POOL_VERSION 3u
 typedef struct mproc__pool_config {
     uint32_t magic, version;
     uint32_t slot;
@@ -144,6 +144,8 @@ typedef struct mproc__pool_config {
     mproc__fnref init;
     mproc_ref block;          /* MPROC__KIND_POOLCHAN: the shared block */
     mproc_ref conn;           /* the worker's end of its duplex conn */
+    uint64_t max_rss;         /* 0: none; else exit after a task once the
+                                 worker's resident memory passed it */
     uint64_t initarg_len;     /* the initarg follows the struct */
 } mproc__pool_config;
 

@@ -122,6 +122,7 @@ static unsigned char *worker_arg(mproc__pool_slot *s, const mproc_ref *block,
     cfg.init = pool->init_ref;
     cfg.block = *block;
     cfg.conn = *conn;
+    cfg.max_rss = pool->opt.max_worker_memory;
     cfg.initarg_len = pool->opt.initarg_len;
     *len = sizeof cfg + pool->opt.initarg_len;
     unsigned char *arg = malloc(*len);

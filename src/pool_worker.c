@@ -298,6 +298,12 @@ static int on_record(void *ctx, const mproc__pool_rec *r)
     if (rc) return rc;
     w->tasks_done++;
     if (w->cfg->maxtasks && w->tasks_done >= w->cfg->maxtasks) w->stop = 1;
+    if (w->cfg->max_rss && !w->stop) {
+        /* Over its memory cap: finish here; the parent replaces it and
+           hands the units it had queued here to other workers. */
+        uint64_t rss;
+        if (mproc__os_rss_bytes(&rss) == 0 && rss > w->cfg->max_rss) w->stop = 1;
+    }
     return 0;
 }
 

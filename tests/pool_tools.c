@@ -1093,6 +1093,70 @@ static void test_retries(void **state)
     assert_int_equal(mproc_pool_create(&pool, &bad), MPROC_EINVAL);
 }
 
+/* ---- memory cap ------------------------------------------------------------------------ */
+static void *hoard[64]; /* kept: reachable, so no leak checker complains */
+static int nhoard;
+
+/* Keeps (in MiB, the input's int) touched memory for good; returns the
+   worker's pid and resident bytes after it. */
+static int grow(const void *in, size_t len, mproc_buf *out)
+{
+    int mib;
+    int64_t pid = mproc_current_pid();
+    uint64_t rss = 0;
+    if (len != sizeof mib || nhoard == 64) return 1;
+    memcpy(&mib, in, sizeof mib);
+    if (mib) {
+        if (!(hoard[nhoard] = malloc((size_t)mib << 20))) return 2;
+        memset(hoard[nhoard++], 1, (size_t)mib << 20);
+    }
+    if (mproc__os_rss_bytes(&rss)) return 3;
+    if (mproc_buf_append(out, &pid, sizeof pid)) return 4;
+    return mproc_buf_append(out, &rss, sizeof rss) ? 4 : 0;
+}
+
+/* Runs grow(mib) and gives the worker's pid and resident bytes. */
+static void grow_in(mproc_pool *pool, int mib, int64_t *pid, uint64_t *rss)
+{
+    void *out;
+    size_t len;
+    assert_int_equal(mproc_pool_apply(pool, grow, &mib, sizeof mib, &out, &len), 0);
+    assert_int_equal(len, sizeof *pid + sizeof *rss);
+    memcpy(pid, out, sizeof *pid);
+    memcpy(rss, (char *)out + sizeof *pid, sizeof *rss);
+    mproc_free(out);
+}
+
+/* A worker whose resident memory passed max_worker_memory after a task is
+   replaced; one below it is kept. */
+static void test_memory_cap(void **state)
+{
+    (void)state;
+    mproc_pool_options opt = {0};
+    mproc_pool *pool;
+    mproc_pool_stats st;
+    int64_t pid0, pid1, pid2, pid3;
+    uint64_t base, rss;
+    opt.processes = 1;
+    assert_int_equal(mproc_pool_create(&pool, &opt), 0);
+    grow_in(pool, 0, &pid0, &base); /* what a worker of this build takes */
+    mproc_pool_destroy(pool);
+    opt.max_worker_memory = (size_t)base + ((size_t)192 << 20);
+    assert_int_equal(mproc_pool_create(&pool, &opt), 0);
+    grow_in(pool, 0, &pid0, &rss);
+    grow_in(pool, 4, &pid1, &rss);
+    assert_int_equal(pid1, pid0); /* below the cap: the same worker */
+    grow_in(pool, 384, &pid2, &rss);
+    assert_int_equal(pid2, pid0);
+    assert_true(rss > opt.max_worker_memory);
+    grow_in(pool, 0, &pid3, &rss); /* runs on the replacement */
+    assert_true(pid3 != pid0);
+    assert_true(rss < opt.max_worker_memory);
+    assert_int_equal(mproc_pool_stats_get(pool, &st), 0);
+    assert_int_equal(st.workers_replaced, 1);
+    mproc_pool_destroy(pool);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1115,6 +1179,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_reserve_commit_take),
         cmocka_unit_test(test_wait_on_results_and_own_input),
         cmocka_unit_test(test_retries),
+        cmocka_unit_test(test_memory_cap),
     };
     if (mproc_main_guard(argc, argv) != 0) return 3;
     return cmocka_run_group_tests(tests, NULL, NULL);
