@@ -665,6 +665,11 @@ typedef struct mproc_pool_stats {
     uint64_t workers_replaced;
     uint64_t dropped;                  /* items */
     uint64_t retried;                  /* runs again after a worker died */
+    uint64_t done_in_flight;           /* items already finished inside map
+                                          chunks still running (not yet in
+                                          done): a bar over done + failed +
+                                          done_in_flight moves per item even
+                                          with large chunks */
 } mproc_pool_stats;
 MPROC_API int mproc_pool_stats_get(mproc_pool *pool, mproc_pool_stats *st);
 /* The number of workers the pool keeps (opt.processes, or the CPU count

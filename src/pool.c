@@ -283,11 +283,32 @@ void mproc_pool_destroy(mproc_pool *pool)
 }
 
 /* ---- counters and errors --------------------------------------------------------- */
+/* Items a worker finished inside the map unit it runs now (counted in
+   done only once the unit completes), without those it reported failed. */
+static uint64_t done_in_unit(mproc__pool_slot *s)
+{
+    uint64_t seq;
+    uint32_t pos, ticks;
+    if (s->state != MPROC__SLOT_RUNNING || !s->pool->transport->progress(s, &seq, &pos, &ticks))
+        return 0;
+    for (size_t i = 0; i < s->u_count; i++) {
+        const mproc__pool_unit *u = &s->units[(s->u_first + i) % MPROC__POOL_WINDOW];
+        if (u->seq != seq) continue;
+        if (u->job->kind == MPROC__JOB_APPLY || pos > u->n) return 0;
+        uint64_t n = pos;
+        for (size_t k = 0; k < u->nfails; k++) n -= u->fails[k] < pos;
+        return n;
+    }
+    return 0;
+}
+
 int mproc_pool_stats_get(mproc_pool *pool, mproc_pool_stats *st)
 {
     if (!pool || !st) return MPROC_EINVAL;
     mproc__os_mutex_lock(pool->mu);
     *st = pool->stats;
+    st->done_in_flight = 0;
+    for (int i = 0; i < pool->nslots; i++) st->done_in_flight += done_in_unit(&pool->slots[i]);
     mproc__os_mutex_unlock(pool->mu);
     return 0;
 }

@@ -1157,6 +1157,29 @@ static void test_memory_cap(void **state)
     mproc_pool_destroy(pool);
 }
 
+/* Progress moves per item inside a chunk: 40 items in one chunk, the
+   worker hanging at item 25. */
+static void test_progress_inside_chunk(void **state)
+{
+    (void)state;
+    hang_pool hp = make_pool(1, 0);
+    int in[40], out[40];
+    mproc_iter *it;
+    mproc_pool_stats st;
+    for (int i = 0; i < 40; i++) in[i] = i + 1;
+    in[25] = 0;
+    in[10] = -3; /* one failed item before it: counted in failed, not twice */
+    assert_int_equal(mproc_pool_imap(hp.pool, judge, in, sizeof *in, 40, sizeof *out, 40, 0, &it), 0);
+    assert_int_equal(mproc_event_wait(hp.started, TU_JOIN_TIMEOUT_MS), 0);
+    assert_int_equal(mproc_pool_stats_get(hp.pool, &st), 0);
+    assert_int_equal(st.done, 0);
+    /* the failure report may still be on its way: either way, counted once */
+    assert_true(st.failed <= 1);
+    assert_int_equal(st.done_in_flight + st.failed, 25);
+    mproc_iter_destroy(it);
+    free_pool(&hp);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1180,6 +1203,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_wait_on_results_and_own_input),
         cmocka_unit_test(test_retries),
         cmocka_unit_test(test_memory_cap),
+        cmocka_unit_test(test_progress_inside_chunk),
     };
     if (mproc_main_guard(argc, argv) != 0) return 3;
     return cmocka_run_group_tests(tests, NULL, NULL);
