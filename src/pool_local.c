@@ -446,10 +446,14 @@ int mproc__pool_await(mproc_conn *c, unsigned *spin_us, int timeout_ms)
 {
     uint64_t t0 = mproc__os_now_ns(), until = t0 + (uint64_t)*spin_us * 1000;
     int rc = 0;
-    do {
-        for (int k = 0; k < 256 && !rc; k++)
-            if (!(rc = mproc__conn_readable(c))) mproc__cpu_relax();
-    } while (!rc && mproc__os_now_ns() < until);
+    /* A few microseconds of pure spinning, then yielding between looks:
+       the thread that will produce the message (or the caller waiting for
+       what this thread delivers) may need this core. */
+    for (int round = 0; !rc; round++) {
+        for (int k = 0; k < 64 && !(rc = mproc__conn_readable(c)); k++) mproc__cpu_relax();
+        if (rc || mproc__os_now_ns() >= until) break;
+        if (round >= 16) mproc__os_yield();
+    }
     if (!rc) rc = mproc_conn_poll(c, timeout_ms);
     /* Spin next time only if this message came within a spin's time: on a
        loaded machine spinning takes the CPU from the very process being
