@@ -792,6 +792,48 @@ static void test_map_and_imap_records(void **state)
     free_pool(&hp);
 }
 
+/* Ints 1, 2, 0 (hangs), 4, 5, ... 1000: an endless-looking stream. */
+static int produce_ints(void *ctx, mproc_record *item)
+{
+    int *next = ctx;
+    static int value;
+    if (*next > 1000) return 0;
+    value = *next == 3 ? 0 : *next;
+    (*next)++;
+    item->data = &value;
+    item->len = sizeof value;
+    return 1;
+}
+
+/* Terminate in the middle of a stream: the item running fails with
+   MPROC_ECLOSED, the rest end the stream with MPROC_ECLOSED, never a hang. */
+static void test_stream_terminated(void **state)
+{
+    (void)state;
+    hang_pool hp = make_pool(1, 0);
+    int next = 1, rc, closed = 0, ok = 0;
+    mproc_iter *it;
+    void *out;
+    size_t len, idx;
+    assert_int_equal(mproc_pool_imap_stream(hp.pool, judge_apply, produce_ints, &next, 8, 0, &it), 0);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(mproc_iter_next_record(it, &out, &len, &idx, TU_JOIN_TIMEOUT_MS), 0);
+        assert_int_equal(idx, (size_t)k);
+        mproc_free(out);
+        ok++;
+    }
+    assert_int_equal(mproc_event_wait(hp.started, TU_JOIN_TIMEOUT_MS), 0);
+    assert_int_equal(mproc_pool_terminate(hp.pool), 0);
+    while ((rc = mproc_iter_next_record(it, &out, &len, &idx, TU_JOIN_TIMEOUT_MS)) != MPROC_EDONE) {
+        assert_int_equal(rc, MPROC_ECLOSED);
+        assert_true(++closed < 20); /* the window's items, then the end */
+    }
+    assert_true(closed >= 1);
+    assert_true(next <= 1 + 2 + 8 + 64); /* the producer was not drained */
+    mproc_iter_destroy(it);
+    free_pool(&hp);
+}
+
 /* max_pending: apply_async waits for room, and gives up after its timeout
    without submitting. */
 static void test_apply_backpressure(void **state)
@@ -1195,6 +1237,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_stream_unordered),
         cmocka_unit_test(test_stream_producer_error),
         cmocka_unit_test(test_map_and_imap_records),
+        cmocka_unit_test(test_stream_terminated),
         cmocka_unit_test(test_apply_backpressure),
         cmocka_unit_test(test_missing_guard),
         cmocka_unit_test(test_null_stdin),
