@@ -34,8 +34,10 @@ extern "C" {
 #endif
 
 /* printf-style argument checks where the compiler has them (GCC, Clang,
-   MinGW with its own printf flavour); nothing elsewhere (MSVC). */
-#if defined(__MINGW32__) && defined(__MINGW_PRINTF_FORMAT)
+   MinGW with its own printf flavour); nothing with MSVC or clang-cl. */
+#if defined(_MSC_VER)
+#  define MPROC_PRINTF_FORMAT(fmt, first)
+#elif defined(__MINGW32__) && defined(__MINGW_PRINTF_FORMAT)
 #  define MPROC_PRINTF_FORMAT(fmt, first) __attribute__((format(__MINGW_PRINTF_FORMAT, fmt, first)))
 #elif defined(__GNUC__) || defined(__clang__)
 #  define MPROC_PRINTF_FORMAT(fmt, first) __attribute__((format(printf, fmt, first)))
