@@ -4,8 +4,9 @@
 
    Reads one path per line from stdin and prints "digest  path" per file,
    in input order, as sha256sum does. Paths go to the workers through a
-   record stream: the producer reads the next line only when the stream's
-   window has room, so a million paths take no more memory than a few.
+   record stream, 16 to a record: the producer reads the next lines only
+   when the stream's window has room, so a million paths take no more
+   memory than a few hundred.
    A file that cannot be read is reported on stderr (the others go on) and
    the exit status is 1. -s hashes in this process, one file after another
    (the serial baseline of bench/tools.sh). SHA-256 is implemented here
@@ -126,22 +127,35 @@ static int hash_path(const char *path, char *line, char *err, size_t err_cap)
     return 0;
 }
 
-/* In a worker: the record is a path (not terminated); the result is its
-   output line. */
+/* A record is a batch of up to BATCH paths, one per line: a message per
+   file would cost as much as hashing a small one. The result has a line
+   per path: "digest  path", or ERR_MARK and the reason. */
+#define BATCH 16
+#define ERR_MARK '\001'
+
+/* In a worker. */
 static int hash_record(const void *in, size_t len, mproc_buf *out)
 {
-    char path[4096], line[4096 + 80], err[4200];
-    if (len >= sizeof path) {
-        mproc_task_fail("path too long (%lu bytes)", (unsigned long)len);
-        return 1;
+    static const char mark = ERR_MARK;
+    char path[4096 + 2], line[4096 + 80], err[4200];
+    const char *p = in, *end = p + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = (size_t)((nl ? nl : end) - p);
+        if (n >= sizeof path) {
+            mproc_task_fail("path too long (%lu bytes)", (unsigned long)n);
+            return 1;
+        }
+        memcpy(path, p, n);
+        path[n] = '\0';
+        p += n + 1;
+        int rc = hash_path(path, line, err, sizeof err) == 0
+                     ? mproc_buf_append(out, line, strlen(line))
+                     : mproc_buf_append(out, &mark, 1) ||
+                           mproc_buf_append(out, err, strlen(err)) || mproc_buf_append(out, "\n", 1);
+        if (rc) return 1;
     }
-    memcpy(path, in, len);
-    path[len] = '\0';
-    if (hash_path(path, line, err, sizeof err)) {
-        mproc_task_fail("%s", err);
-        return 1;
-    }
-    return mproc_buf_append(out, line, strlen(line));
+    return 0;
 }
 
 /* ---- reading paths --------------------------------------------------------------- */
@@ -158,13 +172,42 @@ static int next_path(void)
     return 0;
 }
 
+/* The next batch of paths (the pool copies it before the next call). */
 static int produce(void *ctx, mproc_record *item)
 {
+    static char batch[BATCH * (sizeof path_buf + 1)];
+    size_t len = 0;
     (void)ctx;
-    if (!next_path()) return ferror(stdin) ? MPROC_EOS : 0;
-    item->data = path_buf;
-    item->len = strlen(path_buf);
+    for (int k = 0; k < BATCH && next_path(); k++) {
+        size_t n = strlen(path_buf);
+        memcpy(batch + len, path_buf, n);
+        batch[len + n] = '\n';
+        len += n + 1;
+    }
+    if (!len) return ferror(stdin) ? MPROC_EOS : 0;
+    item->data = batch;
+    item->len = len - 1;
     return 1;
+}
+
+/* Prints a batch's lines: digests to stdout, failures to stderr. 1 if
+   any file failed. */
+static int print_batch(const char *p, size_t len)
+{
+    const char *end = p + len;
+    int failed = 0;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = (size_t)((nl ? nl + 1 : end) - p);
+        if (*p == ERR_MARK) {
+            fprintf(stderr, "hashsum: %.*s", (int)(n - 1), p + 1);
+            failed = 1;
+        } else {
+            fwrite(p, 1, n, stdout);
+        }
+        p += n;
+    }
+    return failed;
 }
 
 static int serial(void)
@@ -208,7 +251,7 @@ int main(int argc, char **argv)
         mproc_task_error err;
         rc = mproc_iter_next_record(it, &out, &len, &idx, MPROC_FOREVER);
         if (rc == 0) {
-            fwrite(out, 1, len, stdout);
+            status |= print_batch(out, len);
             mproc_free(out);
         } else if (rc == MPROC_ETASK && mproc_iter_error(it, &err) == 0) {
             fprintf(stderr, "hashsum: %s\n", err.message);
