@@ -14,3 +14,5 @@ for b in "$build"/bench/bench_*; do
   case $b in *bench_soak) continue ;; esac  # minutes long: run it by hand
   "$b"
 done
+# the example tools of issue 11 (pzip vs pigz, hashsum vs its serial run)
+"$here/tools.sh" "$build-tools"

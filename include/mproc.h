@@ -33,6 +33,18 @@ extern "C" {
 #  define MPROC_API
 #endif
 
+/* printf-style argument checks where the compiler has them (GCC, Clang,
+   MinGW with its own printf flavour); nothing with MSVC or clang-cl. */
+#if defined(_MSC_VER)
+#  define MPROC_PRINTF_FORMAT(fmt, first)
+#elif defined(__MINGW32__) && defined(__MINGW_PRINTF_FORMAT)
+#  define MPROC_PRINTF_FORMAT(fmt, first) __attribute__((format(__MINGW_PRINTF_FORMAT, fmt, first)))
+#elif defined(__GNUC__) || defined(__clang__)
+#  define MPROC_PRINTF_FORMAT(fmt, first) __attribute__((format(printf, fmt, first)))
+#else
+#  define MPROC_PRINTF_FORMAT(fmt, first)
+#endif
+
 #define MPROC_VERSION_MAJOR 0
 #define MPROC_VERSION_MINOR 1
 #define MPROC_VERSION_PATCH 0
@@ -57,7 +69,8 @@ enum {
     MPROC_EEXIST = -15,     /* an object of that name exists already */
     MPROC_EBROKEN = -16,    /* barrier broken (aborted, or a waiter timed out) */
     MPROC_EINTR = -17,      /* interrupted (e.g. SIGINT while a pool call waited) */
-    MPROC_ESHUTDOWN = -18   /* the queue was shut down (mproc_queue_shutdown) */
+    MPROC_ESHUTDOWN = -18,  /* the queue was shut down (mproc_queue_shutdown) */
+    MPROC_ETASKTIMEOUT = -19 /* a pool task ran longer than task_timeout_ms: killed */
 };
 
 /* A static English name for an error code ("MPROC_ETIMEDOUT: timed out"). */
@@ -113,6 +126,14 @@ MPROC_API int mproc_main_guard(int argc, char **argv);
 /* Spawn PATH (a program that calls mproc_main_guard and contains the same
    targets, i.e. the same image) instead of the current program. NULL resets. */
 MPROC_API int mproc_set_executable(const char *path);
+/* Stdin of spawned children and pool workers, process-wide. By default (0)
+   it is the null device (/dev/null, NUL), as Python gives its children: a
+   child never consumes the parent's input. 1: children inherit the
+   parent's stdin (the old way). Stdout and stderr are always inherited. A
+   child started by MPROC_FORK keeps its file descriptors as fork leaves
+   them; MPROC_FORKSERVER children always get the null device. MPROC_EINVAL
+   for other values. */
+MPROC_API int mproc_set_keep_stdin(int keep);
 /* Process-wide default start method (MPROC_METHOD_DEFAULT: back to spawn);
    MPROC_ENOTSUP for fork and forkserver on Windows, MPROC_EINVAL for an
    unknown method. Until it is set, a child's default is the method that
@@ -527,14 +548,31 @@ MPROC_API int mproc_queue_attach(const mproc_ref *ref, mproc_queue **q);
 
 MPROC_API void mproc_free(void *p);
 
-/* Wait on any mix of objects (multiprocessing.connection.wait). */
+/* Wait on any mix of objects (multiprocessing.connection.wait), including
+   the pool's results and the program's own file descriptors or handles:
+   this is how a tool waits for results and its own input at once.
+   - MPROC_WAIT_ASYNC (mproc_async*): ready once the task has finished
+     (mproc_async_get / take then return at once).
+   - MPROC_WAIT_ITER (mproc_iter*): ready when the next step will not wait:
+     a result (or failure) is there, or the iterator is exhausted. A record
+     stream with nothing in flight is ready too: mproc_iter_next_record
+     with timeout 0 pulls more input from the producer and returns
+     MPROC_ETIMEDOUT if no result is there yet.
+   - MPROC_WAIT_OS: obj points at the caller's own descriptor (an int:
+     ready when readable or hung up, e.g. a socket or stdin as a pipe) on
+     POSIX, or at a HANDLE (ready when signalled) on Windows. mproc only
+     looks at it; reading it is the caller's job.
+   A pool interrupted by mproc_pool_interrupt is noticed within ~100 ms by
+   a wait on its objects (they become ready with MPROC_EINTR). */
 typedef enum mproc_waitable_kind {
-    MPROC_WAIT_CONN = 1, MPROC_WAIT_QUEUE = 2, MPROC_WAIT_PROCESS = 3
+    MPROC_WAIT_CONN = 1, MPROC_WAIT_QUEUE = 2, MPROC_WAIT_PROCESS = 3,
+    MPROC_WAIT_ASYNC = 4, MPROC_WAIT_ITER = 5, MPROC_WAIT_OS = 6
 } mproc_waitable_kind;
 typedef struct mproc_waitable {
     mproc_waitable_kind kind;
-    void *obj;        /* mproc_conn*, mproc_queue* or mproc_process* */
-    int ready;        /* out: 1 if readable / ended */
+    void *obj;        /* mproc_conn*, mproc_queue*, mproc_process*, mproc_async*,
+                         mproc_iter*, or int* / HANDLE* (MPROC_WAIT_OS) */
+    int ready;        /* out: 1 if readable / ended / finished */
 } mproc_waitable;
 /* Returns the number ready (>= 1), or MPROC_ETIMEDOUT. A process that was
    never started is MPROC_ESTATE (as join gives), not "ended". */
@@ -563,17 +601,28 @@ typedef struct mproc_async mproc_async;
 typedef struct mproc_buf mproc_buf;
 
 /* A map function: reads one item, writes one result of the map's result
-   size. Returns 0 for success; non-zero fails the item with MPROC_ETASK. */
+   size. Returns 0 for success; non-zero fails the item with MPROC_ETASK,
+   and the value itself reaches the caller (mproc_task_error.status). */
 typedef int (*mproc_map_fn)(const void *item, void *result);
 /* An apply function: any input, a result of any size built with
-   mproc_buf_append. Returns 0 for success; non-zero fails with MPROC_ETASK. */
+   mproc_buf_append. Returns 0 for success; non-zero fails with MPROC_ETASK
+   (the value in mproc_task_error.status). */
 typedef int (*mproc_task_fn)(const void *in, size_t in_len, mproc_buf *out);
 /* Appends to a task's result (in the worker). 0, MPROC_EINVAL, MPROC_ENOMEM. */
 MPROC_API int mproc_buf_append(mproc_buf *out, const void *data, size_t len);
+/* Writing a result in place: reserve gives room for len more bytes at the
+   end of the result (valid until the next call on out; NULL when out of
+   memory or out is NULL); write at most len bytes there, then commit the
+   number written (MPROC_EINVAL if more than reserved). E.g. deflate
+   straight into the result, with no buffer of its own. */
+MPROC_API void *mproc_buf_reserve(mproc_buf *out, size_t len);
+MPROC_API int mproc_buf_commit(mproc_buf *out, size_t len);
 /* In a worker, inside a task: fail the current item (also when the function
    then returns 0) with this printf-style message, which the parent reads
-   with mproc_pool_last_error (at most 255 bytes). */
-MPROC_API void mproc_task_fail(const char *fmt, ...);
+   with mproc_async_error / mproc_iter_error / mproc_pool_last_error (at
+   most 255 bytes). The compiler checks the arguments against fmt where it
+   can (MPROC_PRINTF_FORMAT). */
+MPROC_API void mproc_task_fail(const char *fmt, ...) MPROC_PRINTF_FORMAT(1, 2);
 
 typedef struct mproc_pool_options {
     int processes;              /* 0: mproc_process_cpu_count() */
@@ -585,28 +634,54 @@ typedef struct mproc_pool_options {
     mproc_start_method method;  /* 0: the default */
     int task_timeout_ms;        /* 0: none; else the worker running an item for
                                    longer is killed and replaced, and the item
-                                   fails with MPROC_ETIMEDOUT */
+                                   fails with MPROC_ETASKTIMEOUT */
+    int max_retries;            /* 0: an item whose worker died fails with
+                                   MPROC_ECHILD (Python's behaviour); N: it runs
+                                   again, up to N more times, then fails with
+                                   MPROC_ECHILD and the last death's message.
+                                   Task timeouts are not retried. */
+    size_t max_worker_memory;   /* 0: none; else a worker whose resident memory
+                                   (RSS, the working set on Windows) is above
+                                   this many bytes after a task exits and is
+                                   replaced (counted in workers_replaced), like
+                                   Celery's max-memory-per-child: a leaking
+                                   task cannot grow a worker without bound */
+    int max_pending;            /* 0: unbounded; else apply_async waits while
+                                   this many of its tasks are queued or running
+                                   (backpressure: flat memory for a producer
+                                   that submits faster than workers finish) */
 } mproc_pool_options;
 
 #define MPROC_UNORDERED 0x1   /* imap: results in completion order */
 
 /* Starts the workers. An initializer that fails (returns non-zero) makes
    its worker exit; after three such starts in a row the pool's work fails
-   with MPROC_ECHILD instead of being retried for ever. MPROC_EINVAL for
-   negative counts, MPROC_ENOTSUP for fork where there is none,
+   with MPROC_ECHILD instead of being retried for ever. A program that
+   forgot mproc_main_guard (its first worker ends without reaching the
+   guard, having re-run main) gets no further worker starts: the first call
+   that waits for work (or every call once all workers are gone) fails
+   with MPROC_EBOOTSTRAP and a message naming mproc_main_guard. MPROC_EINVAL
+   for negative counts, MPROC_ENOTSUP for fork where there is none,
    MPROC_EBOOTSTRAP in a child before its main guard. */
 MPROC_API int mproc_pool_create(mproc_pool **pool, const mproc_pool_options *opt);
 /* results[i] = fn(items[i]) for count items of item_size bytes, results of
    result_size bytes written straight into results (result_size 0: none).
    chunksize 0: Python's default, ceil(count / (4 * processes)). Returns 0
    when every item succeeded, else the code of the lowest failing item
-   (MPROC_ETASK, MPROC_ECHILD, MPROC_ETIMEDOUT, MPROC_ECLOSED if the pool was
-   terminated meanwhile); the results of the other items are still written.
-   count 0 does nothing. item_size + result_size may be at most 256 KiB
-   (MPROC_EINVAL beyond). MPROC_ECLOSED after close. */
+   (MPROC_ETASK, MPROC_ECHILD, MPROC_ETASKTIMEOUT, MPROC_ECLOSED if the pool
+   was terminated meanwhile); the results of the other items are still
+   written. count 0 does nothing. item_size + result_size may be at most
+   256 KiB (MPROC_EINVAL beyond). MPROC_ECLOSED after close. */
 MPROC_API int mproc_pool_map(mproc_pool *pool, mproc_map_fn fn,
                              const void *items, size_t item_size, size_t count,
                              void *results, size_t result_size, size_t chunksize);
+/* mproc_pool_map that also fills status[i] (count ints; NULL: none) with
+   item i's own outcome: 0, or its code as above. One failing item does not
+   hide the others; mproc_pool_last_error keeps only the lowest. */
+MPROC_API int mproc_pool_map_status(mproc_pool *pool, mproc_map_fn fn,
+                                    const void *items, size_t item_size, size_t count,
+                                    void *results, size_t result_size, size_t chunksize,
+                                    int *status);
 /* The same lazily: the items array must stay valid until the iterator is
    destroyed. Only a bounded window of results runs ahead of the consumer,
    so memory stays flat however long the input. chunksize 0: as map, at
@@ -616,12 +691,63 @@ MPROC_API int mproc_pool_imap(mproc_pool *pool, mproc_map_fn fn,
                               size_t result_size, size_t chunksize, int flags,
                               mproc_iter **it);
 /* The next result into result (NULL: skip it) and its item's index: 0, the
-   item's own error (MPROC_ETASK, MPROC_ECHILD, ...; *index set, details in
-   mproc_pool_last_error), MPROC_EDONE after the last item, or
-   MPROC_ETIMEDOUT when nothing came within timeout_ms (*index SIZE_MAX). */
+   item's own error (MPROC_ETASK, MPROC_ECHILD, MPROC_ETASKTIMEOUT, ...;
+   *index set, details from mproc_iter_error), MPROC_EDONE after the last
+   item, or MPROC_ETIMEDOUT when nothing came within timeout_ms (*index
+   SIZE_MAX). */
 MPROC_API int mproc_iter_next(mproc_iter *it, void *result, size_t *index, int timeout_ms);
-/* Abandons the remaining items (those running finish and are dropped). */
+/* Abandons the remaining items: those running finish and are dropped,
+   those never handed out are counted in mproc_pool_stats.dropped. */
 MPROC_API void mproc_iter_destroy(mproc_iter *it);
+/* ---- records: items and results of any size ----
+   A record is bytes of any length: a path, a line, a compressed block. The
+   task is an mproc_task_fn (any input, a result built with mproc_buf);
+   each record runs as one task, so a record may be large (an apply's
+   limits). The record iterators below give results with
+   mproc_iter_next_record; mproc_iter_error, mproc_iter_destroy and the
+   pool's stats work on them as on imap's. */
+typedef struct mproc_record {
+    const void *data;
+    size_t len;
+} mproc_record;
+/* The streaming source of mproc_pool_imap_stream (Python's imap over a
+   generator). Called in the consuming thread, from mproc_iter_next_record,
+   whenever the window has room: set *item (the bytes are copied before the
+   next call) and return 1; return 0 at the end of the input, or a negative
+   MPROC_E* code to end it with that error. */
+typedef int (*mproc_producer_fn)(void *ctx, mproc_record *item);
+/* fn over the records next() produces, at most window (0: 16 per worker;
+   at most 65536) of them taken from the producer and not yet given back,
+   so memory stays flat however long the input (a million paths from
+   stdin). flags: 0 (results in input order) or MPROC_UNORDERED (in
+   completion order). One thread at a time uses an iterator. */
+MPROC_API int mproc_pool_imap_stream(mproc_pool *pool, mproc_task_fn fn,
+                                     mproc_producer_fn next, void *ctx, size_t window,
+                                     int flags, mproc_iter **it);
+/* The same over count records of an array, which must stay valid until the
+   iterator is exhausted or destroyed (they are copied as the window
+   reaches them). */
+MPROC_API int mproc_pool_imap_records(mproc_pool *pool, mproc_task_fn fn,
+                                      const mproc_record *items, size_t count,
+                                      size_t window, int flags, mproc_iter **it);
+/* The next result of a record iterator: *out (handed over without a copy:
+   free with mproc_free; NULL when empty or out is NULL), *out_len, and
+   *index (the item's position in the input): 0; the item's own error
+   (MPROC_ETASK, MPROC_ECHILD, MPROC_ETASKTIMEOUT, MPROC_ECLOSED; details
+   from mproc_iter_error); the producer's own negative code, once, after
+   the items it produced (*index SIZE_MAX); MPROC_EDONE after the last;
+   MPROC_ETIMEDOUT if nothing came in time (*index SIZE_MAX); MPROC_EINVAL
+   on an imap iterator of fixed-size items (use mproc_iter_next there). */
+MPROC_API int mproc_iter_next_record(mproc_iter *it, void **out, size_t *out_len,
+                                     size_t *index, int timeout_ms);
+/* fn over count records at once: out[i] / out_len[i] get item i's result
+   (free each with mproc_free; out and out_len may be NULL), status[i] its
+   outcome (0 or its code; MPROC_ECLOSED if it never ran; may be NULL).
+   Returns 0 or the code of the lowest failing item. */
+MPROC_API int mproc_pool_map_records(mproc_pool *pool, mproc_task_fn fn,
+                                     const mproc_record *items, size_t count,
+                                     void **out, size_t *out_len, int *status);
+
 /* fn(in) in a worker; *out (free with mproc_free, NULL when empty) and
    *out_len get its result. 0, MPROC_ETASK, MPROC_ECHILD, MPROC_ETIMEDOUT,
    MPROC_ECLOSED. Inputs and results may have any size. */
@@ -631,30 +757,71 @@ MPROC_API int mproc_pool_apply(mproc_pool *pool, mproc_task_fn fn, const void *i
    on it whether or not the caller waits. */
 MPROC_API int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn,
                                      const void *in, size_t in_len, mproc_async **res);
-/* 0 once finished (successfully or not), or MPROC_ETIMEDOUT. */
+/* apply_async that waits at most timeout_ms for room when the pool's
+   max_pending tasks are pending: MPROC_ETIMEDOUT if there is still none
+   (nothing was submitted). apply_async is this with MPROC_FOREVER. */
+MPROC_API int mproc_pool_apply_async_timeout(mproc_pool *pool, mproc_task_fn fn,
+                                             const void *in, size_t in_len, int timeout_ms,
+                                             mproc_async **res);
+/* 0 once finished (successfully or not), or MPROC_ETIMEDOUT: not finished
+   yet. A task killed by the pool's task timeout is finished, with
+   MPROC_ETASKTIMEOUT from mproc_async_get. */
 MPROC_API int mproc_async_wait(mproc_async *r, int timeout_ms);
 /* 1 if finished, 0 if not. */
 MPROC_API int mproc_async_ready(mproc_async *r);
 /* Waits like mproc_async_wait, then the task's outcome; *out gets a copy of
    the result each time (free with mproc_free; out may be NULL). */
 MPROC_API int mproc_async_get(mproc_async *r, void **out, size_t *out_len, int timeout_ms);
-/* Frees the handle; a task not yet started is dropped. Iterators and async
-   results may outlive their pool (their outcome is then final). */
+/* Waits like mproc_async_get, then hands the result over instead of
+   copying it: *out (free with mproc_free; NULL when empty), *out_len. Once
+   taken, later get/take calls on this handle return MPROC_ESTATE. A failed
+   task returns its code, as get does. */
+MPROC_API int mproc_async_take(mproc_async *r, void **out, size_t *out_len, int timeout_ms);
+/* Frees the handle; a task not yet started is dropped (counted in
+   mproc_pool_stats.dropped). Iterators and async results may outlive their
+   pool (their outcome is then final). */
 MPROC_API void mproc_async_destroy(mproc_async *r);
+/* One item's failure. */
 typedef struct mproc_task_error {
-    size_t index; int code; char message[256];
+    size_t index;       /* the item (0 for an apply) */
+    int code;           /* MPROC_ETASK, MPROC_ECHILD, MPROC_ETASKTIMEOUT, ... */
+    char message[256];  /* mproc_task_fail's text, or how the worker ended */
+    int status;         /* MPROC_ETASK: the task function's own return value
+                           (0 if it called mproc_task_fail and returned 0) */
 } mproc_task_error;
+/* The outcome of one async result, for this handle only (no race with
+   other threads): 0 with *err filled if the task failed, MPROC_ENOENT if
+   it succeeded, MPROC_ESTATE if it has not finished. */
+MPROC_API int mproc_async_error(mproc_async *r, mproc_task_error *err);
+/* The outcome of the step the last mproc_iter_next on this iterator
+   returned: 0 with *err filled (index, code, message, status) if that item
+   failed, MPROC_ENOENT otherwise. */
+MPROC_API int mproc_iter_error(mproc_iter *it, mproc_task_error *err);
 /* The failure last reported by a call on this pool: the lowest failing item
-   of a map, an imap item, an apply (index 0). MPROC_ENOENT if none. */
+   of a map, an imap item, an apply (index 0). MPROC_ENOENT if none. It is
+   pool-wide: with several consuming threads prefer mproc_async_error /
+   mproc_iter_error / mproc_pool_map_status. */
 MPROC_API int mproc_pool_last_error(mproc_pool *pool, mproc_task_error *err);
 /* Item counters for progress reporting: submitted, done (succeeded) and
-   failed items (an apply is one item), workers replaced (died, timed out
-   or retired by maxtasksperchild). */
+   failed items (an apply is one item), items dropped (never run: their
+   iterator or async handle was destroyed first), workers replaced (died,
+   timed out or retired by maxtasksperchild). Once all work has settled,
+   submitted == done + failed + dropped. */
 typedef struct mproc_pool_stats {
     uint64_t submitted, done, failed;  /* items */
     uint64_t workers_replaced;
+    uint64_t dropped;                  /* items */
+    uint64_t retried;                  /* runs again after a worker died */
+    uint64_t done_in_flight;           /* items already finished inside map
+                                          chunks still running (not yet in
+                                          done): a bar over done + failed +
+                                          done_in_flight moves per item even
+                                          with large chunks */
 } mproc_pool_stats;
 MPROC_API int mproc_pool_stats_get(mproc_pool *pool, mproc_pool_stats *st);
+/* The number of workers the pool keeps (opt.processes, or the CPU count
+   it chose for 0), or MPROC_EINVAL for NULL. */
+MPROC_API int mproc_pool_processes(const mproc_pool *pool);
 /* No new work (MPROC_ECLOSED); submitted work still runs, then the workers
    exit. */
 MPROC_API int mproc_pool_close(mproc_pool *pool);
@@ -667,7 +834,12 @@ MPROC_API int mproc_pool_terminate(mproc_pool *pool);
    returns MPROC_EINTR; new work gets MPROC_ECLOSED. Then join/destroy as
    usual. Workers ignore SIGINT themselves: Ctrl-C reaches only the parent,
    whose handler decides. Without a handler, Ctrl-C ends the parent and the
-   workers (daemons) follow it. */
+   workers (daemons) follow it. On Windows Ctrl-C is a console control
+   event, delivered on a thread the system creates: install a handler with
+   SetConsoleCtrlHandler (or the CRT's signal(SIGINT, ...), built on it)
+   that calls mproc_pool_interrupt and returns TRUE. The event reaches every
+   process of the console; workers have disabled it for themselves
+   (SetConsoleCtrlHandler(NULL, TRUE)), so only the parent's handler acts. */
 MPROC_API int mproc_pool_interrupt(mproc_pool *pool);
 /* After close or terminate: waits until every worker has exited.
    MPROC_ESTATE before. */

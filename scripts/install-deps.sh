@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing mproc needs on Debian/Ubuntu, only what
 # is missing. Usage: scripts/install-deps.sh [native|all]   (default: all)
-#   native: compiler, CMake, CMocka            (examples, native tests)
+#   native: compiler, CMake, CMocka, zlib      (examples, native tests)
 #   all:    + MinGW-w64, Wine, clang/libFuzzer, valgrind (Windows tests, fuzzing),
 #           clang-cl + lld-link + Wine's MSVC-style SDK (the MSVC-ABI lane)
 set -euo pipefail
 what=${1:-all}
-pkgs=(cmake make gcc pkg-config libcmocka-dev python3)
+pkgs=(cmake make gcc pkg-config libcmocka-dev python3 zlib1g-dev)
 if [ "$what" = all ]; then
   pkgs+=(gcc-mingw-w64-x86-64 wine64 dpkg-dev clang libclang-rt-14-dev valgrind
          clang-14 lld-14 libwine-dev)

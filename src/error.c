@@ -26,6 +26,8 @@ const char *mproc_strerror(int err)
     case MPROC_EBROKEN: return "MPROC_EBROKEN: barrier is broken";
     case MPROC_EINTR: return "MPROC_EINTR: interrupted";
     case MPROC_ESHUTDOWN: return "MPROC_ESHUTDOWN: the queue was shut down";
+    case MPROC_ETASKTIMEOUT:
+        return "MPROC_ETASKTIMEOUT: a task ran past the pool's task timeout and was killed";
     default: return "unknown mproc error";
     }
 }

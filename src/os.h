@@ -96,6 +96,7 @@ typedef struct mproc__os_spawn_req {
        caller sends the bootstrap after the call. */
     int (*deliver)(void *ctx);
     void *ctx;
+    int keep_stdin;                /* 0: the child's stdin is the null device */
 } mproc__os_spawn_req;
 
 /* Start the program again in child mode: the child gets an environment
@@ -297,6 +298,11 @@ int mproc__os_link_recv_handle(mproc__os_link *l, const mproc__os_handle_note *n
 int mproc__os_wait_any(const mproc__handle *h, size_t n, unsigned char *ready,
                        int timeout_ms);
 
+/* mproc_wait's MPROC_WAIT_OS: the caller's own descriptor (obj points at
+   an int) or HANDLE (obj points at a HANDLE); MPROC__NO_HANDLE if it
+   cannot be one (negative fd, NULL or INVALID_HANDLE_VALUE). */
+mproc__handle mproc__os_user_handle(const void *obj);
+
 /* A doorbell for the queue, counting wake tokens: ring adds n tokens;
    a waiter waits for rd with mproc__os_wait_any and, when it was reported
    ready, takes one token with bell_take. POSIX: a non-blocking socketpair
@@ -314,5 +320,9 @@ void mproc__os_yield(void);
 /* In a pool worker: Ctrl-C is for the parent (Python's workers ignore
    SIGINT too); the parent decides what happens to its workers. */
 void mproc__os_ignore_interrupts(void);
+/* The calling process's resident memory in bytes (Linux: /proc/self/statm;
+   macOS: task_info; Windows: the working set; elsewhere the peak from
+   getrusage): 0, or an error. */
+int mproc__os_rss_bytes(uint64_t *bytes);
 
 #endif

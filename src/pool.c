@@ -58,7 +58,8 @@ static int check_options(const mproc_pool_options *opt)
 {
     if (!opt) return 0;
     if (opt->processes < 0 || opt->processes > 4096 || opt->maxtasksperchild < 0 ||
-        opt->task_timeout_ms < 0 || (opt->initarg_len && !opt->initarg))
+        opt->task_timeout_ms < 0 || opt->max_retries < 0 || opt->max_pending < 0 ||
+        (opt->initarg_len && !opt->initarg))
         return MPROC_EINVAL;
     mproc_start_method m;
     return mproc__method_resolve(opt->method, &m);
@@ -168,6 +169,10 @@ int mproc_pool_close(mproc_pool *pool)
 
 void mproc__pool_terminate_locked(mproc_pool *pool, int code, const char *msg)
 {
+    if (!pool->terminating) {
+        pool->terminate_code = code;
+        snprintf(pool->terminate_msg, sizeof pool->terminate_msg, "%s", msg);
+    }
     pool->closed = pool->terminating = 1;
     mproc__pool_fail_queued(pool, code, msg);
     for (int i = 0; i < pool->nslots; i++)
@@ -244,6 +249,10 @@ static void free_pool(mproc_pool *pool)
     free(pool->slots);
     free(pool->fns);
     free(pool->initarg);
+    if (pool->bell_made) {
+        mproc__os_close(pool->bell_rd);
+        if (pool->bell_wr != pool->bell_rd) mproc__os_close(pool->bell_wr);
+    }
     mproc__os_cond_destroy(pool->timer_cond);
     mproc__os_cond_destroy(pool->cond);
     mproc__os_mutex_destroy(pool->mu);
@@ -271,13 +280,39 @@ void mproc_pool_destroy(mproc_pool *pool)
 }
 
 /* ---- counters and errors --------------------------------------------------------- */
+/* Items a worker finished inside the map unit it runs now (counted in
+   done only once the unit completes), without those it reported failed. */
+static uint64_t done_in_unit(mproc__pool_slot *s)
+{
+    uint64_t seq;
+    uint32_t pos, ticks;
+    if (s->state != MPROC__SLOT_RUNNING || !s->pool->transport->progress(s, &seq, &pos, &ticks))
+        return 0;
+    for (size_t i = 0; i < s->u_count; i++) {
+        const mproc__pool_unit *u = &s->units[(s->u_first + i) % MPROC__POOL_WINDOW];
+        if (u->seq != seq) continue;
+        if (u->job->kind == MPROC__JOB_APPLY || pos > u->n) return 0;
+        uint64_t n = pos;
+        for (size_t k = 0; k < u->nfails; k++) n -= u->fails[k] < pos;
+        return n;
+    }
+    return 0;
+}
+
 int mproc_pool_stats_get(mproc_pool *pool, mproc_pool_stats *st)
 {
     if (!pool || !st) return MPROC_EINVAL;
     mproc__os_mutex_lock(pool->mu);
     *st = pool->stats;
+    st->done_in_flight = 0;
+    for (int i = 0; i < pool->nslots; i++) st->done_in_flight += done_in_unit(&pool->slots[i]);
     mproc__os_mutex_unlock(pool->mu);
     return 0;
+}
+
+int mproc_pool_processes(const mproc_pool *pool)
+{
+    return pool ? pool->nslots : MPROC_EINVAL;
 }
 
 int mproc_pool_last_error(mproc_pool *pool, mproc_task_error *err)

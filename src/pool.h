@@ -56,8 +56,10 @@ enum {
    T_APPLY:  fn, seq, total = input bytes (the payload).
    R_DONE:   seq, code (0, or a code for every item of the unit: the
              function could not be resolved), total = result bytes,
-             len = message bytes, b = microseconds the unit took.
-   R_ITEMFAIL: seq, code, a = position in the unit, len = message bytes. */
+             len = message bytes, b = microseconds the unit took,
+             fn = a failed apply's own return value (int32).
+   R_ITEMFAIL: seq, code, a = position in the unit, len = message bytes,
+             fn = the map function's own return value (int32). */
 typedef struct mproc__pool_msg {
     uint32_t type, fn;
     uint64_t seq, off, total;
@@ -95,6 +97,9 @@ typedef struct mproc__pool_event {
     int code;                 /* R_DONE: 0 or a code for the unit's items */
     uint32_t pos;             /* R_ITEMFAIL: the item */
     uint32_t took_us;         /* R_DONE */
+    int status;               /* R_ITEMFAIL, R_DONE of a failed apply: the
+                                 task function's own return value (in the
+                                 header's fn field) */
     const unsigned char *result; /* R_DONE of an apply: its result */
     size_t result_len;
     const unsigned char *msg; /* not terminated */
@@ -127,7 +132,7 @@ typedef struct mproc__pool_status {
 
 /* ---- the worker's argument ---------------------------------------------- */
 #define MPROC__POOL_MAGIC 0x4c4f4f50u /* "POOL" */
-#define MPROC__POOL_VERSION 2u
+#define MPROC__POOL_VERSION 3u
 typedef struct mproc__pool_config {
     uint32_t magic, version;
     uint32_t slot;
@@ -139,6 +144,8 @@ typedef struct mproc__pool_config {
     mproc__fnref init;
     mproc_ref block;          /* MPROC__KIND_POOLCHAN: the shared block */
     mproc_ref conn;           /* the worker's end of its duplex conn */
+    uint64_t max_rss;         /* 0: none; else exit after a task once the
+                                 worker's resident memory passed it */
     uint64_t initarg_len;     /* the initarg follows the struct */
 } mproc__pool_config;
 
@@ -167,6 +174,7 @@ typedef struct mproc__pool_range { size_t lo, n; } mproc__pool_range;
 typedef struct mproc__pool_failure {
     struct mproc__pool_failure *next;
     size_t index;
+    int status;              /* the task function's return value */
     char msg[256];
 } mproc__pool_failure;
 
@@ -181,9 +189,12 @@ typedef struct mproc__pool_job {
     size_t next;             /* first item never handed out */
     mproc__pool_range *retry; /* items to hand out again (their worker died) */
     size_t nretry, retry_cap;
+    mproc__pool_range *tries; /* opt.max_retries: (item, runs its worker died in) */
+    size_t ntries;
     size_t remaining;        /* items not yet finished */
-    int has_err, err_code;
+    int has_err, err_code, err_status;
     size_t err_index;
+    int *status_out;         /* map: the caller's per-item codes (NULL: none) */
     char err_msg[256];
     /* imap: a window of `window` items from `low` (lowest not yet consumed) */
     size_t window, low;
@@ -202,6 +213,8 @@ typedef struct mproc__pool_job {
     unsigned char *out;
     size_t out_len;
     volatile uint32_t done;  /* apply: finished (read without the lock to spin) */
+    int pending;             /* apply_async: counted in pool->pending */
+    int taken;               /* apply: out handed over by mproc_async_take */
 } mproc__pool_job;
 
 enum { MPROC__IS_PENDING = 0, MPROC__IS_DONE, MPROC__IS_FAILED, MPROC__IS_CONSUMED };
@@ -262,6 +275,8 @@ struct mproc_pool {
     size_t nfns, fns_cap;
     mproc__pool_job *qhead, *qtail; /* jobs with work not yet handed out */
     int closed, terminating, joined, joining, threads_live;
+    int terminate_code;      /* what terminate fails running items with */
+    char terminate_msg[64];
     volatile uint32_t interrupted;     /* set by mproc_pool_interrupt (atomic) */
     int interrupt_done;                /* ...and acted upon */
     int broken_error;        /* every worker failed to start: this code */
@@ -270,10 +285,50 @@ struct mproc_pool {
     int has_last;
     mproc_pool_stats stats;
     int waiters;             /* threads in a cond wait: broadcast only then */
+    size_t pending;          /* apply_async jobs not finished (opt.max_pending) */
+    mproc__handle bell_rd, bell_wr; /* mproc_wait's doorbell (made on first use) */
+    int bell_made;
+    unsigned bell_waiters;   /* mproc_wait calls armed on it */
     mproc__os_thread *timer;
     mproc__os_cond *timer_cond;
     int timer_stop;
 };
+
+/* An iterator: over a fixed-size imap job, or a stream of records
+   (pool_stream.c). */
+struct mproc__pool_stream;
+struct mproc_iter {
+    mproc_pool *pool;
+    mproc__pool_job *job;            /* imap */
+    struct mproc__pool_stream *stream; /* record streams */
+    mproc_task_error last;           /* the outcome of the last step */
+    int last_failed;
+};
+
+/* pool_api.c: shared by the calls */
+/* Waits on the pool's condition until done(what) or the timeout. With the
+   lock held. 0, MPROC_ETIMEDOUT, or MPROC_EINTR once the pool has been
+   interrupted (the first waiter to see it terminates the pool). */
+int mproc__pool_wait(mproc_pool *pool, const void *what, int (*done)(const void *), int timeout_ms);
+void mproc__pool_fill_error(mproc_task_error *e, size_t index, int code, int status, const char *msg);
+/* A new apply job holding a copy of the input (room for a header before
+   it); NULL when out of memory. */
+mproc__pool_job *mproc__pool_apply_job(const void *in, size_t in_len);
+/* Registers the function and checks the pool takes work. With the lock. */
+int mproc__pool_admit(mproc_pool *pool, const void *fn_addr, uint32_t *fn);
+
+/* mproc_wait over an async result (iter 0) or an iterator (iter 1): 1 if
+   ready now, 0 with *h the pool's doorbell (rung at every wake), or an
+   error; finish after the wait: 1 if ready. */
+int mproc__pool_wait_prepare(int iter, void *obj, mproc__handle *h);
+int mproc__pool_wait_finish(int iter, void *obj, int woke);
+
+/* pool_stream.c: record iterators */
+/* With the lock: 1 if the next step will not wait for a result. */
+int mproc__pool_stream_ready(const mproc_iter *it);
+int mproc__pool_stream_next(mproc_iter *it, void **out, size_t *out_len, size_t *index,
+                            int timeout_ms);
+void mproc__pool_stream_free(mproc_iter *it);
 
 /* pool_sched.c: handing out units, windows, what workers report. With the
    pool's lock held unless said otherwise. */
@@ -307,16 +362,24 @@ int mproc__pool_peek_unit(mproc_pool *pool, mproc__pool_unit *u);
 /* The unit peek gave is handed out: take it from its job. */
 void mproc__pool_take_unit(mproc_pool *pool, mproc__pool_unit *u);
 /* A unit finished. res: a map unit's results (n * rsz bytes); out: an
-   apply's result (handed over). The unit is then released. */
-void mproc__pool_unit_done(mproc_pool *pool, mproc__pool_unit *u, int code, const char *msg,
-                           const unsigned char *res, unsigned char *out, size_t out_len);
+   apply's result (handed over). The unit is then released.
+   status: the task function's own return value of a failed apply. */
+void mproc__pool_unit_done(mproc_pool *pool, mproc__pool_unit *u, int code, int status,
+                           const char *msg, const unsigned char *res, unsigned char *out,
+                           size_t out_len);
 void mproc__pool_item_failed(mproc_pool *pool, mproc__pool_unit *u, uint32_t pos, int code,
-                             const char *msg);
+                             int status, const char *msg);
 /* A unit whose worker died: items before pos kept (results in res), the
    item at pos failed with code/msg, the rest handed out again. started 0:
    it never began, all of it is handed out again. */
 void mproc__pool_unit_died(mproc_pool *pool, mproc__pool_unit *u, int started, size_t pos,
                            int code, const char *msg, const unsigned char *res);
+/* The caller's handle on job goes (iter_destroy, async_destroy): what was
+   never handed out is dropped (counted in stats.dropped), what runs
+   finishes unseen. */
+void mproc__pool_cancel(mproc_pool *pool, mproc__pool_job *job);
+/* An apply_async job leaves pool->pending (finished or dropped). */
+void mproc__pool_unpend(mproc_pool *pool, mproc__pool_job *job);
 /* Terminate / all workers broken: fail everything queued with code. */
 void mproc__pool_fail_queued(mproc_pool *pool, int code, const char *msg);
 void mproc__pool_job_unref(mproc_pool *pool, mproc__pool_job *job);

@@ -5,11 +5,6 @@
 
 #include <stdio.h>
 
-struct mproc_iter {
-    mproc_pool *pool;
-    mproc__pool_job *job;
-};
-
 struct mproc_async {
     mproc_pool *pool;
     mproc__pool_job *job;
@@ -19,19 +14,22 @@ struct mproc_async {
    handler cannot signal a condition variable, so waits are sliced. */
 #define INTERRUPT_POLL_MS 50
 
-/* Waits on the pool's condition until done(job) or the deadline. With the
-   lock held. 0, MPROC_ETIMEDOUT, or MPROC_EINTR once the pool has been
-   interrupted (the first waiter to see it terminates the pool, so the job
-   ends quickly; its results are not used). */
-static int wait_for(mproc_pool *pool, mproc__pool_job *job, int (*done)(const mproc__pool_job *), int timeout_ms)
+/* (pool.h) */
+/* The first thread to see mproc_pool_interrupt's flag acts on it. */
+static void act_on_interrupt(mproc_pool *pool)
+{
+    if (mproc__load32(&pool->interrupted) && !pool->interrupt_done) {
+        pool->interrupt_done = 1;
+        mproc__pool_terminate_locked(pool, MPROC_EINTR, "pool interrupted");
+    }
+}
+
+int mproc__pool_wait(mproc_pool *pool, const void *what, int (*done)(const void *), int timeout_ms)
 {
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
     for (;;) {
-        if (mproc__load32(&pool->interrupted) && !pool->interrupt_done) {
-            pool->interrupt_done = 1;
-            mproc__pool_terminate_locked(pool, MPROC_EINTR, "pool interrupted");
-        }
-        if (done(job)) return pool->interrupt_done ? MPROC_EINTR : 0;
+        act_on_interrupt(pool);
+        if (done(what)) return pool->interrupt_done ? MPROC_EINTR : 0;
         int left = mproc__remaining_ms(deadline, timeout_ms);
         if (left == 0) return pool->interrupt_done ? MPROC_EINTR : MPROC_ETIMEDOUT;
         int slice = left < 0 || left > INTERRUPT_POLL_MS ? INTERRUPT_POLL_MS : left;
@@ -41,12 +39,19 @@ static int wait_for(mproc_pool *pool, mproc__pool_job *job, int (*done)(const mp
     }
 }
 
+void mproc__pool_fill_error(mproc_task_error *e, size_t index, int code, int status, const char *msg)
+{
+    memset(e, 0, sizeof *e);
+    e->index = index;
+    e->code = code;
+    e->status = status;
+    snprintf(e->message, sizeof e->message, "%s", msg);
+}
+
 static void set_last(mproc_pool *pool, const mproc__pool_job *job)
 {
     pool->has_last = 1;
-    pool->last.index = job->err_index;
-    pool->last.code = job->err_code;
-    snprintf(pool->last.message, sizeof pool->last.message, "%s", job->err_msg);
+    mproc__pool_fill_error(&pool->last, job->err_index, job->err_code, job->err_status, job->err_msg);
 }
 
 static mproc__pool_job *new_job(int kind, uint32_t fn)
@@ -59,8 +64,7 @@ static mproc__pool_job *new_job(int kind, uint32_t fn)
     return job;
 }
 
-/* Registers the function and checks the pool takes work. With the lock. */
-static int admit(mproc_pool *pool, const void *fn_addr, uint32_t *fn)
+int mproc__pool_admit(mproc_pool *pool, const void *fn_addr, uint32_t *fn)
 {
     int rc = mproc__pool_accepting(pool);
     return rc ? rc : mproc__pool_fn_id(pool, fn_addr, fn);
@@ -76,17 +80,27 @@ static int check_map_args(mproc_pool *pool, mproc_map_fn fn, const void *items, 
                           size_t count, size_t rsz)
 {
     if (!pool || !fn || (count && (!items || !isz))) return MPROC_EINVAL;
+    /* item and result together, as the header says */
     if (isz > MPROC__POOL_MAX_ITEM || rsz > MPROC__POOL_MAX_ITEM ||
-        isz + rsz > pool->unit_max || (count && SIZE_MAX / count < isz + rsz))
+        isz + rsz > MPROC__POOL_MAX_ITEM || isz + rsz > pool->unit_max ||
+        (count && SIZE_MAX / count < isz + rsz))
         return MPROC_EINVAL;
     return 0;
 }
 
 /* ---- map ------------------------------------------------------------------------ */
-static int map_done(const mproc__pool_job *job) { return job->remaining == 0; }
+static int map_done(const void *job) { return ((const mproc__pool_job *)job)->remaining == 0; }
 
 int mproc_pool_map(mproc_pool *pool, mproc_map_fn fn, const void *items, size_t item_size,
                    size_t count, void *results, size_t result_size, size_t chunksize)
+{
+    return mproc_pool_map_status(pool, fn, items, item_size, count, results, result_size,
+                                 chunksize, NULL);
+}
+
+int mproc_pool_map_status(mproc_pool *pool, mproc_map_fn fn, const void *items, size_t item_size,
+                          size_t count, void *results, size_t result_size, size_t chunksize,
+                          int *status)
 {
     void *addr;
     uint32_t id;
@@ -95,7 +109,7 @@ int mproc_pool_map(mproc_pool *pool, mproc_map_fn fn, const void *items, size_t 
     if (result_size && count && !results) return MPROC_EINVAL;
     memcpy(&addr, &fn, sizeof addr);
     mproc__os_mutex_lock(pool->mu);
-    if ((rc = admit(pool, addr, &id)) || !count) {
+    if ((rc = mproc__pool_admit(pool, addr, &id)) || !count) {
         mproc__os_mutex_unlock(pool->mu);
         return rc;
     }
@@ -110,10 +124,11 @@ int mproc_pool_map(mproc_pool *pool, mproc_map_fn fn, const void *items, size_t 
     job->count = job->remaining = count;
     job->chunk = chunksize ? chunksize : auto_chunk(pool, count);
     job->results = results;
+    job->status_out = status;
     pool->stats.submitted += count;
     mproc__pool_enqueue(pool, job);
     mproc__pool_pump_all(pool);
-    rc = wait_for(pool, job, map_done, MPROC_FOREVER);
+    rc = mproc__pool_wait(pool, job, map_done, MPROC_FOREVER);
     if (rc != MPROC_EINTR) rc = job->has_err ? job->err_code : 0;
     if (rc) set_last(pool, job);
     mproc__pool_job_unref(pool, job);
@@ -171,7 +186,7 @@ int mproc_pool_imap(mproc_pool *pool, mproc_map_fn fn, const void *items, size_t
     if (!it) return MPROC_ENOMEM;
     memcpy(&addr, &fn, sizeof addr);
     mproc__os_mutex_lock(pool->mu);
-    rc = admit(pool, addr, &id);
+    rc = mproc__pool_admit(pool, addr, &id);
     mproc__pool_job *job = rc ? NULL : imap_job(pool, id, items, item_size, count, result_size, chunksize, flags);
     if (!rc && !job) rc = MPROC_ENOMEM;
     if (rc) {
@@ -220,50 +235,57 @@ static size_t aborted_index(const mproc__pool_job *job)
     return job->low >= job->next && job->low < job->count ? job->low : SIZE_MAX;
 }
 
-static int iter_ready(const mproc__pool_job *job)
+static int iter_ready(const void *what)
 {
+    const mproc__pool_job *job = what;
     return job->consumed == job->count || ready_index(job) != SIZE_MAX ||
            aborted_index(job) != SIZE_MAX;
 }
 
-static int take_aborted(mproc_pool *pool, mproc__pool_job *job, size_t i)
+static int take_aborted(mproc_iter *it, size_t i)
 {
+    mproc_pool *pool = it->pool;
+    mproc__pool_job *job = it->job;
     job->consumed++;
     job->remaining--;
     pool->stats.failed++;
     if (job->unordered) job->next++;
     else job->low++;
     if (!job->unordered && job->next < job->low) job->next = job->low;
+    mproc__pool_fill_error(&it->last, i, job->abort_code, 0, job->abort_msg);
+    it->last_failed = 1;
     pool->has_last = 1;
-    pool->last.index = i;
-    pool->last.code = job->abort_code;
-    snprintf(pool->last.message, sizeof pool->last.message, "%s", job->abort_msg);
+    pool->last = it->last;
     return job->abort_code;
 }
 
-/* Sets the pool's last error to item i's failure (and forgets it). */
-static void report_failure(mproc_pool *pool, mproc__pool_job *job, size_t i, int code)
+/* Sets the iterator's and the pool's last error to item i's failure (and
+   forgets it). */
+static void report_failure(mproc_iter *it, size_t i, int code)
 {
-    pool->has_last = 1;
-    pool->last.index = i;
-    pool->last.code = code;
-    snprintf(pool->last.message, sizeof pool->last.message, "%s", job->err_msg);
+    mproc__pool_job *job = it->job;
+    mproc__pool_fill_error(&it->last, i, code, 0, job->err_msg);
     for (mproc__pool_failure **at = &job->failures; *at; at = &(*at)->next) {
         if ((*at)->index != i) continue;
         mproc__pool_failure *f = *at;
-        snprintf(pool->last.message, sizeof pool->last.message, "%s", f->msg);
+        mproc__pool_fill_error(&it->last, i, code, f->status, f->msg);
         *at = f->next;
         free(f);
         break;
     }
+    it->last_failed = 1;
+    it->pool->has_last = 1;
+    it->pool->last = it->last;
 }
 
-static int take_item(mproc_pool *pool, mproc__pool_job *job, size_t i, void *result)
+static int take_item(mproc_iter *it, size_t i, void *result)
 {
+    mproc_pool *pool = it->pool;
+    mproc__pool_job *job = it->job;
     size_t at = i % job->window;
     int rc = job->state[at] == MPROC__IS_FAILED ? job->codes[at] : 0;
     if (!rc && result && job->rsz) memcpy(result, job->results + at * job->rsz, job->rsz);
-    if (rc) report_failure(pool, job, i, rc);
+    if (rc) report_failure(it, i, rc);
     if (job->unordered) {
         job->rq_head = (job->rq_head + 1) % job->window;
         job->rq_count--;
@@ -277,18 +299,19 @@ static int take_item(mproc_pool *pool, mproc__pool_job *job, size_t i, void *res
 int mproc_iter_next(mproc_iter *it, void *result, size_t *index, int timeout_ms)
 {
     if (index) *index = SIZE_MAX;
-    if (!it) return MPROC_EINVAL;
+    if (!it || !it->job) return MPROC_EINVAL; /* a record stream: mproc_iter_next_record */
     mproc_pool *pool = it->pool;
     mproc__pool_job *job = it->job;
     mproc__os_mutex_lock(pool->mu);
-    int rc = wait_for(pool, job, iter_ready, timeout_ms);
+    int rc = mproc__pool_wait(pool, job, iter_ready, timeout_ms);
     size_t i = rc ? SIZE_MAX : ready_index(job);
+    it->last_failed = 0;
     if (rc) {
         /* timed out: rc says so, *index stays SIZE_MAX */
     } else if (i != SIZE_MAX) {
-        rc = take_item(pool, job, i, result);
+        rc = take_item(it, i, result);
     } else if ((i = aborted_index(job)) != SIZE_MAX) {
-        rc = take_aborted(pool, job, i);
+        rc = take_aborted(it, i);
     } else {
         rc = MPROC_EDONE;
     }
@@ -297,20 +320,33 @@ int mproc_iter_next(mproc_iter *it, void *result, size_t *index, int timeout_ms)
     return rc;
 }
 
+int mproc_iter_error(mproc_iter *it, mproc_task_error *err)
+{
+    if (!it || !err) return MPROC_EINVAL;
+    mproc__os_mutex_lock(it->pool->mu);
+    int failed = it->last_failed;
+    if (failed) *err = it->last;
+    mproc__os_mutex_unlock(it->pool->mu);
+    return failed ? 0 : MPROC_ENOENT;
+}
+
 void mproc_iter_destroy(mproc_iter *it)
 {
     if (!it) return;
     mproc_pool *pool = it->pool;
     mproc__os_mutex_lock(pool->mu);
-    it->job->cancelled = 1; /* units in flight finish and are dropped */
-    mproc__pool_dequeue(pool, it->job);
-    mproc__pool_job_unref(pool, it->job);
+    if (it->stream) {
+        mproc__pool_stream_free(it);
+    } else {
+        mproc__pool_cancel(pool, it->job); /* units in flight finish and are dropped */
+        mproc__pool_job_unref(pool, it->job);
+    }
     if (!mproc__pool_unref(pool)) mproc__os_mutex_unlock(pool->mu);
     free(it);
 }
 
 /* ---- apply ---------------------------------------------------------------------- */
-static mproc__pool_job *apply_job(const void *in, size_t in_len)
+mproc__pool_job *mproc__pool_apply_job(const void *in, size_t in_len)
 {
     mproc__pool_job *job = new_job(MPROC__JOB_APPLY, 0);
     if (!job) return NULL;
@@ -329,19 +365,34 @@ static mproc__pool_job *apply_job(const void *in, size_t in_len)
 int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t in_len,
                            mproc_async **out)
 {
+    return mproc_pool_apply_async_timeout(pool, fn, in, in_len, MPROC_FOREVER, out);
+}
+
+static int has_room(const void *pool)
+{
+    const mproc_pool *p = pool;
+    return p->pending < (size_t)p->opt.max_pending || mproc__pool_accepting(p);
+}
+
+int mproc_pool_apply_async_timeout(mproc_pool *pool, mproc_task_fn fn, const void *in,
+                                   size_t in_len, int timeout_ms, mproc_async **out)
+{
     void *addr;
     if (!out) return MPROC_EINVAL;
     *out = NULL;
     if (!pool || !fn || (in_len && !in)) return MPROC_EINVAL;
     mproc_async *r = mproc__calloc(1, sizeof *r);
-    mproc__pool_job *job = r ? apply_job(in, in_len) : NULL;
+    mproc__pool_job *job = r ? mproc__pool_apply_job(in, in_len) : NULL;
     if (!job) {
         free(r);
         return MPROC_ENOMEM;
     }
     memcpy(&addr, &fn, sizeof addr);
     mproc__os_mutex_lock(pool->mu);
-    int rc = admit(pool, addr, &job->fn);
+    int rc = timeout_ms < MPROC_FOREVER ? MPROC_EINVAL : 0;
+    /* backpressure: at most max_pending applies queued or running */
+    if (!rc && pool->opt.max_pending) rc = mproc__pool_wait(pool, pool, has_room, timeout_ms);
+    if (!rc) rc = mproc__pool_admit(pool, addr, &job->fn);
     if (rc) {
         mproc__os_mutex_unlock(pool->mu);
         mproc__pool_job_unref(pool, job);
@@ -350,6 +401,8 @@ int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn, const void *in, s
     }
     r->pool = pool;
     r->job = job;
+    job->pending = 1;
+    pool->pending++;
     pool->refs++;
     pool->stats.submitted++;
     mproc__pool_enqueue(pool, job);
@@ -359,7 +412,7 @@ int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn, const void *in, s
     return 0;
 }
 
-static int apply_done(const mproc__pool_job *job) { return job->done != 0; }
+static int apply_done(const void *job) { return ((const mproc__pool_job *)job)->done != 0; }
 
 /* A round trip is a few tens of microseconds: a short spin before sleeping
    saves the sleeping caller's wake-up, which costs as much again. */
@@ -374,7 +427,7 @@ int mproc_async_wait(mproc_async *r, int timeout_ms)
     if (!r) return MPROC_EINVAL;
     if (timeout_ms != 0) spin_briefly(r->job);
     mproc__os_mutex_lock(r->pool->mu);
-    int rc = wait_for(r->pool, r->job, apply_done, timeout_ms);
+    int rc = mproc__pool_wait(r->pool, r->job, apply_done, timeout_ms);
     mproc__os_mutex_unlock(r->pool->mu);
     return rc;
 }
@@ -393,6 +446,7 @@ static int async_result(mproc_async *r, void **out, size_t *out_len)
         set_last(r->pool, job);
         return job->err_code;
     }
+    if (job->taken) return MPROC_ESTATE;
     if (!out) return 0;
     *out = NULL;
     if (out_len) *out_len = job->out_len;
@@ -409,10 +463,90 @@ int mproc_async_get(mproc_async *r, void **out, size_t *out_len, int timeout_ms)
     if (!r) return MPROC_EINVAL;
     if (timeout_ms != 0) spin_briefly(r->job);
     mproc__os_mutex_lock(r->pool->mu);
-    int rc = wait_for(r->pool, r->job, apply_done, timeout_ms);
+    int rc = mproc__pool_wait(r->pool, r->job, apply_done, timeout_ms);
     if (!rc) rc = async_result(r, out, out_len);
     mproc__os_mutex_unlock(r->pool->mu);
     return rc;
+}
+
+int mproc_async_error(mproc_async *r, mproc_task_error *err)
+{
+    if (!r || !err) return MPROC_EINVAL;
+    mproc__os_mutex_lock(r->pool->mu);
+    const mproc__pool_job *job = r->job;
+    int rc = !job->done ? MPROC_ESTATE : !job->has_err ? MPROC_ENOENT : 0;
+    if (!rc) mproc__pool_fill_error(err, 0, job->err_code, job->err_status, job->err_msg);
+    mproc__os_mutex_unlock(r->pool->mu);
+    return rc;
+}
+
+int mproc_async_take(mproc_async *r, void **out, size_t *out_len, int timeout_ms)
+{
+    if (out) *out = NULL;
+    if (out_len) *out_len = 0;
+    if (!r || !out) return MPROC_EINVAL;
+    if (timeout_ms != 0) spin_briefly(r->job);
+    mproc__os_mutex_lock(r->pool->mu);
+    mproc__pool_job *job = r->job;
+    int rc = mproc__pool_wait(r->pool, job, apply_done, timeout_ms);
+    if (!rc && job->has_err) {
+        set_last(r->pool, job);
+        rc = job->err_code;
+    } else if (!rc && job->taken) {
+        rc = MPROC_ESTATE;
+    } else if (!rc) {
+        /* handed over: no copy */
+        *out = job->out;
+        if (out_len) *out_len = job->out_len;
+        job->out = NULL;
+        job->taken = 1;
+    }
+    mproc__os_mutex_unlock(r->pool->mu);
+    return rc;
+}
+
+/* ---- mproc_wait ------------------------------------------------------------------ */
+static mproc_pool *pool_of(int iter, void *obj)
+{
+    return iter ? ((mproc_iter *)obj)->pool : ((mproc_async *)obj)->pool;
+}
+
+/* With the lock: the next get / next on obj will not wait. */
+static int obj_ready(int iter, void *obj)
+{
+    if (!iter) return apply_done(((mproc_async *)obj)->job);
+    const mproc_iter *it = obj;
+    return it->stream ? mproc__pool_stream_ready(it) : iter_ready(it->job);
+}
+
+int mproc__pool_wait_prepare(int iter, void *obj, mproc__handle *h)
+{
+    mproc_pool *pool = pool_of(iter, obj);
+    int rc = 0;
+    mproc__os_mutex_lock(pool->mu);
+    act_on_interrupt(pool);
+    if (obj_ready(iter, obj)) {
+        rc = 1;
+    } else if (!pool->bell_made && (rc = mproc__os_bell_create(&pool->bell_rd, &pool->bell_wr)) == 0) {
+        pool->bell_made = 1;
+    }
+    if (rc == 0) {
+        pool->bell_waiters++;
+        *h = pool->bell_rd;
+    }
+    mproc__os_mutex_unlock(pool->mu);
+    return rc;
+}
+
+int mproc__pool_wait_finish(int iter, void *obj, int woke)
+{
+    mproc_pool *pool = pool_of(iter, obj);
+    mproc__os_mutex_lock(pool->mu);
+    if (woke) mproc__os_bell_take(pool->bell_rd);
+    pool->bell_waiters--;
+    int ready = obj_ready(iter, obj);
+    mproc__os_mutex_unlock(pool->mu);
+    return ready;
 }
 
 void mproc_async_destroy(mproc_async *r)
@@ -420,8 +554,7 @@ void mproc_async_destroy(mproc_async *r)
     if (!r) return;
     mproc_pool *pool = r->pool;
     mproc__os_mutex_lock(pool->mu);
-    r->job->cancelled = 1;
-    mproc__pool_dequeue(pool, r->job);
+    mproc__pool_cancel(pool, r->job);
     mproc__pool_job_unref(pool, r->job);
     if (!mproc__pool_unref(pool)) mproc__os_mutex_unlock(pool->mu);
     free(r);

@@ -52,6 +52,7 @@ void mproc__pool_job_unref(mproc_pool *pool, mproc__pool_job *job)
         free(f);
     }
     free(job->retry);
+    free(job->tries);
     free(job->state);
     free(job->codes);
     free(job->readyq);
@@ -62,12 +63,14 @@ void mproc__pool_job_unref(mproc_pool *pool, mproc__pool_job *job)
 }
 
 /* ---- finishing items --------------------------------------------------------- */
-static void record_error(mproc__pool_job *job, size_t index, int code, const char *msg)
+static void record_error(mproc__pool_job *job, size_t index, int code, int status, const char *msg)
 {
+    if (job->status_out) job->status_out[index] = code;
     if (job->has_err && job->err_index <= index) return;
     job->has_err = 1;
     job->err_index = index;
     job->err_code = code;
+    job->err_status = status;
     snprintf(job->err_msg, sizeof job->err_msg, "%s", msg ? msg : "");
 }
 
@@ -89,6 +92,7 @@ static void items_ok(mproc_pool *pool, mproc__pool_job *job, size_t lo, size_t n
     if (job->cancelled) return;
     if (job->kind == MPROC__JOB_MAP) {
         if (job->rsz) memcpy(job->results + lo * job->rsz, res, n * job->rsz);
+        if (job->status_out) memset(job->status_out + lo, 0, n * sizeof *job->status_out);
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -100,34 +104,36 @@ static void items_ok(mproc_pool *pool, mproc__pool_job *job, size_t lo, size_t n
 
 /* imap: each failed item keeps its own message (failures are rare; a list
    costs nothing when there are none). */
-static void keep_message(mproc__pool_job *job, size_t index, const char *msg)
+static void keep_message(mproc__pool_job *job, size_t index, int status, const char *msg)
 {
     mproc__pool_failure *f = malloc(sizeof *f);
     if (!f) return; /* the item still fails, with the job's first message */
     f->index = index;
+    f->status = status;
     snprintf(f->msg, sizeof f->msg, "%s", msg ? msg : "");
     f->next = job->failures;
     job->failures = f;
 }
 
-static void item_fail(mproc_pool *pool, mproc__pool_job *job, size_t index, int code, const char *msg)
+static void item_fail(mproc_pool *pool, mproc__pool_job *job, size_t index, int code, int status,
+                      const char *msg)
 {
     pool->stats.failed++;
     job->remaining--;
     if (job->cancelled) return;
-    record_error(job, index, code, msg);
+    record_error(job, index, code, status, msg);
     if (job->kind == MPROC__JOB_IMAP) {
-        keep_message(job, index, msg);
+        keep_message(job, index, status, msg);
         imap_finish(job, index, MPROC__IS_FAILED, code);
     }
 }
 
-static void apply_finish(mproc_pool *pool, mproc__pool_job *job, int code, const char *msg,
-                         unsigned char *out, size_t out_len)
+static void apply_finish(mproc_pool *pool, mproc__pool_job *job, int code, int status,
+                         const char *msg, unsigned char *out, size_t out_len)
 {
     if (code) {
         pool->stats.failed++;
-        record_error(job, 0, code, msg);
+        record_error(job, 0, code, status, msg);
         free(out);
     } else {
         pool->stats.done++;
@@ -136,6 +142,7 @@ static void apply_finish(mproc_pool *pool, mproc__pool_job *job, int code, const
     }
     job->remaining = 0;
     mproc__store32(&job->done, 1);
+    mproc__pool_unpend(pool, job);
 }
 
 static int in_fails(const mproc__pool_unit *u, size_t pos)
@@ -160,7 +167,7 @@ static void unit_items_ok(mproc_pool *pool, mproc__pool_unit *u, const unsigned 
 }
 
 void mproc__pool_item_failed(mproc_pool *pool, mproc__pool_unit *u, uint32_t pos, int code,
-                             const char *msg)
+                             int status, const char *msg)
 {
     if (in_fails(u, pos)) return;
     if (u->nfails == u->fails_cap) {
@@ -171,7 +178,7 @@ void mproc__pool_item_failed(mproc_pool *pool, mproc__pool_unit *u, uint32_t pos
         u->fails_cap = cap;
     }
     u->fails[u->nfails++] = pos;
-    item_fail(pool, u->job, u->lo + pos, code, msg);
+    item_fail(pool, u->job, u->lo + pos, code, status, msg);
     mproc__pool_wake(pool);
 }
 
@@ -181,16 +188,17 @@ static void release(mproc_pool *pool, mproc__pool_unit *u)
     u->job = NULL;
 }
 
-void mproc__pool_unit_done(mproc_pool *pool, mproc__pool_unit *u, int code, const char *msg,
-                           const unsigned char *res, unsigned char *out, size_t out_len)
+void mproc__pool_unit_done(mproc_pool *pool, mproc__pool_unit *u, int code, int status,
+                           const char *msg, const unsigned char *res, unsigned char *out,
+                           size_t out_len)
 {
     mproc__pool_job *job = u->job;
     if (job->kind == MPROC__JOB_APPLY) {
         job->handed = 0;
-        apply_finish(pool, job, code, msg, out, out_len);
+        apply_finish(pool, job, code, status, msg, out, out_len);
     } else if (code) {
         for (size_t i = 0; i < u->n; i++)
-            if (!in_fails(u, i)) item_fail(pool, job, u->lo + i, code, msg);
+            if (!in_fails(u, i)) item_fail(pool, job, u->lo + i, code, status, msg);
     } else {
         unit_items_ok(pool, u, res, 0, u->n);
     }
@@ -201,9 +209,10 @@ void mproc__pool_unit_done(mproc_pool *pool, mproc__pool_unit *u, int code, cons
 /* ---- running again what a dead worker did not finish --------------------------- */
 static void add_retry(mproc_pool *pool, mproc__pool_job *job, size_t lo, size_t n)
 {
+    if (job->cancelled) pool->stats.dropped += n;
     if (!n || job->cancelled) return;
     if (pool->terminating) {
-        for (size_t i = 0; i < n; i++) item_fail(pool, job, lo + i, MPROC_ECLOSED, "pool terminated");
+        for (size_t i = 0; i < n; i++) item_fail(pool, job, lo + i, MPROC_ECLOSED, 0, "pool terminated");
         return;
     }
     if (job->nretry == job->retry_cap) {
@@ -211,7 +220,7 @@ static void add_retry(mproc_pool *pool, mproc__pool_job *job, size_t lo, size_t 
         mproc__pool_range *r = realloc(job->retry, cap * sizeof *r);
         if (!r) {
             for (size_t i = 0; i < n; i++)
-                item_fail(pool, job, lo + i, MPROC_ENOMEM, "out of memory re-queueing items");
+                item_fail(pool, job, lo + i, MPROC_ENOMEM, 0, "out of memory re-queueing items");
             return;
         }
         job->retry = r;
@@ -226,33 +235,80 @@ static void add_retry(mproc_pool *pool, mproc__pool_job *job, size_t lo, size_t 
 static void requeue_apply(mproc_pool *pool, mproc__pool_job *job)
 {
     job->handed = 0;
+    if (job->cancelled && !job->done) {
+        pool->stats.dropped++;
+        mproc__pool_unpend(pool, job);
+    }
     if (job->cancelled || job->done) return;
-    if (pool->terminating) apply_finish(pool, job, MPROC_ECLOSED, "pool terminated", NULL, 0);
+    if (pool->terminating) apply_finish(pool, job, MPROC_ECLOSED, 0, "pool terminated", NULL, 0);
     else enqueue_front(pool, job);
+}
+
+/* opt.max_retries: may item index, whose worker just died (code), run
+   again? Counts the run. The deaths of one job are few: a short list. */
+static int may_retry(mproc_pool *pool, mproc__pool_job *job, size_t index, int code)
+{
+    if (code != MPROC_ECHILD || !pool->opt.max_retries || pool->terminating || job->cancelled)
+        return 0;
+    size_t i = 0;
+    while (i < job->ntries && job->tries[i].lo != index) i++;
+    if (i == job->ntries) {
+        mproc__pool_range *t = realloc(job->tries, (job->ntries + 1) * sizeof *t);
+        if (!t) return 0;
+        job->tries = t;
+        job->tries[job->ntries].lo = index;
+        job->tries[job->ntries++].n = 0;
+    }
+    if (job->tries[i].n >= (size_t)pool->opt.max_retries) return 0;
+    job->tries[i].n++;
+    pool->stats.retried++;
+    return 1;
+}
+
+/* The message of item index failing with code: for one that used up its
+   retries, the last death's message and how often it died. */
+static const char *death_message(const mproc_pool *pool, const mproc__pool_job *job, size_t index,
+                                 int code, const char *msg, char *buf, size_t cap)
+{
+    size_t i = 0;
+    while (i < job->ntries && job->tries[i].lo != index) i++;
+    if (code != MPROC_ECHILD || i == job->ntries || job->tries[i].n < (size_t)pool->opt.max_retries)
+        return msg;
+    snprintf(buf, cap, "%.180s (its worker died %d times)", msg, pool->opt.max_retries + 1);
+    return buf;
 }
 
 void mproc__pool_unit_died(mproc_pool *pool, mproc__pool_unit *u, int started, size_t pos,
                            int code, const char *msg, const unsigned char *res)
 {
     mproc__pool_job *job = u->job;
+    char buf[256];
     if (job->kind == MPROC__JOB_APPLY) {
-        if (started) {
+        if (started && !may_retry(pool, job, 0, code)) {
             job->handed = 0;
-            apply_finish(pool, job, code, msg, NULL, 0);
+            apply_finish(pool, job, code, 0, death_message(pool, job, 0, code, msg, buf, sizeof buf),
+                         NULL, 0);
             mproc__pool_wake(pool);
         } else {
             requeue_apply(pool, job);
         }
     } else if (started && res) {
         unit_items_ok(pool, u, res, 0, pos);
-        if (!in_fails(u, pos)) item_fail(pool, job, u->lo + pos, code, msg);
-        add_retry(pool, job, u->lo + pos + 1, u->n - pos - 1);
+        if (in_fails(u, pos) || !may_retry(pool, job, u->lo + pos, code)) {
+            if (!in_fails(u, pos))
+                item_fail(pool, job, u->lo + pos, code, 0,
+                          death_message(pool, job, u->lo + pos, code, msg, buf, sizeof buf));
+            pos++;
+        }
+        add_retry(pool, job, u->lo + pos, u->n - pos);
         mproc__pool_wake(pool);
+    } else if (started && may_retry(pool, job, u->lo, code)) {
+        add_retry(pool, job, u->lo, u->n); /* coarse: the whole unit again */
     } else if (started) {
         /* A coarse death (pool_transport.h): which item ran is not known,
            the whole unit fails. */
         for (size_t i = 0; i < u->n; i++)
-            if (!in_fails(u, i)) item_fail(pool, job, u->lo + i, code, msg);
+            if (!in_fails(u, i)) item_fail(pool, job, u->lo + i, code, 0, msg);
         mproc__pool_wake(pool);
     } else {
         add_retry(pool, job, u->lo, u->n);
@@ -322,6 +378,33 @@ void mproc__pool_take_unit(mproc_pool *pool, mproc__pool_unit *u)
     if (!job_has_work(job)) mproc__pool_dequeue(pool, job);
 }
 
+void mproc__pool_unpend(mproc_pool *pool, mproc__pool_job *job)
+{
+    if (!job->pending) return;
+    job->pending = 0;
+    pool->pending--;
+    mproc__pool_wake(pool); /* an apply_async may wait for room */
+}
+
+/* ---- the caller lets go of a job --------------------------------------------------- */
+void mproc__pool_cancel(mproc_pool *pool, mproc__pool_job *job)
+{
+    if (job->kind == MPROC__JOB_APPLY) {
+        if (!job->handed && !job->done && !job->cancelled) {
+            pool->stats.dropped++;
+            mproc__pool_unpend(pool, job);
+        }
+    } else if (!job->cancelled) {
+        /* never handed out: these will not run (those running finish) */
+        pool->stats.dropped += job->count - job->next;
+        for (size_t r = 0; r < job->nretry; r++) pool->stats.dropped += job->retry[r].n;
+        job->nretry = 0;
+        job->next = job->count;
+    }
+    job->cancelled = 1;
+    mproc__pool_dequeue(pool, job);
+}
+
 /* ---- giving up on queued work ------------------------------------------------------ */
 void mproc__pool_fail_queued(mproc_pool *pool, int code, const char *msg)
 {
@@ -329,15 +412,15 @@ void mproc__pool_fail_queued(mproc_pool *pool, int code, const char *msg)
         mproc__pool_job *job = pool->qhead;
         mproc__pool_dequeue(pool, job);
         if (job->kind == MPROC__JOB_APPLY) {
-            if (!job->handed && !job->done) apply_finish(pool, job, code, msg, NULL, 0);
+            if (!job->handed && !job->done) apply_finish(pool, job, code, 0, msg, NULL, 0);
             continue;
         }
         for (size_t r = 0; r < job->nretry; r++)
             for (size_t i = 0; i < job->retry[r].n; i++)
-                item_fail(pool, job, job->retry[r].lo + i, code, msg);
+                item_fail(pool, job, job->retry[r].lo + i, code, 0, msg);
         job->nretry = 0;
         if (job->kind == MPROC__JOB_MAP) {
-            for (; job->next < job->count; job->next++) item_fail(pool, job, job->next, code, msg);
+            for (; job->next < job->count; job->next++) item_fail(pool, job, job->next, code, 0, msg);
         } else {
             /* imap: items beyond the window have no slot; the iterator
                reports them with this code as it reaches them. */

@@ -122,6 +122,7 @@ static unsigned char *worker_arg(mproc__pool_slot *s, const mproc_ref *block,
     cfg.init = pool->init_ref;
     cfg.block = *block;
     cfg.conn = *conn;
+    cfg.max_rss = pool->opt.max_worker_memory;
     cfg.initarg_len = pool->opt.initarg_len;
     *len = sizeof cfg + pool->opt.initarg_len;
     unsigned char *arg = malloc(*len);
@@ -407,7 +408,8 @@ static int on_done(mproc__pool_slot *s, const mproc__pool_event *ev)
                      (unsigned long long)ev->result_len);
         }
     }
-    int rc = mproc__pool_ev_done(s, ev->seq, code, msg, out, out ? ev->result_len : 0, ev->took_us);
+    int rc = mproc__pool_ev_done_status(s, ev->seq, code, ev->status, msg, out,
+                                        out ? ev->result_len : 0, ev->took_us);
     if (rc) free(out);
     return rc;
 }
@@ -424,7 +426,7 @@ static int on_record(void *ctx, const mproc__pool_rec *r)
     case MPROC__R_DONE: return on_done(s, &ev);
     default:
         copy_message(msg, sizeof msg, ev.msg, ev.msg_len);
-        return mproc__pool_ev_item_failed(s, ev.seq, ev.pos, ev.code, msg);
+        return mproc__pool_ev_item_failed_status(s, ev.seq, ev.pos, ev.code, ev.status, msg);
     }
 }
 
@@ -525,13 +527,14 @@ static void describe_end(const mproc__pool_slot *s, int code, char *buf, size_t 
 static void l_reap(mproc__pool_slot *s, mproc__pool_death *d)
 {
     local *l = s->tx;
-    int code = 0;
-    if (mproc_process_join(l->proc, 5000) == MPROC_ETIMEDOUT) {
+    int code = 0, rc = mproc_process_join(l->proc, 5000);
+    if (rc == MPROC_ETIMEDOUT) {
         mproc_process_kill(l->proc);
-        mproc_process_join(l->proc, MPROC_FOREVER);
+        rc = mproc_process_join(l->proc, MPROC_FOREVER);
     }
     if (mproc_process_exitcode(l->proc, &code)) code = -9;
     memset(d, 0, sizeof *d);
+    d->no_guard = rc == MPROC_EBOOTSTRAP;
     describe_end(s, code, d->how, sizeof d->how);
     d->exit_code = code;
     d->exact = 1;

@@ -14,6 +14,7 @@
 void mproc__pool_wake(mproc_pool *pool)
 {
     if (pool->waiters) mproc__os_cond_broadcast(pool->cond);
+    if (pool->bell_waiters) mproc__os_bell_ring(pool->bell_wr, pool->bell_waiters);
 }
 
 static mproc__pool_unit *unit_at(mproc__pool_slot *s, size_t i)
@@ -128,6 +129,13 @@ static void pop_unit(mproc__pool_slot *s, uint32_t took_us)
 int mproc__pool_ev_done(mproc__pool_slot *s, uint64_t seq, int code, const char *msg,
                         unsigned char *out, size_t out_len, uint32_t took_us)
 {
+    return mproc__pool_ev_done_status(s, seq, code, 0, msg, out, out_len, took_us);
+}
+
+int mproc__pool_ev_done_status(mproc__pool_slot *s, uint64_t seq, int code, int status,
+                               const char *msg, unsigned char *out, size_t out_len,
+                               uint32_t took_us)
+{
     mproc__pool_unit *u = s->u_count ? unit_at(s, 0) : NULL;
     if (!u || u->seq != seq || (out_len && u->job->kind != MPROC__JOB_APPLY)) {
         kill_broken(s);
@@ -135,7 +143,7 @@ int mproc__pool_ev_done(mproc__pool_slot *s, uint64_t seq, int code, const char 
     }
     const unsigned char *res = u->job->kind == MPROC__JOB_APPLY || code ? NULL
                                : s->pool->transport->results(s, u);
-    mproc__pool_unit_done(s->pool, u, code, msg, res, out, out_len);
+    mproc__pool_unit_done(s->pool, u, code, status, msg, res, out, out_len);
     pop_unit(s, took_us);
     return 0;
 }
@@ -143,11 +151,17 @@ int mproc__pool_ev_done(mproc__pool_slot *s, uint64_t seq, int code, const char 
 int mproc__pool_ev_item_failed(mproc__pool_slot *s, uint64_t seq, uint32_t pos, int code,
                                const char *msg)
 {
+    return mproc__pool_ev_item_failed_status(s, seq, pos, code, 0, msg);
+}
+
+int mproc__pool_ev_item_failed_status(mproc__pool_slot *s, uint64_t seq, uint32_t pos, int code,
+                                      int status, const char *msg)
+{
     for (size_t i = 0; i < s->u_count; i++) {
         mproc__pool_unit *u = unit_at(s, i);
         if (u->seq != seq) continue;
         if (u->job->kind == MPROC__JOB_APPLY || pos >= u->n) break;
-        mproc__pool_item_failed(s->pool, u, pos, code, msg);
+        mproc__pool_item_failed(s->pool, u, pos, code, status, msg);
         return 0;
     }
     kill_broken(s);
@@ -200,7 +214,7 @@ static void settle_units(mproc__pool_slot *s, const mproc__pool_death *d)
             mproc__pool_unit_died(pool, u, 0, 0, 0, NULL, NULL);
         } else if (u->seq < d->seq || (u->seq == d->seq && d->phase == MPROC__PHASE_FINISHED)) {
             /* finished; its completion never came (an apply's result with it) */
-            if (is_map) mproc__pool_unit_done(pool, u, 0, "", res, NULL, 0);
+            if (is_map) mproc__pool_unit_done(pool, u, 0, 0, "", res, NULL, 0);
             else mproc__pool_unit_died(pool, u, 1, 0, MPROC_ECHILD, d->how, NULL);
         } else if (u->seq == d->seq && d->phase == MPROC__PHASE_RUNNING) {
             uint32_t pos = d->pos;
@@ -211,7 +225,13 @@ static void settle_units(mproc__pool_slot *s, const mproc__pool_death *d)
                          pool->opt.task_timeout_ms, s->index + 1, (long long)s->pid);
             else
                 snprintf(msg, sizeof msg, "%s while running this item", d->how);
-            mproc__pool_unit_died(pool, u, 1, pos, timed_out ? MPROC_ETIMEDOUT : MPROC_ECHILD, msg, res);
+            int code = timed_out ? MPROC_ETASKTIMEOUT : MPROC_ECHILD;
+            if (pool->terminating && !timed_out) {
+                /* killed by terminate (or an interrupt): as the header says */
+                code = pool->terminate_code;
+                snprintf(msg, sizeof msg, "%s", pool->terminate_msg);
+            }
+            mproc__pool_unit_died(pool, u, 1, pos, code, msg, res);
         } else {
             mproc__pool_unit_died(pool, u, 0, 0, 0, NULL, NULL);
         }
@@ -236,6 +256,14 @@ static int decide_restart(mproc__pool_slot *s, const mproc__pool_death *d)
     mproc_pool *pool = s->pool;
     int work = pool->qhead != NULL;
     if (!s->ready) s->start_failures++;
+    if (d->no_guard && pool->broken_error != MPROC_EBOOTSTRAP) {
+        /* Each start would run the program's main() again: stop at once. */
+        pool->broken_error = MPROC_EBOOTSTRAP;
+        snprintf(pool->broken_msg, sizeof pool->broken_msg,
+                 "a worker never reached mproc_main_guard(): call mproc_main_guard(argc, argv) "
+                 "first in main() (%.100s)", d->how);
+    }
+    if (pool->broken_error == MPROC_EBOOTSTRAP) return 0;
     if (pool->terminating || (pool->closed && !work)) return 0;
     /* A worker that never got through its initializer three times in a
        row will not: better an error than Python's endless respawning. */
@@ -302,7 +330,11 @@ int mproc__pool_slot_start(mproc__pool_slot *s)
 static int restart_worker(mproc__pool_slot *s)
 {
     mproc_pool *pool = s->pool;
-    int rc = mproc__pool_slot_start(s);
+    mproc__os_mutex_lock(pool->mu);
+    int no_guard = pool->broken_error == MPROC_EBOOTSTRAP;
+    mproc__os_mutex_unlock(pool->mu);
+    /* A worker of this program never reached its guard: no other starts. */
+    int rc = no_guard ? MPROC_EBOOTSTRAP : mproc__pool_slot_start(s);
     mproc__os_mutex_lock(pool->mu);
     if (rc) {
         s->state = MPROC__SLOT_DONE;

@@ -45,6 +45,8 @@ typedef struct mproc__pool_death {
     uint64_t seq;    /* the unit it ran last */
     uint32_t pos;    /* the item of that unit it was at */
     uint32_t phase;  /* MPROC__PHASE_* of that unit */
+    int no_guard;    /* 1: it ended without reaching mproc_main_guard (the
+                        program re-ran main instead): never start another */
 } mproc__pool_death;
 
 typedef struct mproc__pool_transport {
@@ -100,5 +102,13 @@ int mproc__pool_ev_done(mproc__pool_slot *s, uint64_t seq, int code, const char 
    worker holds no such unit and item. */
 int mproc__pool_ev_item_failed(mproc__pool_slot *s, uint64_t seq, uint32_t pos, int code,
                                const char *msg);
+/* The same two with the task function's own return value (status) of a
+   failed apply or item, which the caller then reads (mproc_task_error);
+   the forms above pass 0. */
+int mproc__pool_ev_done_status(mproc__pool_slot *s, uint64_t seq, int code, int status,
+                               const char *msg, unsigned char *out, size_t out_len,
+                               uint32_t took_us);
+int mproc__pool_ev_item_failed_status(mproc__pool_slot *s, uint64_t seq, uint32_t pos, int code,
+                                      int status, const char *msg);
 
 #endif

@@ -121,12 +121,14 @@ int mproc__pool_event_decode(const mproc__pool_rec *r, mproc__pool_event *ev)
     case MPROC__R_ITEMFAIL:
         ev->pos = m->a;
         ev->code = MPROC_ETASK;
+        ev->status = (int32_t)m->fn;
         return 0;
     case MPROC__R_DONE:
         /* mproc's codes are small negative numbers */
         if (m->code > 0 || m->code < -100) return MPROC_EPROTO;
         ev->code = m->code;
         ev->took_us = m->b;
+        ev->status = (int32_t)m->fn;
         ev->result = r->payload;
         ev->result_len = (size_t)m->total;
         ev->msg = r->payload + m->total;

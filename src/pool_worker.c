@@ -9,6 +9,7 @@
 struct mproc_buf {
     unsigned char *data;
     size_t len, cap;
+    size_t reserved;         /* room mproc_buf_reserve promised after len */
 };
 
 /* The message of the task running now. A worker runs its tasks on its main
@@ -16,10 +17,9 @@ struct mproc_buf {
 static char fail_msg[256];
 static int fail_set;
 
-int mproc_buf_append(mproc_buf *out, const void *data, size_t len)
+/* Room for len more bytes after the end. */
+static int buf_grow(mproc_buf *out, size_t len)
 {
-    if (!out || (!data && len)) return MPROC_EINVAL;
-    if (!len) return 0;
     if (len > SIZE_MAX / 2 - out->len) return MPROC_ENOMEM;
     if (out->len + len > out->cap) {
         size_t cap = out->cap ? out->cap : 256;
@@ -29,8 +29,33 @@ int mproc_buf_append(mproc_buf *out, const void *data, size_t len)
         out->data = p;
         out->cap = cap;
     }
+    return 0;
+}
+
+int mproc_buf_append(mproc_buf *out, const void *data, size_t len)
+{
+    if (!out || (!data && len)) return MPROC_EINVAL;
+    if (!len) return 0;
+    int rc = buf_grow(out, len);
+    if (rc) return rc;
     memcpy(out->data + out->len, data, len);
     out->len += len;
+    out->reserved = 0;
+    return 0;
+}
+
+void *mproc_buf_reserve(mproc_buf *out, size_t len)
+{
+    if (!out || buf_grow(out, len ? len : 1)) return NULL;
+    out->reserved = len;
+    return out->data + out->len;
+}
+
+int mproc_buf_commit(mproc_buf *out, size_t len)
+{
+    if (!out || len > out->reserved) return MPROC_EINVAL;
+    out->len += len;
+    out->reserved = 0;
     return 0;
 }
 
@@ -154,6 +179,7 @@ static int item_failed(worker *w, uint64_t seq, uint32_t pos, int ret)
     char dflt[64];
     const char *msg = failure_text(ret, dflt, sizeof dflt);
     m.type = MPROC__R_ITEMFAIL;
+    m.fn = (uint32_t)ret; /* the function's own value travels in fn */
     m.seq = seq;
     m.a = pos;
     m.code = MPROC_ETASK;
@@ -231,6 +257,7 @@ static int run_apply(worker *w, const mproc__pool_rec *r)
     if (rc) return unit_error(w, r->m.seq, rc);
     memcpy(&fn, &addr, sizeof fn);
     w->res.len = 0;
+    w->res.reserved = 0;
     uint64_t t0 = mproc__os_now_ns(), us;
     publish_start(w, r->m.seq);
     w->st->ticks++;
@@ -245,6 +272,7 @@ static int run_apply(worker *w, const mproc__pool_rec *r)
         char dflt[64];
         const char *msg = failure_text(ret, dflt, sizeof dflt);
         done.code = MPROC_ETASK;
+        done.fn = (uint32_t)ret;
         done.len = (uint32_t)strlen(msg);
         rc = emit(w, &done, msg, done.len);
     } else {
@@ -270,6 +298,12 @@ static int on_record(void *ctx, const mproc__pool_rec *r)
     if (rc) return rc;
     w->tasks_done++;
     if (w->cfg->maxtasks && w->tasks_done >= w->cfg->maxtasks) w->stop = 1;
+    if (w->cfg->max_rss && !w->stop) {
+        /* Over its memory cap: finish here; the parent replaces it and
+           hands the units it had queued here to other workers. */
+        uint64_t rss;
+        if (mproc__os_rss_bytes(&rss) == 0 && rss > w->cfg->max_rss) w->stop = 1;
+    }
     return 0;
 }
 

@@ -2,6 +2,7 @@
    signal; the start-method rules. */
 #include "bootstrap.h"
 #include "process.h"
+#include "atomic.h"
 
 #include <stdio.h>
 
@@ -35,6 +36,7 @@ struct mproc_process {
 };
 
 static char *spawn_exe;                       /* mproc_set_executable */
+static volatile uint32_t keep_stdin;          /* mproc_set_keep_stdin */
 /* Set by mproc_set_start_method; MPROC_METHOD_DEFAULT until then. */
 static mproc_start_method default_method = MPROC_METHOD_DEFAULT;
 static unsigned process_counter;
@@ -59,6 +61,13 @@ int mproc_set_executable(const char *path)
     free(spawn_exe);
     spawn_exe = copy;
     mproc__os_global_unlock();
+    return 0;
+}
+
+int mproc_set_keep_stdin(int keep)
+{
+    if (keep != 0 && keep != 1) return MPROC_EINVAL;
+    mproc__store32(&keep_stdin, (uint32_t)keep);
     return 0;
 }
 
@@ -326,7 +335,7 @@ static int start_spawn(mproc_process *p)
         size_t npass = collect_handles(p, b, pass);
         boot_delivery d = {b, in_child, npass, boot_w, 0};
         mproc__os_spawn_req req = {spawn_exe, boot_r, st_w, pass, npass, in_child, p->daemon,
-                                   deliver_bootstrap, &d};
+                                   deliver_bootstrap, &d, mproc__load32(&keep_stdin) != 0};
         /* both consume boot_r and st_w; the child runs the same bootstrap */
         rc = p->method == MPROC_FORKSERVER ? mproc__os_serve(&req, &p->os)
                                            : mproc__os_spawn(&req, &p->os);

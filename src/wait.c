@@ -5,6 +5,7 @@
    with no limit on their number. A queue's doorbell can ring for a message
    another consumer then takes, so readiness is re-checked after every wake
    and the wait resumes if nothing is really ready. */
+#include "pool.h" /* before comm.h: atomic.h's mproc__cpu_relax, then comm.h's */
 #include "comm.h"
 #include "process.h"
 
@@ -14,6 +15,15 @@ static int item_prepare(mproc_waitable *it, mproc__handle *h)
     case MPROC_WAIT_CONN: return mproc__conn_wait_prepare(it->obj, h);
     case MPROC_WAIT_QUEUE: return mproc__queue_wait_prepare(it->obj, h);
     case MPROC_WAIT_PROCESS: return mproc__process_wait_prepare(it->obj, h);
+    case MPROC_WAIT_ASYNC:
+    case MPROC_WAIT_ITER: return mproc__pool_wait_prepare(it->kind == MPROC_WAIT_ITER, it->obj, h);
+    case MPROC_WAIT_OS: {
+        /* the caller's own: an int descriptor on POSIX, a HANDLE on Windows */
+        mproc__handle own = mproc__os_user_handle(it->obj);
+        if (own == MPROC__NO_HANDLE) return MPROC_EINVAL;
+        *h = own;
+        return 0;
+    }
     default: return MPROC_EINVAL;
     }
 }
@@ -23,6 +33,8 @@ static int item_finish(mproc_waitable *it, int woke)
     switch (it->kind) {
     case MPROC_WAIT_CONN: return mproc__conn_wait_finish(it->obj);
     case MPROC_WAIT_QUEUE: return mproc__queue_wait_finish(it->obj, woke);
+    case MPROC_WAIT_ASYNC:
+    case MPROC_WAIT_ITER: return mproc__pool_wait_finish(it->kind == MPROC_WAIT_ITER, it->obj, woke);
     default: return woke;
     }
 }
@@ -94,7 +106,8 @@ int mproc_wait(mproc_waitable *items, size_t count, int timeout_ms)
     int rc = (h && flags) ? 0 : MPROC_ENOMEM;
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
     int has_ring = 0; /* a queue or a conn: wakes can be lost (comm.h) */
-    for (size_t i = 0; i < count; i++) has_ring |= items[i].kind != MPROC_WAIT_PROCESS;
+    for (size_t i = 0; i < count; i++)
+        has_ring |= items[i].kind != MPROC_WAIT_PROCESS && items[i].kind != MPROC_WAIT_OS;
     while (rc == 0) {
         int slice = mproc__remaining_ms(deadline, timeout_ms);
         if (has_ring && (slice < 0 || slice > MPROC__WAIT_SLICE_MS))

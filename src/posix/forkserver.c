@@ -406,6 +406,9 @@ static int start_server(const char *exe)
     int rc = make_socketpair(sv);
     if (rc) return rc;
     mproc__posix_plan_fds(&plan, sv[1], -1, -1, NULL, 0);
+    /* The server never reads stdin, and its children, forked from it, get
+       the null device as spawned children do by default. */
+    plan.null_stdin = 1;
     rc = mproc__posix_spawn_image(exe, MPROC__POSIX_SERVER_ENV ",3", &plan, &pid);
     close(sv[1]);
     if (rc) {

@@ -343,6 +343,13 @@ int mproc__os_wait_any(const mproc__handle *h, size_t n, unsigned char *ready,
     return rc;
 }
 
+mproc__handle mproc__os_user_handle(const void *obj)
+{
+    int fd;
+    memcpy(&fd, obj, sizeof fd);
+    return fd >= 0 ? (mproc__handle)fd : MPROC__NO_HANDLE;
+}
+
 /* ---- doorbell ------------------------------------------------------------- */
 /* A socketpair like a link's: tokens go in at wr and come out at rd. */
 int mproc__os_bell_create(mproc__handle *rd, mproc__handle *wr)

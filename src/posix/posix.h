@@ -27,6 +27,7 @@ typedef struct mproc__posix_fd_plan {
     int src[MPROC__MAX_PASS + 3];
     int n;
     int high; /* staging area above every source and target */
+    int null_stdin; /* stdin becomes /dev/null, as Python's children get (0 from plan_fds) */
 } mproc__posix_fd_plan;
 
 void mproc__posix_plan_fds(mproc__posix_fd_plan *plan, int boot_read, int status_write, int watch,

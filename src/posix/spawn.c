@@ -94,6 +94,7 @@ void mproc__posix_plan_fds(mproc__posix_fd_plan *plan, int boot_read, int status
                            const mproc__handle *pass, size_t npass)
 {
     plan->n = 0;
+    plan->null_stdin = 0;
     plan->src[plan->n++] = boot_read;
     plan->src[plan->n++] = status_write;
     plan->src[plan->n++] = watch; /* -1 when nothing needs it */
@@ -131,6 +132,11 @@ int mproc__posix_apply_plan(const mproc__posix_fd_plan *plan, int keep_fd)
         if (plan->src[i] < 0) close(base + i);
         else if (dup2(high + i, base + i) < 0) return -1;
     }
+    if (plan->null_stdin) { /* after the moves: fd 0 may have been a source */
+        int null_fd = open("/dev/null", O_RDONLY);
+        if (null_fd < 0 || (null_fd != 0 && dup2(null_fd, 0) < 0)) return -1;
+        if (null_fd != 0) close(null_fd);
+    }
     for (int fd = base + plan->n; fd < high + plan->n; fd++) close(fd);
     close_from(high + plan->n + (keep_fd >= 0));
     return kept;
@@ -163,6 +169,7 @@ static int spawn_with_posix_spawn(const char *path, char **argv, char **env,
             rc = posix_spawn_file_actions_addclose(&fa, MPROC__POSIX_FD_BASE + i);
 #endif
     }
+    if (!rc && plan->null_stdin) rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 #if defined(__APPLE__)
     flags |= POSIX_SPAWN_CLOEXEC_DEFAULT;
     for (int i = 0; i < plan->n && !rc; i++)
@@ -293,6 +300,7 @@ void mproc__posix_child_layout(const mproc__os_spawn_req *req, int watch,
 {
     mproc__posix_plan_fds(plan, (int)req->boot_read, (int)req->status_write, watch, req->pass,
                           req->npass);
+    plan->null_stdin = !req->keep_stdin;
     for (size_t i = 0; i < req->npass; i++)
         req->pass_in_child[i] = MPROC__POSIX_FD_BASE + 3 + (int)i;
 }

@@ -435,6 +435,13 @@ int mproc__os_wait_any(const mproc__handle *h, size_t n, unsigned char *ready,
     return wait_groups(hs, n, ready, ms);
 }
 
+mproc__handle mproc__os_user_handle(const void *obj)
+{
+    HANDLE h;
+    memcpy(&h, obj, sizeof h);
+    return h != NULL && h != INVALID_HANDLE_VALUE ? (mproc__handle)h : MPROC__NO_HANDLE;
+}
+
 /* ---- doorbell ----------------------------------------------------------------- */
 int mproc__os_bell_create(mproc__handle *rd, mproc__handle *wr)
 {

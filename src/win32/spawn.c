@@ -266,11 +266,26 @@ static int create_with_list(const wchar_t *path, wchar_t *cmdline, wchar_t *env,
     return rc;
 }
 
-static int create_suspended(const wchar_t *path, wchar_t *cmdline, wchar_t *env,
+/* The child's stdin as Python's children get it: the null device. */
+static void null_stdin(HANDLE std[3], HANDLE list[3], DWORD *nlist)
+{
+    SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
+    HANDLE h = CreateFileW(L"NUL", GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, &sa,
+                           OPEN_EXISTING, 0, NULL);
+    DWORD n = 0;
+    if (std[0] != NULL) CloseHandle(std[0]);
+    std[0] = h == INVALID_HANDLE_VALUE ? NULL : h; /* no NUL device: no stdin at all */
+    for (int i = 0; i < 3; i++)
+        if (std[i] != NULL) list[n++] = std[i];
+    *nlist = n;
+}
+
+static int create_suspended(const wchar_t *path, wchar_t *cmdline, wchar_t *env, int keep_stdin,
                             PROCESS_INFORMATION *pi)
 {
     HANDLE std[3], list[3];
     DWORD nlist = inheritable_std(std, list);
+    if (!keep_stdin) null_stdin(std, list, &nlist);
     int rc = create_with_list(path, cmdline, env, std, list, nlist, pi);
     for (int i = 0; i < 3; i++)
         if (std[i] != NULL)
@@ -344,7 +359,7 @@ static int start_child(const mproc__os_spawn_req *req, PROCESS_INFORMATION *pi)
     if (rc != 0)
         return rc;
     if ((rc = child_variable(req, &var)) == 0 && (rc = child_environment(var, &env)) == 0)
-        rc = create_suspended(path, cmdline, env, pi);
+        rc = create_suspended(path, cmdline, env, req->keep_stdin, pi);
     free(env);
     free(var);
     free(cmdline);
