@@ -148,6 +148,35 @@ static const char *failure_text(int ret, char *dflt, size_t cap)
     return dflt;
 }
 
+/* One map item, for a worker that is not this file's (the remote one,
+   pool_remote_worker.c): 0, or MPROC_ETASK with the item's message. */
+int mproc__pool_call_item(mproc_map_fn fn, const void *item, void *result, char *msg, size_t cap)
+{
+    char dflt[64];
+    fail_set = 0;
+    int ret = fn(item, result);
+    if (!ret && !fail_set) return 0;
+    snprintf(msg, cap, "%s", failure_text(ret, dflt, sizeof dflt));
+    return MPROC_ETASK;
+}
+
+/* One apply task, likewise: 0 with its result in *out (valid until the
+   next call), or MPROC_ETASK with its message. */
+int mproc__pool_call_task(mproc_task_fn fn, const void *in, size_t len, const unsigned char **out,
+                          size_t *out_len, char *msg, size_t cap)
+{
+    static mproc_buf res; /* one task at a time per process */
+    char dflt[64];
+    res.len = 0;
+    fail_set = 0;
+    int ret = fn(in, len, &res);
+    *out = res.data;
+    *out_len = res.len;
+    if (!ret && !fail_set) return 0;
+    snprintf(msg, cap, "%s", failure_text(ret, dflt, sizeof dflt));
+    return MPROC_ETASK;
+}
+
 static int item_failed(worker *w, uint64_t seq, uint32_t pos, int ret)
 {
     mproc__pool_msg m = {0};

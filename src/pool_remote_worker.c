@@ -1,0 +1,433 @@
+/* A worker rank of the remote pool (pool_remote.h): its main thread talks
+   to rank 0 through the message layer -- receives sessions and units,
+   sends results and, while nothing else goes out, a heartbeat -- and a
+   runner thread runs the units in order. A task that runs for an hour
+   thus still has a rank that answers; one that crashes takes the rank
+   with it, which rank 0 notices (pool_remote.c). */
+#include "pool_remote.h"
+#include "pool.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define HEARTBEAT_MS 250
+#define SPIN_ROUNDS 64 /* idle rounds that only yield before waiting */
+
+typedef struct inmsg {
+    struct inmsg *next;
+    int tag;
+    uint64_t session;
+    unsigned char *buf;
+    size_t len;
+} inmsg;
+
+typedef struct rworker {
+    const mproc__net *net;
+    mproc__os_mutex *mu;
+    mproc__os_cond *cond;      /* work for the runner, output for the main thread */
+    inmsg *head, *tail;        /* under mu */
+    uint64_t session;          /* the live session, 0: none (under mu) */
+    int quit, running;         /* under mu */
+    unsigned char *out;        /* records for rank 0 after an 8-byte session (under mu) */
+    size_t out_len, out_cap;
+    /* the runner's own */
+    void **fns;
+    int *fn_err;
+    size_t nfns;
+    unsigned char *scratch, *res; /* items (aligned copy) and results of a unit */
+    size_t scratch_cap, res_cap;
+} rworker;
+
+/* ---- the runner's side ------------------------------------------------------------- */
+static int grow(unsigned char **p, size_t *cap, size_t need)
+{
+    if (need <= *cap) return 1;
+    unsigned char *q = realloc(*p, need);
+    if (!q) return 0;
+    *p = q;
+    *cap = need;
+    return 1;
+}
+
+/* Queues a record (header + up to two payload parts) for rank 0 if its
+   session is still the live one. */
+static int emit(rworker *w, uint64_t session, const mproc__pool_msg *m, const void *p1, size_t n1,
+                const void *p2, size_t n2)
+{
+    int rc = 0;
+    mproc__os_mutex_lock(w->mu);
+    if (session == w->session) {
+        size_t at = w->out_len ? w->out_len : 8;
+        if (!grow(&w->out, &w->out_cap, at + MPROC__POOL_HDR + n1 + n2)) {
+            rc = MPROC_ENOMEM;
+        } else {
+            if (!w->out_len) mproc__put_u64(w->out, session);
+            mproc__pool_msg_encode(m, w->out + at);
+            if (n1) memcpy(w->out + at + MPROC__POOL_HDR, p1, n1);
+            if (n2) memcpy(w->out + at + MPROC__POOL_HDR + n1, p2, n2);
+            w->out_len = at + MPROC__POOL_HDR + n1 + n2;
+            mproc__os_cond_broadcast(w->cond);
+        }
+    }
+    mproc__os_mutex_unlock(w->mu);
+    return rc;
+}
+
+static int define_fn(rworker *w, const mproc__pool_rec *r)
+{
+    mproc__fnref ref;
+    void *addr = NULL;
+    uint32_t id = r->m.fn;
+    if (id > 1000000) return MPROC_EPROTO;
+    if (id >= w->nfns) {
+        size_t n = (size_t)id + 16;
+        void **f = realloc(w->fns, n * sizeof *f);
+        if (f) w->fns = f;
+        int *e = realloc(w->fn_err, n * sizeof *e);
+        if (e) w->fn_err = e;
+        if (!f || !e) return MPROC_ENOMEM;
+        for (size_t i = w->nfns; i < n; i++) {
+            w->fns[i] = NULL;
+            w->fn_err[i] = MPROC_EPROTO;
+        }
+        w->nfns = n;
+    }
+    int rc = mproc__pool_fnref_decode(r->payload, r->payload_len, &ref);
+    if (!rc) rc = mproc__fnref_resolve(&ref, &addr);
+    w->fns[id] = rc ? NULL : addr;
+    w->fn_err[id] = rc;
+    return 0;
+}
+
+typedef struct run_ctx { rworker *w; uint64_t session; int stop; } run_ctx;
+
+static int done_record(run_ctx *c, uint64_t seq, int code, const char *msg, const void *res,
+                       size_t res_len, uint64_t t0_ns)
+{
+    mproc__pool_msg m = {0};
+    uint64_t us = (mproc__os_now_ns() - t0_ns) / 1000;
+    size_t mlen = msg ? strlen(msg) : 0;
+    m.type = MPROC__R_DONE;
+    m.seq = seq;
+    m.code = code;
+    m.total = res_len;
+    m.len = (uint32_t)mlen;
+    m.b = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    return emit(c->w, c->session, &m, res, res_len, msg, mlen);
+}
+
+static void *lookup(rworker *w, uint32_t id, int *err)
+{
+    *err = id < w->nfns ? w->fn_err[id] : MPROC_EPROTO;
+    return id < w->nfns ? w->fns[id] : NULL;
+}
+
+static const char *unresolved = "the function cannot be resolved in the worker (a different program?)";
+
+static int run_map(run_ctx *c, const mproc__pool_rec *r)
+{
+    rworker *w = c->w;
+    char msg[256];
+    int err;
+    mproc_map_fn fn;
+    size_t n = r->m.len, isz = r->m.a, rsz = r->m.b;
+    uint64_t t0 = mproc__os_now_ns();
+    void *addr = lookup(w, r->m.fn, &err);
+    if (!n || !isz) return MPROC_EPROTO;
+    if (!addr) return done_record(c, r->m.seq, err, unresolved, NULL, 0, t0);
+    /* Items in the message are not aligned for their type: a copy is. */
+    if (!grow(&w->scratch, &w->scratch_cap, n * isz) || !grow(&w->res, &w->res_cap, n * rsz + 1))
+        return done_record(c, r->m.seq, MPROC_ENOMEM, "out of memory in the worker", NULL, 0, t0);
+    memcpy(w->scratch, r->payload, n * isz);
+    memset(w->res, 0, n * rsz);
+    memcpy(&fn, &addr, sizeof fn);
+    for (size_t i = 0; i < n; i++) {
+        if (!mproc__pool_call_item(fn, w->scratch + i * isz, w->res + i * rsz, msg, sizeof msg))
+            continue;
+        mproc__pool_msg m = {0};
+        m.type = MPROC__R_ITEMFAIL;
+        m.seq = r->m.seq;
+        m.a = (uint32_t)i;
+        m.code = MPROC_ETASK;
+        m.len = (uint32_t)strlen(msg);
+        int rc = emit(w, c->session, &m, msg, m.len, NULL, 0);
+        if (rc) return rc;
+    }
+    return done_record(c, r->m.seq, 0, NULL, w->res, n * rsz, t0);
+}
+
+static int run_apply(run_ctx *c, const mproc__pool_rec *r)
+{
+    rworker *w = c->w;
+    char msg[256];
+    int err;
+    mproc_task_fn fn;
+    const unsigned char *out, *in = r->payload;
+    size_t out_len;
+    uint64_t t0 = mproc__os_now_ns();
+    void *addr = lookup(w, r->m.fn, &err);
+    if (!addr) return done_record(c, r->m.seq, err, unresolved, NULL, 0, t0);
+    if ((uintptr_t)in % 16) {
+        if (!grow(&w->scratch, &w->scratch_cap, r->payload_len + 1))
+            return done_record(c, r->m.seq, MPROC_ENOMEM, "out of memory in the worker", NULL, 0, t0);
+        memcpy(w->scratch, in, r->payload_len);
+        in = w->scratch;
+    }
+    memcpy(&fn, &addr, sizeof fn);
+    if (mproc__pool_call_task(fn, in, r->payload_len, &out, &out_len, msg, sizeof msg))
+        return done_record(c, r->m.seq, MPROC_ETASK, msg, NULL, 0, t0);
+    return done_record(c, r->m.seq, 0, NULL, out, out_len, t0);
+}
+
+static int on_record(void *ctx, const mproc__pool_rec *r)
+{
+    run_ctx *c = ctx;
+    mproc__pool_msg bye = {0};
+    if (c->stop) return MPROC_EPROTO; /* nothing may follow a stop */
+    switch (r->m.type) {
+    case MPROC__T_DEFINE: return define_fn(c->w, r);
+    case MPROC__T_MAPDATA: return run_map(c, r);
+    case MPROC__T_APPLY: return run_apply(c, r);
+    case MPROC__T_STOP:
+        c->stop = 1;
+        bye.type = MPROC__R_BYE;
+        return emit(c->w, c->session, &bye, NULL, 0, NULL, 0);
+    default: return MPROC_EPROTO;
+    }
+}
+
+/* A new session: forget the last one's functions, run the initializer,
+   say ready (pid and machine, so rank 0 can watch a rank of its own
+   machine) or bye with what the initializer returned. */
+static void run_hello(rworker *w, const inmsg *m)
+{
+    mproc__pool_msg rec = {0};
+    int code = 0;
+    for (size_t i = 0; i < w->nfns; i++) {
+        w->fns[i] = NULL;
+        w->fn_err[i] = MPROC_EPROTO;
+    }
+    size_t fnlen = m->len >= 16 ? mproc__get_u32(m->buf + 12) : SIZE_MAX;
+    if (fnlen == SIZE_MAX || fnlen > m->len - 16) {
+        code = MPROC_EXIT_BOOTSTRAP;
+    } else if (mproc__get_u32(m->buf + 8)) {
+        mproc__fnref ref;
+        void *addr = NULL;
+        mproc_target init;
+        int rc = mproc__pool_fnref_decode(m->buf + 16, fnlen, &ref);
+        if (!rc) rc = mproc__fnref_resolve(&ref, &addr);
+        if (rc) {
+            fprintf(stderr, "mproc: pool initializer cannot be resolved: %s\n", mproc_strerror(rc));
+            code = MPROC_EXIT_BOOTSTRAP;
+        } else {
+            size_t alen = m->len - 16 - fnlen;
+            unsigned char *arg = malloc(alen + 1); /* aligned, as a child's argument is */
+            memcpy(&init, &addr, sizeof init);
+            if (!arg) {
+                code = 1;
+            } else {
+                memcpy(arg, m->buf + 16 + fnlen, alen);
+                code = init(alen ? arg : NULL, alen);
+                free(arg);
+            }
+            if (code) fprintf(stderr, "mproc: pool initializer failed (returned %d)\n", code);
+        }
+    }
+    if (code) {
+        rec.type = MPROC__R_BYE;
+        rec.code = code;
+        emit(w, m->session, &rec, NULL, 0, NULL, 0);
+        return;
+    }
+    rec.type = MPROC__R_READY;
+    rec.seq = (uint64_t)mproc__os_getpid();
+    rec.len = (uint32_t)strlen(w->net->node);
+    emit(w, m->session, &rec, w->net->node, rec.len, NULL, 0);
+}
+
+static void runner(void *arg)
+{
+    rworker *w = arg;
+    mproc__os_mutex_lock(w->mu);
+    for (;;) {
+        while (!w->head && !w->quit) mproc__os_cond_wait(w->cond, w->mu, MPROC_FOREVER);
+        inmsg *m = w->head;
+        if (!m) break;
+        w->head = m->next;
+        if (!w->head) w->tail = NULL;
+        if (m->session == w->session) {
+            w->running = 1;
+            mproc__os_mutex_unlock(w->mu);
+            if (m->tag == MPROC__NET_HELLO) {
+                run_hello(w, m);
+            } else {
+                run_ctx c = {w, m->session, 0};
+                int rc = mproc__pool_read_batch(m->buf + 8, m->len - 8, 1, on_record, &c);
+                if (rc) fprintf(stderr, "mproc: MPI worker: bad units from rank 0: %s\n", mproc_strerror(rc));
+            }
+            mproc__os_mutex_lock(w->mu);
+            w->running = 0;
+            mproc__os_cond_broadcast(w->cond);
+        }
+        free(m->buf);
+        free(m);
+    }
+    mproc__os_mutex_unlock(w->mu);
+}
+
+/* ---- the main thread: messages ---------------------------------------------------------- */
+/* Drops the queued units (they belong to a session that ended). Under mu. */
+static void drop_queue(rworker *w)
+{
+    while (w->head) {
+        inmsg *m = w->head;
+        w->head = m->next;
+        free(m->buf);
+        free(m);
+    }
+    w->tail = NULL;
+    w->out_len = 0;
+}
+
+/* One message from rank 0 (buf handed over). */
+static void handle(rworker *w, int tag, unsigned char *buf, size_t len)
+{
+    uint64_t session = len >= 8 ? mproc__get_u64(buf) : 0;
+    inmsg *m = NULL;
+    mproc__os_mutex_lock(w->mu);
+    if (tag == MPROC__NET_HELLO && len >= 16) {
+        drop_queue(w);
+        w->session = session;
+    } else if ((tag == MPROC__NET_ABORT && session == w->session) || tag == MPROC__NET_EXIT) {
+        drop_queue(w);
+        w->session = 0;
+        w->quit |= tag == MPROC__NET_EXIT;
+        mproc__os_cond_broadcast(w->cond);
+    }
+    if ((tag == MPROC__NET_HELLO || tag == MPROC__NET_DATA) && len >= 8 && session == w->session &&
+        session && (m = malloc(sizeof *m))) {
+        m->next = NULL;
+        m->tag = tag;
+        m->session = session;
+        m->buf = buf;
+        m->len = len;
+        if (w->tail) w->tail->next = m;
+        else w->head = m;
+        w->tail = m;
+        mproc__os_cond_broadcast(w->cond);
+    }
+    mproc__os_mutex_unlock(w->mu);
+    if (!m) free(buf);
+}
+
+typedef struct wsend { struct wsend *next; void *req; unsigned char *buf; } wsend;
+
+/* Receives one message from rank 0 if there is one: 1, 0, or an error. */
+static int receive_one(rworker *w)
+{
+    const mproc__net *n = w->net;
+    int tag;
+    size_t len;
+    void *msg, *req;
+    int rc = n->probe(n->ctx, 0, &tag, &len, &msg);
+    if (rc != 1) return rc;
+    unsigned char *buf = malloc(len ? len : 1);
+    if (!buf) return MPROC_ENOMEM;
+    rc = n->irecv(n->ctx, msg, buf, len, &req);
+    /* Rank 0 is sending it now: this wait is short. */
+    while (!rc && (rc = n->test(n->ctx, req)) == 0) mproc__os_yield();
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    handle(w, tag, buf, len);
+    return 1;
+}
+
+/* Sends what the runner produced, or a heartbeat: 1 if something went. */
+static int send_output(rworker *w, wsend **sends, uint64_t *last_ms)
+{
+    const mproc__net *n = w->net;
+    mproc__pool_msg alive = {0};
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    uint64_t now = mproc__os_now_ms();
+    mproc__os_mutex_lock(w->mu);
+    uint64_t session = w->session;
+    mproc__os_mutex_unlock(w->mu);
+    if (session && now - *last_ms >= HEARTBEAT_MS) {
+        alive.type = MPROC__R_ALIVE;
+        emit(w, session, &alive, NULL, 0, NULL, 0);
+    }
+    mproc__os_mutex_lock(w->mu);
+    if (w->out_len) {
+        buf = w->out;
+        len = w->out_len;
+        w->out = NULL;
+        w->out_len = w->out_cap = 0;
+    }
+    mproc__os_mutex_unlock(w->mu);
+    if (!buf) return 0;
+    wsend *s = malloc(sizeof *s);
+    if (!s || n->isend(n->ctx, 0, MPROC__NET_DATA, buf, len, &s->req)) {
+        free(s);
+        free(buf);
+        return 0;
+    }
+    s->buf = buf;
+    s->next = *sends;
+    *sends = s;
+    *last_ms = now;
+    return 1;
+}
+
+static void progress(rworker *w, wsend **sends)
+{
+    for (wsend **pp = sends; *pp;) {
+        wsend *s = *pp;
+        if (w->net->test(w->net->ctx, s->req) == 0) {
+            pp = &s->next;
+            continue;
+        }
+        *pp = s->next;
+        free(s->buf);
+        free(s);
+    }
+}
+
+int mproc__pool_remote_worker(const mproc__net *net)
+{
+    static rworker w;
+    mproc__os_thread *th = NULL;
+    wsend *sends = NULL;
+    uint64_t last_ms = 0;
+    unsigned idle = 0;
+    w.net = net;
+    int rc = mproc__os_mutex_create(&w.mu);
+    if (!rc) rc = mproc__os_cond_create(&w.cond);
+    if (!rc) rc = mproc__os_thread_start(&th, runner, &w);
+    if (rc) return rc;
+    for (;;) {
+        rc = receive_one(&w);
+        if (rc < 0) break;
+        int busy = rc == 1;
+        busy |= send_output(&w, &sends, &last_ms);
+        progress(&w, &sends);
+        mproc__os_mutex_lock(w.mu);
+        int quit = w.quit;
+        if (!busy && ++idle > SPIN_ROUNDS && !quit && !w.out_len)
+            mproc__os_cond_wait(w.cond, w.mu, 1); /* the runner wakes it with output */
+        mproc__os_mutex_unlock(w.mu);
+        if (quit) break;
+        if (busy) idle = 0;
+        else if (idle <= SPIN_ROUNDS) mproc__os_yield();
+    }
+    mproc__os_mutex_lock(w.mu);
+    w.quit = 1;
+    drop_queue(&w);
+    mproc__os_cond_broadcast(w.cond);
+    mproc__os_mutex_unlock(w.mu);
+    mproc__os_thread_join(th); /* after the task it may be running */
+    /* Sends rank 0 will no longer receive are left to MPI_Finalize. */
+    return rc < 0 ? rc : 0;
+}
