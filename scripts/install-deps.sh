@@ -2,12 +2,14 @@
 # Installs what building and testing mproc needs on Debian/Ubuntu, only what
 # is missing. Usage: scripts/install-deps.sh [native|all]   (default: all)
 #   native: compiler, CMake, CMocka            (examples, native tests)
-#   all:    + MinGW-w64, Wine, clang/libFuzzer, valgrind (Windows tests, fuzzing)
+#   all:    + MinGW-w64, Wine, clang/libFuzzer, valgrind (Windows tests, fuzzing),
+#             Open MPI and mpi4py (the Pool over MPI ranks, its bench)
 set -euo pipefail
 what=${1:-all}
 pkgs=(cmake make gcc pkg-config libcmocka-dev python3)
 if [ "$what" = all ]; then
-  pkgs+=(gcc-mingw-w64-x86-64 wine64 dpkg-dev clang libclang-rt-14-dev valgrind)
+  pkgs+=(gcc-mingw-w64-x86-64 wine64 dpkg-dev clang libclang-rt-14-dev valgrind
+         openmpi-bin libopenmpi-dev python3-mpi4py)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -521,6 +521,8 @@ static void report_lost(const mproc__pool_slot *s, const remote *r)
         const mproc__pool_unit *u = &s->units[(s->u_first + i) % MPROC__POOL_WINDOW];
         if (u->job->kind == MPROC__JOB_APPLY)
             at += (size_t)snprintf(line + at, sizeof line - at, "%s an apply", i ? "," : "");
+        else if (u->n == 1)
+            at += (size_t)snprintf(line + at, sizeof line - at, "%s item %zu of a map", i ? "," : "", u->lo);
         else
             at += (size_t)snprintf(line + at, sizeof line - at, "%s items %zu-%zu of a map", i ? "," : "",
                                    u->lo, u->lo + u->n - 1);

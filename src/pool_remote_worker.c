@@ -101,6 +101,17 @@ static int define_fn(rworker *w, const mproc__pool_rec *r)
 
 typedef struct run_ctx { rworker *w; uint64_t session; int stop; } run_ctx;
 
+/* Waits until the main thread has handed the output to MPI. A unit's
+   completion is thus on its way before the next unit starts, and if that
+   one kills the rank, the oldest unit rank 0 has not heard of is the one
+   that was running (the coarse death of pool_transport.h). */
+static void wait_sent(rworker *w, uint64_t session)
+{
+    mproc__os_mutex_lock(w->mu);
+    while (w->out_len && w->session == session) mproc__os_cond_wait(w->cond, w->mu, 100);
+    mproc__os_mutex_unlock(w->mu);
+}
+
 static int done_record(run_ctx *c, uint64_t seq, int code, const char *msg, const void *res,
                        size_t res_len, uint64_t t0_ns)
 {
@@ -113,7 +124,9 @@ static int done_record(run_ctx *c, uint64_t seq, int code, const char *msg, cons
     m.total = res_len;
     m.len = (uint32_t)mlen;
     m.b = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-    return emit(c->w, c->session, &m, res, res_len, msg, mlen);
+    int rc = emit(c->w, c->session, &m, res, res_len, msg, mlen);
+    if (!rc) wait_sent(c->w, c->session);
+    return rc;
 }
 
 static void *lookup(rworker *w, uint32_t id, int *err)
@@ -371,13 +384,19 @@ static int send_output(rworker *w, wsend **sends, uint64_t *last_ms)
     wsend *s = malloc(sizeof *s);
     if (!s || n->isend(n->ctx, 0, MPROC__NET_DATA, buf, len, &s->req)) {
         free(s);
-        free(buf);
+        free(buf); /* lost: rank 0 will see this rank as silent */
+        mproc__os_mutex_lock(w->mu);
+        mproc__os_cond_broadcast(w->cond);
+        mproc__os_mutex_unlock(w->mu);
         return 0;
     }
     s->buf = buf;
     s->next = *sends;
     *sends = s;
     *last_ms = now;
+    mproc__os_mutex_lock(w->mu);
+    mproc__os_cond_broadcast(w->cond); /* the runner may wait for this (wait_sent) */
+    mproc__os_mutex_unlock(w->mu);
     return 1;
 }
 
