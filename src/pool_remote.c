@@ -25,7 +25,10 @@
 #define BUDGET ((size_t)8 << 20)   /* bytes of units a rank may hold */
 #define UNIT_MAX ((size_t)1 << 20) /* bytes of one map unit (items + results) */
 #define LOOK_MS 200                /* how often a rank on this machine is looked at */
-#define SPIN_ROUNDS 64             /* idle polls that only yield before sleeping */
+/* After a message in either direction a serving thread polls (yielding
+   the CPU between polls) for SPIN_NS before it sleeps a millisecond at a
+   time: a short task's answer comes well within that. */
+#define SPIN_NS 1000000
 
 typedef struct pending_send {
     struct pending_send *next;
@@ -55,6 +58,7 @@ typedef struct remote {
     size_t rlen;
     const unsigned char *results; /* of the R_DONE being delivered */
     uint64_t heard_ms, looked_ms;
+    uint64_t active_ns;        /* last message either way */
     int64_t pid;
     int same_node, ended, lost, bye, bye_code;
     char node[64];
@@ -120,13 +124,15 @@ int mproc__pool_remote_shutdown(void)
 {
     if (!g.installed) return 1;
     mproc__os_mutex_lock(g.mu);
-    if (!g.closed) {
-        g.closed = 1;
-        for (int k = 1; k < g.n.size; k++)
-            if (!g.lost[k] && session_only(k, MPROC__NET_EXIT, 0)) g.lost[k] = 1;
-    }
     int lost = 0;
     for (int k = 1; k < g.n.size; k++) lost |= g.lost[k];
+    if (!g.closed) {
+        /* EXIT's number says whether a rank was lost: the others must then
+           not finalize either. */
+        g.closed = 1;
+        for (int k = 1; k < g.n.size; k++)
+            if (!g.lost[k] && session_only(k, MPROC__NET_EXIT, (uint64_t)lost)) lost = g.lost[k] = 1;
+    }
     /* Sends to ranks still there complete (their main thread always
        receives); those to a lost rank never will, and MPI_Finalize would
        wait for that rank: the caller must then not finalize. */
@@ -183,7 +189,7 @@ static void lose(mproc__pool_slot *s, const char *why)
     remote *r = s->tx;
     if (r->ended) return;
     r->ended = r->lost = 1;
-    snprintf(r->how, sizeof r->how, "MPI rank %d (pid %lld on %s) %s", r->rank, (long long)r->pid,
+    snprintf(r->how, sizeof r->how, "MPI rank %d (pid %lld on %.40s) %.60s", r->rank, (long long)r->pid,
              r->node[0] ? r->node : "?", why);
     mproc__os_mutex_lock(g.mu);
     g.lost[r->rank] = 1;
@@ -323,6 +329,7 @@ static void r_flush(mproc__pool_slot *s, int stop)
     mproc__os_mutex_unlock(g.mu);
     r->batch = NULL; /* the send owns it now */
     r->batch_len = r->batch_cap = 0;
+    r->active_ns = mproc__os_now_ns();
     if (rc) lose(s, "could not be sent to");
 }
 
@@ -466,6 +473,7 @@ static int receive_some(mproc__pool_slot *s)
     }
     if (!buf) return 0;
     r->heard_ms = mproc__os_now_ms();
+    r->active_ns = mproc__os_now_ns();
     deliver(s, buf, len);
     free(buf);
     return 1;
@@ -494,19 +502,18 @@ static void r_serve(mproc__pool_slot *s)
 {
     remote *r = s->tx;
     mproc_pool *pool = s->pool;
-    unsigned idle = 0;
     for (;;) {
         mproc__os_mutex_lock(pool->mu);
         int got = receive_some(s);
         if (!r->ended) watch(s);
         if (got) mproc__pool_pump_all(pool);
         int ended = r->ended;
+        uint64_t active_ns = r->active_ns;
         mproc__os_mutex_unlock(pool->mu);
         if (ended) return;
         /* Yield while messages come close together, sleep when quiet: the
            ranks on this machine need the CPU more than this thread does. */
-        idle = got ? 0 : idle + 1;
-        if (idle > SPIN_ROUNDS) mproc__os_sleep_ms(1);
+        if (mproc__os_now_ns() - active_ns > SPIN_NS) mproc__os_sleep_ms(1);
         else mproc__os_yield();
     }
 }

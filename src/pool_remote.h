@@ -16,7 +16,8 @@
  *          worker -> rank 0: R_READY, R_DONE (results inside), R_ITEMFAIL,
  *          R_ALIVE (a heartbeat while nothing else goes out), R_BYE.
  *   ABORT  rank 0 -> worker: drop the session's units not yet started.
- *   EXIT   rank 0 -> worker: leave (the program on rank 0 is ending).
+ *   EXIT   rank 0 -> worker: leave (the program on rank 0 is ending); the
+ *          number is 1 if a rank was lost (then nobody may finalize).
  * The worker runs tasks on a thread of its own, so its main thread keeps
  * talking (heartbeats) while a task runs: rank 0 declares a rank lost
  * when it heard nothing for the dead timeout, or at once when the rank's
@@ -62,7 +63,9 @@ MPROC_API void mproc__pool_remote_set_dead_ms(int ms);
    is still there (a collective end such as MPI_Finalize is safe), 0 if a
    rank was lost (it would wait for it for ever). */
 MPROC_API int mproc__pool_remote_shutdown(void);
-/* A worker rank: serves pools until rank 0 says EXIT. 0, or an error. */
+/* A worker rank: serves pools until rank 0 says EXIT. 0; MPROC_ECHILD if
+   a rank was lost (the caller must not finalize: see shutdown); or an
+   error. */
 MPROC_API int mproc__pool_remote_worker(const mproc__net *net);
 
 #endif

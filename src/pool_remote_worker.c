@@ -11,7 +11,10 @@
 #include <stdio.h>
 
 #define HEARTBEAT_MS 250
-#define SPIN_ROUNDS 64 /* idle rounds that only yield before waiting */
+/* After a message while the runner is idle, the main thread polls
+   (yielding between polls) for SPIN_NS, then waits a millisecond at a
+   time (the runner's output wakes it at once). */
+#define SPIN_NS 1000000
 
 typedef struct inmsg {
     struct inmsg *next;
@@ -21,13 +24,19 @@ typedef struct inmsg {
     size_t len;
 } inmsg;
 
+typedef struct wsend { struct wsend *next; void *req; unsigned char *buf; } wsend;
+
 typedef struct rworker {
     const mproc__net *net;
+    mproc__os_mutex *net_mu;   /* one thread in the layer at a time (MPI_THREAD_SERIALIZED) */
+    wsend *sends;              /* in flight (under net_mu) */
+    uint64_t sent_ms;          /* last send (under net_mu) */
     mproc__os_mutex *mu;
     mproc__os_cond *cond;      /* work for the runner, output for the main thread */
     inmsg *head, *tail;        /* under mu */
     uint64_t session;          /* the live session, 0: none (under mu) */
     int quit, running;         /* under mu */
+    int peer_lost;             /* EXIT said a rank was lost */
     unsigned char *out;        /* records for rank 0 after an 8-byte session (under mu) */
     size_t out_len, out_cap;
     /* the runner's own */
@@ -101,15 +110,41 @@ static int define_fn(rworker *w, const mproc__pool_rec *r)
 
 typedef struct run_ctx { rworker *w; uint64_t session; int stop; } run_ctx;
 
-/* Waits until the main thread has handed the output to MPI. A unit's
-   completion is thus on its way before the next unit starts, and if that
-   one kills the rank, the oldest unit rank 0 has not heard of is the one
-   that was running (the coarse death of pool_transport.h). */
-static void wait_sent(rworker *w, uint64_t session)
+/* Hands the queued output to the layer: the runner does so after each
+   unit, so a unit's completion is on its way before the next unit starts
+   (if that one kills the rank, the oldest unit rank 0 has not heard of is
+   the one that was running: the coarse death of pool_transport.h); the
+   main thread does so for heartbeats. 1 if something was sent. */
+static int send_out(rworker *w)
 {
+    const mproc__net *n = w->net;
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    int sent = 0;
+    mproc__os_mutex_lock(w->net_mu);
     mproc__os_mutex_lock(w->mu);
-    while (w->out_len && w->session == session) mproc__os_cond_wait(w->cond, w->mu, 100);
+    if (w->out_len) {
+        buf = w->out;
+        len = w->out_len;
+        w->out = NULL;
+        w->out_len = w->out_cap = 0;
+    }
     mproc__os_mutex_unlock(w->mu);
+    if (buf) {
+        wsend *s = malloc(sizeof *s);
+        if (s && !n->isend(n->ctx, 0, MPROC__NET_DATA, buf, len, &s->req)) {
+            s->buf = buf;
+            s->next = w->sends;
+            w->sends = s;
+            w->sent_ms = mproc__os_now_ms();
+            sent = 1;
+        } else {
+            free(s);
+            free(buf); /* lost: rank 0 will find this rank silent */
+        }
+    }
+    mproc__os_mutex_unlock(w->net_mu);
+    return sent;
 }
 
 static int done_record(run_ctx *c, uint64_t seq, int code, const char *msg, const void *res,
@@ -125,7 +160,7 @@ static int done_record(run_ctx *c, uint64_t seq, int code, const char *msg, cons
     m.len = (uint32_t)mlen;
     m.b = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
     int rc = emit(c->w, c->session, &m, res, res_len, msg, mlen);
-    if (!rc) wait_sent(c->w, c->session);
+    if (!rc) send_out(c->w);
     return rc;
 }
 
@@ -278,6 +313,7 @@ static void runner(void *arg)
                 int rc = mproc__pool_read_batch(m->buf + 8, m->len - 8, 1, on_record, &c);
                 if (rc) fprintf(stderr, "mproc: MPI worker: bad units from rank 0: %s\n", mproc_strerror(rc));
             }
+            send_out(w); /* ready, bye, or what is left */
             mproc__os_mutex_lock(w->mu);
             w->running = 0;
             mproc__os_cond_broadcast(w->cond);
@@ -315,6 +351,7 @@ static void handle(rworker *w, int tag, unsigned char *buf, size_t len)
         drop_queue(w);
         w->session = 0;
         w->quit |= tag == MPROC__NET_EXIT;
+        w->peer_lost |= tag == MPROC__NET_EXIT && session;
         mproc__os_cond_broadcast(w->cond);
     }
     if ((tag == MPROC__NET_HELLO || tag == MPROC__NET_DATA) && len >= 8 && session == w->session &&
@@ -333,8 +370,6 @@ static void handle(rworker *w, int tag, unsigned char *buf, size_t len)
     if (!m) free(buf);
 }
 
-typedef struct wsend { struct wsend *next; void *req; unsigned char *buf; } wsend;
-
 /* Receives one message from rank 0 if there is one: 1, 0, or an error. */
 static int receive_one(rworker *w)
 {
@@ -342,13 +377,22 @@ static int receive_one(rworker *w)
     int tag;
     size_t len;
     void *msg, *req;
+    unsigned char *buf = NULL;
+    mproc__os_mutex_lock(w->net_mu);
     int rc = n->probe(n->ctx, 0, &tag, &len, &msg);
-    if (rc != 1) return rc;
-    unsigned char *buf = malloc(len ? len : 1);
-    if (!buf) return MPROC_ENOMEM;
-    rc = n->irecv(n->ctx, msg, buf, len, &req);
-    /* Rank 0 is sending it now: this wait is short. */
-    while (!rc && (rc = n->test(n->ctx, req)) == 0) mproc__os_yield();
+    if (rc == 1) {
+        buf = malloc(len ? len : 1);
+        rc = buf ? n->irecv(n->ctx, msg, buf, len, &req) : MPROC_ENOMEM;
+    }
+    /* Rank 0 is sending it now: this wait is short. The runner may send
+       in between. */
+    while (buf && !rc && (rc = n->test(n->ctx, req)) == 0) {
+        mproc__os_mutex_unlock(w->net_mu);
+        mproc__os_yield();
+        mproc__os_mutex_lock(w->net_mu);
+    }
+    mproc__os_mutex_unlock(w->net_mu);
+    if (!buf) return rc;
     if (rc < 0) {
         free(buf);
         return rc;
@@ -357,52 +401,17 @@ static int receive_one(rworker *w)
     return 1;
 }
 
-/* Sends what the runner produced, or a heartbeat: 1 if something went. */
-static int send_output(rworker *w, wsend **sends, uint64_t *last_ms)
+/* A heartbeat while nothing else went out for HEARTBEAT_MS, and the
+   sends in flight moved on. */
+static void keep_alive(rworker *w)
 {
-    const mproc__net *n = w->net;
     mproc__pool_msg alive = {0};
-    unsigned char *buf = NULL;
-    size_t len = 0;
-    uint64_t now = mproc__os_now_ms();
     mproc__os_mutex_lock(w->mu);
     uint64_t session = w->session;
     mproc__os_mutex_unlock(w->mu);
-    if (session && now - *last_ms >= HEARTBEAT_MS) {
-        alive.type = MPROC__R_ALIVE;
-        emit(w, session, &alive, NULL, 0, NULL, 0);
-    }
-    mproc__os_mutex_lock(w->mu);
-    if (w->out_len) {
-        buf = w->out;
-        len = w->out_len;
-        w->out = NULL;
-        w->out_len = w->out_cap = 0;
-    }
-    mproc__os_mutex_unlock(w->mu);
-    if (!buf) return 0;
-    wsend *s = malloc(sizeof *s);
-    if (!s || n->isend(n->ctx, 0, MPROC__NET_DATA, buf, len, &s->req)) {
-        free(s);
-        free(buf); /* lost: rank 0 will see this rank as silent */
-        mproc__os_mutex_lock(w->mu);
-        mproc__os_cond_broadcast(w->cond);
-        mproc__os_mutex_unlock(w->mu);
-        return 0;
-    }
-    s->buf = buf;
-    s->next = *sends;
-    *sends = s;
-    *last_ms = now;
-    mproc__os_mutex_lock(w->mu);
-    mproc__os_cond_broadcast(w->cond); /* the runner may wait for this (wait_sent) */
-    mproc__os_mutex_unlock(w->mu);
-    return 1;
-}
-
-static void progress(rworker *w, wsend **sends)
-{
-    for (wsend **pp = sends; *pp;) {
+    mproc__os_mutex_lock(w->net_mu);
+    int due = session && mproc__os_now_ms() - w->sent_ms >= HEARTBEAT_MS;
+    for (wsend **pp = &w->sends; *pp;) {
         wsend *s = *pp;
         if (w->net->test(w->net->ctx, s->req) == 0) {
             pp = &s->next;
@@ -412,17 +421,21 @@ static void progress(rworker *w, wsend **sends)
         free(s->buf);
         free(s);
     }
+    mproc__os_mutex_unlock(w->net_mu);
+    if (!due) return;
+    alive.type = MPROC__R_ALIVE;
+    emit(w, session, &alive, NULL, 0, NULL, 0);
+    send_out(w);
 }
 
 int mproc__pool_remote_worker(const mproc__net *net)
 {
     static rworker w;
     mproc__os_thread *th = NULL;
-    wsend *sends = NULL;
-    uint64_t last_ms = 0;
-    unsigned idle = 0;
+    uint64_t active_ns = 0;
     w.net = net;
     int rc = mproc__os_mutex_create(&w.mu);
+    if (!rc) rc = mproc__os_mutex_create(&w.net_mu);
     if (!rc) rc = mproc__os_cond_create(&w.cond);
     if (!rc) rc = mproc__os_thread_start(&th, runner, &w);
     if (rc) return rc;
@@ -430,16 +443,15 @@ int mproc__pool_remote_worker(const mproc__net *net)
         rc = receive_one(&w);
         if (rc < 0) break;
         int busy = rc == 1;
-        busy |= send_output(&w, &sends, &last_ms);
-        progress(&w, &sends);
+        keep_alive(&w);
+        uint64_t now = mproc__os_now_ns();
+        if (busy) active_ns = now;
         mproc__os_mutex_lock(w.mu);
-        int quit = w.quit;
-        if (!busy && ++idle > SPIN_ROUNDS && !quit && !w.out_len)
-            mproc__os_cond_wait(w.cond, w.mu, 1); /* the runner wakes it with output */
+        int quit = w.quit, spin = !w.running && now - active_ns < SPIN_NS;
+        if (!busy && !spin && !quit) mproc__os_cond_wait(w.cond, w.mu, 1);
         mproc__os_mutex_unlock(w.mu);
         if (quit) break;
-        if (busy) idle = 0;
-        else if (idle <= SPIN_ROUNDS) mproc__os_yield();
+        if (!busy && spin) mproc__os_yield();
     }
     mproc__os_mutex_lock(w.mu);
     w.quit = 1;
@@ -448,5 +460,5 @@ int mproc__pool_remote_worker(const mproc__net *net)
     mproc__os_mutex_unlock(w.mu);
     mproc__os_thread_join(th); /* after the task it may be running */
     /* Sends rank 0 will no longer receive are left to MPI_Finalize. */
-    return rc < 0 ? rc : 0;
+    return rc < 0 ? rc : w.peer_lost ? MPROC_ECHILD : 0;
 }

@@ -161,8 +161,9 @@ int mproc_mpi_guard(int argc, char **argv)
         return 0;
     }
     rc = mproc__pool_remote_worker(&net);
-    if (rc) fprintf(stderr, "mproc_mpi: rank %d: %s\n", my_rank, mproc_strerror(rc));
     fflush(NULL);
+    if (rc == MPROC_ECHILD) exit(0); /* a rank was lost: MPI_Finalize would wait for it */
+    if (rc) fprintf(stderr, "mproc_mpi: rank %d: %s\n", my_rank, mproc_strerror(rc));
     MPI_Finalize();
     exit(rc ? 1 : 0);
 }
