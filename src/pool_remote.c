@@ -28,7 +28,7 @@
 /* After a message in either direction a serving thread polls (yielding
    the CPU between polls) for SPIN_NS before it sleeps a millisecond at a
    time: a short task's answer comes well within that. */
-#define SPIN_NS 1000000
+#define SPIN_NS 5000000
 
 typedef struct pending_send {
     struct pending_send *next;
@@ -378,7 +378,8 @@ static int on_done(mproc__pool_slot *s, const mproc__pool_event *ev)
     if (u && u->job->kind == MPROC__JOB_APPLY) {
         if (!code && ev->result_len && !(out = malloc(ev->result_len))) {
             code = MPROC_ENOMEM;
-            snprintf(msg, sizeof msg, "out of memory for a %zu-byte result", ev->result_len);
+            snprintf(msg, sizeof msg, "out of memory for a %llu-byte result",
+                     (unsigned long long)ev->result_len);
         }
         if (out) memcpy(out, ev->result, ev->result_len);
     } else if (u && !code) {
@@ -529,10 +530,11 @@ static void report_lost(const mproc__pool_slot *s, const remote *r)
         if (u->job->kind == MPROC__JOB_APPLY)
             at += (size_t)snprintf(line + at, sizeof line - at, "%s an apply", i ? "," : "");
         else if (u->n == 1)
-            at += (size_t)snprintf(line + at, sizeof line - at, "%s item %zu of a map", i ? "," : "", u->lo);
+            at += (size_t)snprintf(line + at, sizeof line - at, "%s item %llu of a map", i ? "," : "",
+                                   (unsigned long long)u->lo);
         else
-            at += (size_t)snprintf(line + at, sizeof line - at, "%s items %zu-%zu of a map", i ? "," : "",
-                                   u->lo, u->lo + u->n - 1);
+            at += (size_t)snprintf(line + at, sizeof line - at, "%s items %llu-%llu of a map", i ? "," : "",
+                                   (unsigned long long)u->lo, (unsigned long long)(u->lo + u->n - 1));
     }
     fprintf(stderr, "%s%s (the first fails with MPROC_ECHILD, the others run on other ranks)\n",
             line, at >= sizeof line - 64 ? ", ..." : "");

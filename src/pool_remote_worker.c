@@ -14,7 +14,7 @@
 /* After a message while the runner is idle, the main thread polls
    (yielding between polls) for SPIN_NS, then waits a millisecond at a
    time (the runner's output wakes it at once). */
-#define SPIN_NS 1000000
+#define SPIN_NS 5000000
 
 typedef struct inmsg {
     struct inmsg *next;
