@@ -6,7 +6,7 @@ import time
 
 from mpi4py.futures import MPIPoolExecutor
 
-RUNS, SEED_REPS, SMALL, CPU_ITEMS, CPU_LOOP = 3, 200, 200000, 48, 200000
+RUNS, SEED_REPS, SMALL, CPU_ITEMS, CPU_LOOP = 5, 200, 200000, 48, 200000
 
 
 def doubler(x):

@@ -158,6 +158,14 @@ int mproc__pool_receive(mproc_conn *c, unsigned *spin_us, unsigned char *buf, si
 
 /* The worker process's target (pool_worker.c). */
 int mproc__pool_worker_main(const void *arg, size_t len);
+/* A worker's functions by id, as T_DEFINE records define them (each
+   resolved and checked once). */
+typedef struct mproc__pool_fntab { void **fns; int *err; size_t n; } mproc__pool_fntab;
+int mproc__pool_fntab_define(mproc__pool_fntab *t, const mproc__pool_rec *r);
+/* 0 and *addr, or why id has no function (MPROC_EPROTO: never defined). */
+int mproc__pool_fntab_lookup(const mproc__pool_fntab *t, uint32_t id, void **addr);
+/* Every id unknown again (a new session of a remote worker). */
+void mproc__pool_fntab_forget(mproc__pool_fntab *t);
 /* Runs one map item / apply task as a worker does (mproc_task_fail
    included): 0, or MPROC_ETASK with the task's message in msg. The
    apply's *out stays valid until the next call. */

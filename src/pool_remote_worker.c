@@ -40,9 +40,7 @@ typedef struct rworker {
     unsigned char *out;        /* records for rank 0 after an 8-byte session (under mu) */
     size_t out_len, out_cap;
     /* the runner's own */
-    void **fns;
-    int *fn_err;
-    size_t nfns;
+    mproc__pool_fntab fns;
     unsigned char *scratch, *res; /* items (aligned copy) and results of a unit */
     size_t scratch_cap, res_cap;
 } rworker;
@@ -80,32 +78,6 @@ static int emit(rworker *w, uint64_t session, const mproc__pool_msg *m, const vo
     }
     mproc__os_mutex_unlock(w->mu);
     return rc;
-}
-
-static int define_fn(rworker *w, const mproc__pool_rec *r)
-{
-    mproc__fnref ref;
-    void *addr = NULL;
-    uint32_t id = r->m.fn;
-    if (id > 1000000) return MPROC_EPROTO;
-    if (id >= w->nfns) {
-        size_t n = (size_t)id + 16;
-        void **f = realloc(w->fns, n * sizeof *f);
-        if (f) w->fns = f;
-        int *e = realloc(w->fn_err, n * sizeof *e);
-        if (e) w->fn_err = e;
-        if (!f || !e) return MPROC_ENOMEM;
-        for (size_t i = w->nfns; i < n; i++) {
-            w->fns[i] = NULL;
-            w->fn_err[i] = MPROC_EPROTO;
-        }
-        w->nfns = n;
-    }
-    int rc = mproc__pool_fnref_decode(r->payload, r->payload_len, &ref);
-    if (!rc) rc = mproc__fnref_resolve(&ref, &addr);
-    w->fns[id] = rc ? NULL : addr;
-    w->fn_err[id] = rc;
-    return 0;
 }
 
 typedef struct run_ctx { rworker *w; uint64_t session; int stop; } run_ctx;
@@ -164,12 +136,6 @@ static int done_record(run_ctx *c, uint64_t seq, int code, const char *msg, cons
     return rc;
 }
 
-static void *lookup(rworker *w, uint32_t id, int *err)
-{
-    *err = id < w->nfns ? w->fn_err[id] : MPROC_EPROTO;
-    return id < w->nfns ? w->fns[id] : NULL;
-}
-
 static const char *unresolved = "the function cannot be resolved in the worker (a different program?)";
 
 static int run_map(run_ctx *c, const mproc__pool_rec *r)
@@ -180,9 +146,10 @@ static int run_map(run_ctx *c, const mproc__pool_rec *r)
     mproc_map_fn fn;
     size_t n = r->m.len, isz = r->m.a, rsz = r->m.b;
     uint64_t t0 = mproc__os_now_ns();
-    void *addr = lookup(w, r->m.fn, &err);
+    void *addr;
     if (!n || !isz) return MPROC_EPROTO;
-    if (!addr) return done_record(c, r->m.seq, err, unresolved, NULL, 0, t0);
+    if ((err = mproc__pool_fntab_lookup(&w->fns, r->m.fn, &addr)))
+        return done_record(c, r->m.seq, err, unresolved, NULL, 0, t0);
     /* Items in the message are not aligned for their type: a copy is. */
     if (!grow(&w->scratch, &w->scratch_cap, n * isz) || !grow(&w->res, &w->res_cap, n * rsz + 1))
         return done_record(c, r->m.seq, MPROC_ENOMEM, "out of memory in the worker", NULL, 0, t0);
@@ -213,8 +180,9 @@ static int run_apply(run_ctx *c, const mproc__pool_rec *r)
     const unsigned char *out, *in = r->payload;
     size_t out_len;
     uint64_t t0 = mproc__os_now_ns();
-    void *addr = lookup(w, r->m.fn, &err);
-    if (!addr) return done_record(c, r->m.seq, err, unresolved, NULL, 0, t0);
+    void *addr;
+    if ((err = mproc__pool_fntab_lookup(&w->fns, r->m.fn, &addr)))
+        return done_record(c, r->m.seq, err, unresolved, NULL, 0, t0);
     if ((uintptr_t)in % 16) {
         if (!grow(&w->scratch, &w->scratch_cap, r->payload_len + 1))
             return done_record(c, r->m.seq, MPROC_ENOMEM, "out of memory in the worker", NULL, 0, t0);
@@ -233,7 +201,7 @@ static int on_record(void *ctx, const mproc__pool_rec *r)
     mproc__pool_msg bye = {0};
     if (c->stop) return MPROC_EPROTO; /* nothing may follow a stop */
     switch (r->m.type) {
-    case MPROC__T_DEFINE: return define_fn(c->w, r);
+    case MPROC__T_DEFINE: return mproc__pool_fntab_define(&c->w->fns, r);
     case MPROC__T_MAPDATA: return run_map(c, r);
     case MPROC__T_APPLY: return run_apply(c, r);
     case MPROC__T_STOP:
@@ -251,10 +219,7 @@ static void run_hello(rworker *w, const inmsg *m)
 {
     mproc__pool_msg rec = {0};
     int code = 0;
-    for (size_t i = 0; i < w->nfns; i++) {
-        w->fns[i] = NULL;
-        w->fn_err[i] = MPROC_EPROTO;
-    }
+    mproc__pool_fntab_forget(&w->fns);
     size_t fnlen = m->len >= 16 ? mproc__get_u32(m->buf + 12) : SIZE_MAX;
     if (fnlen == SIZE_MAX || fnlen > m->len - 16) {
         code = MPROC_EXIT_BOOTSTRAP;
