@@ -506,6 +506,9 @@ static void short_bound(extra_rows *x)
 int main(int argc, char **argv)
 {
     if (mproc_main_guard(argc, argv) != 0) return 1;
+    int *in = malloc(BIG * sizeof *in), *out = malloc(BIG * sizeof *out);
+    if (!in || !out) return 1;
+    for (int i = 0; i < BIG; i++) in[i] = i;
     if (argc > 1 && !strcmp(argv[1], "short")) { /* only the short-task rows */
         extra_rows x;
         short_bound(&x);
@@ -514,6 +517,19 @@ int main(int argc, char **argv)
         per_worker(&x.short2, w2, sizeof w2);
         printf("short tasks: 1 worker %.3f s (%s), 2 workers %.3f s (%s): %.2fx\n", x.short1.s, w1,
                x.short2.s, w2, x.short1.s / x.short2.s);
+        return 0;
+    }
+    if (argc > 1 && !strcmp(argv[1], "map")) { /* only mproc's map rates */
+        mproc_pool *pool = pool_of(2);
+        double d[ROUNDS], c[ROUNDS];
+        mproc_map_rate(pool, in, out, BIG, 0);
+        for (int r = 0; r < ROUNDS; r++) {
+            d[r] = mproc_map_rate(pool, in, out, BIG, 0);
+            c[r] = mproc_map_rate(pool, in, out, SMALL, 1);
+        }
+        mproc_pool_destroy(pool);
+        printf("map default chunks %.4g items/s, chunksize 1 %.4g items/s\n", bench_median(d, ROUNDS),
+               bench_median(c, ROUNDS));
         return 0;
     }
     if (argc > 1 && !strcmp(argv[1], "rtt")) { /* only the round trips */
@@ -528,9 +544,6 @@ int main(int argc, char **argv)
                bench_median(c, ROUNDS), bench_median(a, ROUNDS) / bench_median(c, ROUNDS));
         return 0;
     }
-    int *in = malloc(BIG * sizeof *in), *out = malloc(BIG * sizeof *out);
-    if (!in || !out) return 1;
-    for (int i = 0; i < BIG; i++) in[i] = i;
     mini_worker mini[2];
     mini_start(&mini[0]);
     mini_start(&mini[1]);

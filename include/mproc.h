@@ -412,7 +412,10 @@ MPROC_API int mproc_wait(mproc_waitable *items, size_t count, int timeout_ms);
  * spawned (or forked) mproc processes; functions given to the pool are
  * found in the worker by module and offset, like process targets, so any
  * function of the program or of a library loaded at start-up works. Items
- * and map results travel through shared memory.
+ * and map results travel through shared memory. Work is handed out in
+ * units (a map chunk, an apply), each to the worker that will start it
+ * soonest: an idle worker first, then the one holding the fewest units,
+ * so even a few short tasks in flight keep every worker busy.
  *
  * A worker that dies (crash, abort, kill, exit() inside a task) fails only
  * the item it was running, with MPROC_ECHILD and a message saying how it

@@ -14,7 +14,11 @@
  * an arena. Parent and worker send each other batches of records (48-byte
  * headers, payloads) through the conn. A map unit's items are copied into
  * the arena and the worker writes its results next to them; an apply's
- * input and result travel whole inside the records.
+ * input and result travel whole inside the records. Map results stay in
+ * the arena rather than in the worker's records because a worker that
+ * dies mid-unit must not take the results it already wrote with it: the
+ * parent reads them from the arena after the death (an apply has one
+ * result, which a death loses anyway).
  *
  * Death. Before each item the worker publishes (unit seq, position, phase)
  * in its status block. When its conn reports the end of the worker, the
@@ -174,7 +178,7 @@ int mproc__pool_call_task(mproc_task_fn fn, const void *in, size_t len, const un
                           size_t *out_len, char *msg, size_t cap);
 
 /* ---- the scheduler's state ------------------------------------------------ */
-#define MPROC__POOL_WINDOW 32         /* units in flight per worker */
+#define MPROC__POOL_WINDOW 128        /* units in flight per worker */
 #define MPROC__POOL_MAX_ITEM (256u * 1024u) /* item_size + result_size */
 
 enum { MPROC__JOB_MAP = 1, MPROC__JOB_IMAP, MPROC__JOB_APPLY };

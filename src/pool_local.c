@@ -292,8 +292,9 @@ static int put_map(mproc__pool_slot *s, mproc__pool_unit *u)
     size_t off, len = (size_t)mproc__pool_map_bytes(u->n, job->isz, job->rsz);
     if (held_bytes(s) + l->batch_len + 2 * MPROC__POOL_HDR + MPROC__FNREF_WIRE_MAX > TASK_BUDGET)
         return 0;
-    if (!arena_alloc(s, len, &off)) return 0; /* a completion will free some */
     size_t before = l->batch_len;
+    if (!define_if_new(s, job->fn)) return 0;
+    if (!arena_alloc(s, len, &off)) return 0; /* a completion will free some */
     mproc__pool_msg m = {0};
     m.type = MPROC__T_MAP;
     m.fn = job->fn;
@@ -302,8 +303,8 @@ static int put_map(mproc__pool_slot *s, mproc__pool_unit *u)
     m.len = (uint32_t)u->n;
     m.a = (uint32_t)job->isz;
     m.b = (uint32_t)job->rsz;
-    if (!define_if_new(s, job->fn) || !batch_put(l, &m, NULL, 0)) {
-        l->batch_len = before;
+    if (!batch_put(l, &m, NULL, 0)) {
+        l->arena_tail = off; /* the block just taken is free again */
         return 0;
     }
     memcpy(l->arena + off, job->items + u->lo * job->isz, u->n * job->isz);
@@ -443,10 +444,14 @@ int mproc__pool_await(mproc_conn *c, unsigned *spin_us, int timeout_ms)
 {
     uint64_t t0 = mproc__os_now_ns(), until = t0 + (uint64_t)*spin_us * 1000;
     int rc = 0;
-    do {
-        for (int k = 0; k < 256 && !rc; k++)
-            if (!(rc = mproc__conn_readable(c))) mproc__cpu_relax();
-    } while (!rc && mproc__os_now_ns() < until);
+    /* A few microseconds of pure spinning, then yielding between looks:
+       the thread that will produce the message (or the caller waiting for
+       what this thread delivers) may need this core. */
+    for (int round = 0; !rc; round++) {
+        for (int k = 0; k < 64 && !(rc = mproc__conn_readable(c)); k++) mproc__cpu_relax();
+        if (rc || mproc__os_now_ns() >= until) break;
+        if (round >= 16) mproc__os_yield();
+    }
     if (!rc) rc = mproc_conn_poll(c, timeout_ms);
     /* Spin next time only if this message came within a spin's time: on a
        loaded machine spinning takes the CPU from the very process being
