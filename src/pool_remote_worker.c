@@ -82,17 +82,27 @@ static int emit(rworker *w, uint64_t session, const mproc__pool_msg *m, const vo
 
 typedef struct run_ctx { rworker *w; uint64_t session; int stop; } run_ctx;
 
-/* Hands the queued output to the layer: the runner does so after each
-   unit, so a unit's completion is on its way before the next unit starts
-   (if that one kills the rank, the oldest unit rank 0 has not heard of is
-   the one that was running: the coarse death of pool_transport.h); the
-   main thread does so for heartbeats. 1 if something was sent. */
-static int send_out(rworker *w)
+/* 1 while the runner's work still matters to rank 0 (session live, no
+   EXIT). Under net_mu; takes mu. */
+static int still_wanted(rworker *w, uint64_t session)
+{
+    mproc__os_mutex_lock(w->mu);
+    int yes = !w->quit && w->session == session;
+    mproc__os_mutex_unlock(w->mu);
+    return yes;
+}
+
+/* Hands the queued output to the layer; 1 if something was sent. The
+   runner passes its session: it then waits until the message has left
+   (rank 0 is receiving), so a unit's completion is out of this process
+   before the next unit starts -- if that one kills the rank, the oldest
+   unit rank 0 has not heard of is the one that was running (the coarse
+   death of pool_transport.h). The main thread (heartbeats) passes 0. */
+static int send_out(rworker *w, uint64_t wait_session)
 {
     const mproc__net *n = w->net;
     unsigned char *buf = NULL;
     size_t len = 0;
-    int sent = 0;
     mproc__os_mutex_lock(w->net_mu);
     mproc__os_mutex_lock(w->mu);
     if (w->out_len) {
@@ -102,21 +112,32 @@ static int send_out(rworker *w)
         w->out_len = w->out_cap = 0;
     }
     mproc__os_mutex_unlock(w->mu);
-    if (buf) {
-        wsend *s = malloc(sizeof *s);
-        if (s && !n->isend(n->ctx, 0, MPROC__NET_DATA, buf, len, &s->req)) {
-            s->buf = buf;
-            s->next = w->sends;
-            w->sends = s;
-            w->sent_ms = mproc__os_now_ms();
-            sent = 1;
-        } else {
+    wsend *s = buf ? malloc(sizeof *s) : NULL;
+    if (buf && (!s || n->isend(n->ctx, 0, MPROC__NET_DATA, buf, len, &s->req))) {
+        free(s);
+        free(buf); /* lost: rank 0 will find this rank silent */
+        buf = NULL;
+        s = NULL;
+    }
+    if (s) {
+        s->buf = buf;
+        w->sent_ms = mproc__os_now_ms();
+        int done = 0;
+        while (wait_session && !(done = n->test(n->ctx, s->req) != 0) && still_wanted(w, wait_session)) {
+            mproc__os_mutex_unlock(w->net_mu);
+            mproc__os_yield();
+            mproc__os_mutex_lock(w->net_mu);
+        }
+        if (done) {
+            free(s->buf);
             free(s);
-            free(buf); /* lost: rank 0 will find this rank silent */
+        } else {
+            s->next = w->sends; /* the main thread sees it through */
+            w->sends = s;
         }
     }
     mproc__os_mutex_unlock(w->net_mu);
-    return sent;
+    return buf != NULL;
 }
 
 static int done_record(run_ctx *c, uint64_t seq, int code, const char *msg, const void *res,
@@ -132,7 +153,7 @@ static int done_record(run_ctx *c, uint64_t seq, int code, const char *msg, cons
     m.len = (uint32_t)mlen;
     m.b = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
     int rc = emit(c->w, c->session, &m, res, res_len, msg, mlen);
-    if (!rc) send_out(c->w);
+    if (!rc) send_out(c->w, c->session);
     return rc;
 }
 
@@ -278,7 +299,7 @@ static void runner(void *arg)
                 int rc = mproc__pool_read_batch(m->buf + 8, m->len - 8, 1, on_record, &c);
                 if (rc) fprintf(stderr, "mproc: MPI worker: bad units from rank 0: %s\n", mproc_strerror(rc));
             }
-            send_out(w); /* ready, bye, or what is left */
+            send_out(w, 0); /* ready, bye, or what is left */
             mproc__os_mutex_lock(w->mu);
             w->running = 0;
             mproc__os_cond_broadcast(w->cond);
@@ -390,7 +411,7 @@ static void keep_alive(rworker *w)
     if (!due) return;
     alive.type = MPROC__R_ALIVE;
     emit(w, session, &alive, NULL, 0, NULL, 0);
-    send_out(w);
+    send_out(w, 0);
 }
 
 int mproc__pool_remote_worker(const mproc__net *net)

@@ -95,11 +95,16 @@ static int sleeper(const void *in, size_t len, mproc_buf *out)
     return x < 0;
 }
 
+/* Results of 64 KiB: each completion leaves by MPI's rendezvous protocol,
+   not in one eager packet, so the rank must see it out before the next
+   unit (the one that kills it) for rank 0 to blame the right item. */
+enum { DEATH_RESULT = 64 * 1024 };
 static int kill_own_rank(const void *item, void *result)
 {
-    int v = *(const int *)item;
+    int v = *(const int *)item, r = v * 3;
     if (v == 5) raise(SIGKILL);
-    *(int *)result = v * 3;
+    memset(result, 0x5a, DEATH_RESULT);
+    memcpy(result, &r, sizeof r);
     return 0;
 }
 
@@ -299,18 +304,22 @@ static int run_death(void)
 {
     enum { N = 40 };
     int in[N], out[N];
+    static unsigned char big[N][DEATH_RESULT];
     mproc_task_error err;
     mproc_pool *pool;
     for (int i = 0; i < N; i++) in[i] = i;
     mproc_mpi_set_dead_timeout(30000);
     if (mproc_pool_create(&pool, NULL)) return 1;
-    int rc = mproc_pool_map(pool, kill_own_rank, in, sizeof in[0], N, out, sizeof out[0], 1);
+    int rc = mproc_pool_map(pool, kill_own_rank, in, sizeof in[0], N, big, DEATH_RESULT, 1);
     printf("map: %s\n", mproc_strerror(rc));
     if (rc != MPROC_ECHILD || mproc_pool_last_error(pool, &err)) return 1;
     printf("item %zu: %s\n", err.index, err.message);
     if (err.index != 5 || !strstr(err.message, "MPI rank")) return 1;
-    for (int i = 0; i < N; i++)
-        if (i != 5 && out[i] != 3 * i) return 1;
+    for (int i = 0; i < N; i++) {
+        int r;
+        memcpy(&r, big[i], sizeof r);
+        if (i != 5 && (r != 3 * i || big[i][DEATH_RESULT - 1] != 0x5a)) return 1;
+    }
     /* the pool goes on with the rank that is left */
     rc = mproc_pool_map(pool, doubler, in, sizeof in[0], N, out, sizeof out[0], 2);
     if (rc) return 1;
