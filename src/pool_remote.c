@@ -59,6 +59,8 @@ typedef struct remote {
     const unsigned char *results; /* of the R_DONE being delivered */
     uint64_t heard_ms, looked_ms;
     uint64_t active_ns;        /* last message either way */
+    uint64_t polled_ms;        /* when this side last looked */
+    int in_flight;             /* a message is on its way either way */
     int64_t pid;
     int same_node, ended, lost, bye, bye_code;
     char node[64];
@@ -228,7 +230,7 @@ static int r_start(mproc__pool_slot *s)
         free(hello);
     }
     mproc__os_mutex_unlock(g.mu);
-    r->heard_ms = r->looked_ms = mproc__os_now_ms();
+    r->heard_ms = r->looked_ms = r->polled_ms = mproc__os_now_ms();
     return rc ? MPROC_ECHILD : 0;
 }
 
@@ -467,6 +469,7 @@ static int receive_some(mproc__pool_slot *s)
         r->rbuf = NULL;
         r->rreq = NULL;
     }
+    r->in_flight = r->rreq || g.sends;
     mproc__os_mutex_unlock(g.mu);
     if (rc < 0) {
         lose(s, "could not be received from");
@@ -486,6 +489,11 @@ static void watch(mproc__pool_slot *s)
     remote *r = s->tx;
     char why[96];
     uint64_t now = mproc__os_now_ms();
+    /* Silence is counted only while this side was looking: a caller that
+       held the pool's lock for seconds (copying a huge input) is not the
+       rank's fault. */
+    if (now - r->polled_ms > LOOK_MS) r->heard_ms = now;
+    r->polled_ms = now;
     if (r->same_node && r->pid && now - r->looked_ms >= LOOK_MS) {
         r->looked_ms = now;
         if (mproc__os_pid_alive(r->pid) == 0) {
@@ -509,7 +517,8 @@ static void r_serve(mproc__pool_slot *s)
         if (!r->ended) watch(s);
         if (got) mproc__pool_pump_all(pool);
         int ended = r->ended;
-        uint64_t active_ns = r->active_ns;
+        /* A message on its way either way moves only while polled. */
+        uint64_t active_ns = r->in_flight ? mproc__os_now_ns() : r->active_ns;
         mproc__os_mutex_unlock(pool->mu);
         if (ended) return;
         /* Yield while messages come close together, sleep when quiet: the

@@ -356,34 +356,41 @@ static void handle(rworker *w, int tag, unsigned char *buf, size_t len)
     if (!m) free(buf);
 }
 
-/* Receives one message from rank 0 if there is one: 1, 0, or an error. */
-static int receive_one(rworker *w)
+/* A receive from rank 0 in progress (main thread only). */
+typedef struct inbound {
+    void *req;
+    unsigned char *buf;
+    size_t len;
+    int tag;
+} inbound;
+
+/* Moves the receive from rank 0 on: 1 if a message arrived whole (and was
+   handled), 0 if none yet, or an error. A large one takes many calls, and
+   the heartbeat goes on in between. */
+static int receive_some(rworker *w, inbound *in)
 {
     const mproc__net *n = w->net;
-    int tag;
-    size_t len;
-    void *msg, *req;
-    unsigned char *buf = NULL;
+    void *msg;
+    int rc = 0;
     mproc__os_mutex_lock(w->net_mu);
-    int rc = n->probe(n->ctx, 0, &tag, &len, &msg);
-    if (rc == 1) {
-        buf = malloc(len ? len : 1);
-        rc = buf ? n->irecv(n->ctx, msg, buf, len, &req) : MPROC_ENOMEM;
+    if (!in->req) {
+        rc = n->probe(n->ctx, 0, &in->tag, &in->len, &msg);
+        if (rc == 1) {
+            in->buf = malloc(in->len ? in->len : 1);
+            rc = in->buf ? n->irecv(n->ctx, msg, in->buf, in->len, &in->req) : MPROC_ENOMEM;
+        }
     }
-    /* Rank 0 is sending it now: this wait is short. The runner may send
-       in between. */
-    while (buf && !rc && (rc = n->test(n->ctx, req)) == 0) {
-        mproc__os_mutex_unlock(w->net_mu);
-        mproc__os_yield();
-        mproc__os_mutex_lock(w->net_mu);
-    }
+    if (in->req && !rc) rc = n->test(n->ctx, in->req);
     mproc__os_mutex_unlock(w->net_mu);
-    if (!buf) return rc;
+    if (rc == 0) return 0;
+    unsigned char *buf = in->buf;
+    in->req = NULL;
+    in->buf = NULL;
     if (rc < 0) {
         free(buf);
         return rc;
     }
-    handle(w, tag, buf, len);
+    handle(w, in->tag, buf, in->len);
     return 1;
 }
 
@@ -419,6 +426,7 @@ int mproc__pool_remote_worker(const mproc__net *net)
     static rworker w;
     mproc__os_thread *th = NULL;
     uint64_t active_ns = 0;
+    inbound in = {NULL, NULL, 0, 0};
     w.net = net;
     int rc = mproc__os_mutex_create(&w.mu);
     if (!rc) rc = mproc__os_mutex_create(&w.net_mu);
@@ -426,9 +434,9 @@ int mproc__pool_remote_worker(const mproc__net *net)
     if (!rc) rc = mproc__os_thread_start(&th, runner, &w);
     if (rc) return rc;
     for (;;) {
-        rc = receive_one(&w);
+        rc = receive_some(&w, &in);
         if (rc < 0) break;
-        int busy = rc == 1;
+        int busy = rc == 1 || in.req; /* a message on its way: keep polling */
         keep_alive(&w);
         uint64_t now = mproc__os_now_ns();
         if (busy) active_ns = now;
