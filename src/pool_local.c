@@ -36,7 +36,7 @@
 #define READ_SLICE_MS 200
 /* How long a waiting thread (serving thread or worker) spins on the ring
    before it sleeps: a round trip of a short task fits in it. */
-#define SPIN_US 50
+#define SPIN_US 10
 
 typedef struct local {
     mproc_process *proc;
@@ -444,13 +444,12 @@ int mproc__pool_await(mproc_conn *c, unsigned *spin_us, int timeout_ms)
 {
     uint64_t t0 = mproc__os_now_ns(), until = t0 + (uint64_t)*spin_us * 1000;
     int rc = 0;
-    /* A few microseconds of pure spinning, then yielding between looks:
-       the thread that will produce the message (or the caller waiting for
-       what this thread delivers) may need this core. */
-    for (int round = 0; !rc; round++) {
+    /* Pure spinning, no yields: on a loaded machine a yield hands the core
+       to another program for a whole time slice, and the spin is kept
+       short so that it costs the producer little when it does not pay. */
+    while (!rc) {
         for (int k = 0; k < 64 && !(rc = mproc__conn_readable(c)); k++) mproc__cpu_relax();
-        if (rc || mproc__os_now_ns() >= until) break;
-        if (round >= 16) mproc__os_yield();
+        if (mproc__os_now_ns() >= until) break;
     }
     if (!rc) rc = mproc_conn_poll(c, timeout_ms);
     /* Spin next time only if this message came within a spin's time: on a

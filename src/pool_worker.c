@@ -226,7 +226,7 @@ static int unit_done(worker *w, uint64_t seq, uint64_t t0_ns)
     done.type = MPROC__R_DONE;
     done.seq = seq;
     done.b = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-    if (!w->obuf_since_ns) w->obuf_since_ns = now;
+    if (!w->obuf_since_ns) w->obuf_since_ns = t0_ns; /* a unit longer than HOLD_NS goes out at once */
     int rc = emit(w, &done, NULL, 0);
     return rc || now - w->obuf_since_ns < HOLD_NS ? rc : flush(w);
 }
