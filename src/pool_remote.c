@@ -469,6 +469,11 @@ static int receive_some(mproc__pool_slot *s)
         r->rbuf = NULL;
         r->rreq = NULL;
     }
+    if (rc < 0 && r->rreq) { /* the failed request is complete: its buffer is ours */
+        r->rreq = NULL;
+        free(r->rbuf);
+        r->rbuf = NULL;
+    }
     r->in_flight = r->rreq || g.sends;
     mproc__os_mutex_unlock(g.mu);
     if (rc < 0) {
