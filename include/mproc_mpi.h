@@ -38,7 +38,9 @@
  *     running with MPROC_ECHILD and a message naming the rank, runs the
  *     others on the remaining ranks, and never uses that rank again. At
  *     exit rank 0 then skips MPI_Finalize (it would wait for the dead rank
- *     for ever); mpirun's own exit status is 0 in that mode.
+ *     for ever); mpirun's own exit status is 0 in that mode. If rank 0
+ *     itself dies in that mode, the worker ranks do not notice (they wait
+ *     for its word to leave): stop mpirun.
  */
 #ifndef MPROC_MPI_H
 #define MPROC_MPI_H
