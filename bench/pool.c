@@ -85,7 +85,7 @@ static double mproc_rtt_us(mproc_pool *pool)
     int v = 1;
     for (int i = 0; i < RTT_N; i++) {
         mproc_async *r;
-        void *out;
+        void *out = NULL;
         size_t len;
         uint64_t t0 = bench_now_ns();
         int rc = mproc_pool_apply_async(pool, echo, &v, sizeof v, &r);
@@ -102,7 +102,7 @@ static double mproc_startup_ms(void)
 {
     mproc_pool_options opt = {0};
     mproc_pool *pool;
-    void *out;
+    void *out = NULL;
     size_t len;
     int v = 1;
     opt.processes = 2;
