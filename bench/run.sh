@@ -5,8 +5,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 build=${1:-$root/build-bench}
+# With Open MPI installed, bench_mpi_pool too (the Pool over MPI ranks).
+mpi=OFF
+command -v mpicc >/dev/null && command -v mpirun >/dev/null && mpi=ON
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMPROC_BUILD_TESTS=OFF \
-      -DMPROC_BUILD_EXAMPLES=OFF -DMPROC_BUILD_BENCH=ON >/dev/null
+      -DMPROC_BUILD_EXAMPLES=OFF -DMPROC_BUILD_BENCH=ON -DMPROC_WITH_MPI=$mpi >/dev/null
 cmake --build "$build" -j2 >/dev/null
 echo "# mproc benchmarks ($(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), python: /usr/bin/python3)"
 for b in "$build"/bench/bench_*; do

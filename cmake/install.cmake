@@ -8,6 +8,9 @@ install(TARGETS ${MPROC_INSTALL_TARGETS} EXPORT mprocTargets
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/include/mproc.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+if(MPROC_WITH_MPI)
+  install(FILES ${PROJECT_SOURCE_DIR}/include/mproc_mpi.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+endif()
 
 set(MPROC_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/mproc)
 install(EXPORT mprocTargets NAMESPACE mproc:: DESTINATION ${MPROC_CMAKE_DIR})
@@ -44,3 +47,8 @@ elseif(MPROC_BUILD_STATIC)
 endif()
 configure_file(${PROJECT_SOURCE_DIR}/cmake/mproc.pc.in ${PROJECT_BINARY_DIR}/mproc.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/mproc.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+if(MPROC_WITH_MPI)
+  # "mproc-mpi": libmproc_mpi, mproc and Open MPI's C library (pkg-config "ompi-c").
+  configure_file(${PROJECT_SOURCE_DIR}/cmake/mproc-mpi.pc.in ${PROJECT_BINARY_DIR}/mproc-mpi.pc @ONLY)
+  install(FILES ${PROJECT_BINARY_DIR}/mproc-mpi.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+endif()

@@ -123,6 +123,16 @@ typedef enum mproc_start_method {
 MPROC_API int mproc_main_guard(int argc, char **argv);
 #define MPROC_EXIT_BOOTSTRAP 121
 
+/* The same for a program run under mpirun: defined in libmproc_mpi
+   (mproc::mpi, see mproc_mpi.h), declared here so that a program moves
+   its Pool onto MPI ranks by changing this one call. */
+#if defined(__GNUC__) && __GNUC__ >= 4 && !defined(_WIN32)
+#  define MPROC_MPI_API __attribute__((visibility("default")))
+#else
+#  define MPROC_MPI_API
+#endif
+MPROC_MPI_API int mproc_mpi_guard(int argc, char **argv);
+
 /* Spawn PATH (a program that calls mproc_main_guard and contains the same
    targets, i.e. the same image) instead of the current program. NULL resets. */
 MPROC_API int mproc_set_executable(const char *path);

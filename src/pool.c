@@ -129,8 +129,13 @@ static int start_workers(mproc_pool *pool)
     return rc;
 }
 
+static mproc__pool_create_fn default_create;
+
+void mproc__pool_set_default_create(mproc__pool_create_fn fn) { default_create = fn; }
+
 int mproc_pool_create(mproc_pool **out, const mproc_pool_options *opt)
 {
+    if (default_create) return default_create(out, opt);
     return mproc__pool_create_on(out, opt, &mproc__pool_local_transport);
 }
 

@@ -41,21 +41,29 @@ enum {
     MPROC__T_DEFINE = 1, /* function id -> fnref; payload: encoded fnref */
     MPROC__T_MAP = 2,    /* run fn over items in the arena */
     MPROC__T_APPLY = 3,  /* run fn over the payload (the whole input) */
-    MPROC__T_STOP = 4    /* finish and exit 0 */
+    MPROC__T_STOP = 4,   /* finish and exit 0 */
+    MPROC__T_MAPDATA = 5 /* run fn over the items in the payload (a remote worker:
+                            no shared arena); results come back in R_DONE's payload */
 };
 /* worker -> parent */
 enum {
     MPROC__R_READY = 1,    /* initializer done */
     MPROC__R_DONE = 2,     /* unit finished; apply: payload = result, message */
-    MPROC__R_ITEMFAIL = 3  /* one item failed; payload = message */
+    MPROC__R_ITEMFAIL = 3, /* one item failed; payload = message */
+    MPROC__R_ALIVE = 4,    /* a remote worker's heartbeat */
+    MPROC__R_BYE = 5       /* a remote worker left the pool (after T_STOP, or its
+                              initializer failed: code = what it returned) */
 };
 
 /* One decoded header. Field meaning per type:
    T_DEFINE: fn, len = payload bytes.
    T_MAP:    fn, seq, off (arena), len = items, a = item size, b = result size.
    T_APPLY:  fn, seq, total = input bytes (the payload).
+   T_MAPDATA: as T_MAP without off; the payload is the len items.
+   R_READY:  seq = the worker's pid, len = bytes of its machine's name (payload).
    R_DONE:   seq, code (0, or a code for every item of the unit: the
-             function could not be resolved), total = result bytes,
+             function could not be resolved), total = result bytes (an
+             apply's result, or a T_MAPDATA unit's results),
              len = message bytes, b = microseconds the unit took,
              fn = a failed apply's own return value (int32).
    R_ITEMFAIL: seq, code, a = position in the unit, len = message bytes,
@@ -161,6 +169,20 @@ int mproc__pool_receive(mproc_conn *c, unsigned *spin_us, unsigned char *buf, si
 
 /* The worker process's target (pool_worker.c). */
 int mproc__pool_worker_main(const void *arg, size_t len);
+/* A worker's functions by id, as T_DEFINE records define them (each
+   resolved and checked once). */
+typedef struct mproc__pool_fntab { void **fns; int *err; size_t n; } mproc__pool_fntab;
+int mproc__pool_fntab_define(mproc__pool_fntab *t, const mproc__pool_rec *r);
+/* 0 and *addr, or why id has no function (MPROC_EPROTO: never defined). */
+int mproc__pool_fntab_lookup(const mproc__pool_fntab *t, uint32_t id, void **addr);
+/* Every id unknown again (a new session of a remote worker). */
+void mproc__pool_fntab_forget(mproc__pool_fntab *t);
+/* Runs one map item / apply task as a worker does (mproc_task_fail
+   included): 0, or MPROC_ETASK with the task's message in msg. The
+   apply's *out stays valid until the next call. */
+int mproc__pool_call_item(mproc_map_fn fn, const void *item, void *result, char *msg, size_t cap);
+int mproc__pool_call_task(mproc_task_fn fn, const void *in, size_t len, const unsigned char **out,
+                          size_t *out_len, char *msg, size_t cap);
 
 /* ---- the scheduler's state ------------------------------------------------ */
 #define MPROC__POOL_WINDOW 128        /* units in flight per worker */

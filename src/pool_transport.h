@@ -89,6 +89,12 @@ extern const mproc__pool_transport mproc__pool_local_transport;
 int mproc__pool_create_on(mproc_pool **out, const mproc_pool_options *opt,
                           const mproc__pool_transport *transport);
 
+/* What mproc_pool_create does: NULL (the default) creates a pool on this
+   machine; a remote transport may make itself the default (the MPI guard
+   on rank 0, pool_remote.c). */
+typedef int (*mproc__pool_create_fn)(mproc_pool **out, const mproc_pool_options *opt);
+void mproc__pool_set_default_create(mproc__pool_create_fn fn);
+
 /* ---- events: the transport's serve calls these with the lock held ------- */
 /* The worker is ready (its initializer ran). */
 void mproc__pool_ev_ready(mproc__pool_slot *s);

@@ -63,13 +63,17 @@ static size_t payload_len(const mproc__pool_msg *m, int to_worker)
         case MPROC__T_MAP:
         case MPROC__T_STOP: return 0;
         case MPROC__T_APPLY: return fits_size(m->total) ? (size_t)m->total : SIZE_MAX;
+        case MPROC__T_MAPDATA:
+            return fits_size((uint64_t)m->len * m->a) ? (size_t)m->len * m->a : SIZE_MAX;
         default: return SIZE_MAX;
         }
     }
     if (m->len > MPROC__POOL_MSG_MAX) return SIZE_MAX;
     switch (m->type) {
-    case MPROC__R_READY: return 0;
+    case MPROC__R_READY:
     case MPROC__R_ITEMFAIL: return m->len;
+    case MPROC__R_ALIVE:
+    case MPROC__R_BYE: return 0;
     case MPROC__R_DONE:
         return fits_size(m->total) ? (size_t)m->total + m->len : SIZE_MAX;
     default: return SIZE_MAX;
@@ -117,7 +121,11 @@ int mproc__pool_event_decode(const mproc__pool_rec *r, mproc__pool_event *ev)
     ev->msg = r->payload;
     ev->msg_len = r->payload_len;
     switch (m->type) {
-    case MPROC__R_READY: return 0;
+    case MPROC__R_READY:
+    case MPROC__R_ALIVE: return 0;
+    case MPROC__R_BYE:
+        ev->code = m->code;
+        return 0;
     case MPROC__R_ITEMFAIL:
         ev->pos = m->a;
         ev->code = MPROC_ETASK;

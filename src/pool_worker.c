@@ -80,9 +80,7 @@ typedef struct worker {
     mproc_conn *conn;
     mproc__pool_status *st;
     unsigned char *arena;
-    void **fns;              /* resolved function per id (NULL: unknown) */
-    int *fn_err;             /* why an id could not be resolved */
-    size_t nfns;
+    mproc__pool_fntab fns;
     unsigned char rbuf[RBUF];
     unsigned spin_us;        /* how long it spins before sleeping */
     mproc_buf obuf;          /* completions not yet sent */
@@ -123,36 +121,44 @@ static int receive(worker *w, unsigned char **big, size_t *len)
     }
 }
 
-static int define_fn(worker *w, const mproc__pool_msg *m, const unsigned char *payload)
+int mproc__pool_fntab_define(mproc__pool_fntab *t, const mproc__pool_rec *r)
 {
     mproc__fnref ref;
     void *addr = NULL;
-    if (m->fn > 1000000) return MPROC_EPROTO;
-    if (m->fn >= w->nfns) {
-        size_t n = (size_t)m->fn + 16;
-        void **f = realloc(w->fns, n * sizeof *f);
-        if (f) w->fns = f;
-        int *e = realloc(w->fn_err, n * sizeof *e);
-        if (e) w->fn_err = e;
+    uint32_t id = r->m.fn;
+    if (id > 1000000) return MPROC_EPROTO;
+    if (id >= t->n) {
+        size_t n = (size_t)id + 16;
+        void **f = realloc(t->fns, n * sizeof *f);
+        if (f) t->fns = f;
+        int *e = realloc(t->err, n * sizeof *e);
+        if (e) t->err = e;
         if (!f || !e) return MPROC_ENOMEM;
-        for (size_t i = w->nfns; i < n; i++) {
-            w->fns[i] = NULL;
-            w->fn_err[i] = MPROC_EPROTO;
+        for (size_t i = t->n; i < n; i++) {
+            t->fns[i] = NULL;
+            t->err[i] = MPROC_EPROTO;
         }
-        w->nfns = n;
+        t->n = n;
     }
-    int rc = mproc__pool_fnref_decode(payload, m->len, &ref);
+    int rc = mproc__pool_fnref_decode(r->payload, r->payload_len, &ref);
     if (!rc) rc = mproc__fnref_resolve(&ref, &addr);
-    w->fns[m->fn] = rc ? NULL : addr;
-    w->fn_err[m->fn] = rc;
+    t->fns[id] = rc ? NULL : addr;
+    t->err[id] = rc;
     return 0;
 }
 
-static int lookup_fn(const worker *w, uint32_t id, void **addr)
+int mproc__pool_fntab_lookup(const mproc__pool_fntab *t, uint32_t id, void **addr)
 {
-    if (id >= w->nfns) return MPROC_EPROTO;
-    *addr = w->fns[id];
-    return *addr ? 0 : w->fn_err[id];
+    *addr = id < t->n ? t->fns[id] : NULL;
+    return *addr ? 0 : id < t->n ? t->err[id] : MPROC_EPROTO;
+}
+
+void mproc__pool_fntab_forget(mproc__pool_fntab *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        t->fns[i] = NULL;
+        t->err[i] = MPROC_EPROTO;
+    }
 }
 
 static void publish_start(worker *w, uint64_t seq)
@@ -171,6 +177,35 @@ static const char *failure_text(int ret, char *dflt, size_t cap)
     if (fail_set && fail_msg[0]) return fail_msg;
     snprintf(dflt, cap, "task function returned %d", ret);
     return dflt;
+}
+
+/* One map item, for a worker that is not this file's (the remote one,
+   pool_remote_worker.c): 0, or MPROC_ETASK with the item's message. */
+int mproc__pool_call_item(mproc_map_fn fn, const void *item, void *result, char *msg, size_t cap)
+{
+    char dflt[64];
+    fail_set = 0;
+    int ret = fn(item, result);
+    if (!ret && !fail_set) return 0;
+    snprintf(msg, cap, "%s", failure_text(ret, dflt, sizeof dflt));
+    return MPROC_ETASK;
+}
+
+/* One apply task, likewise: 0 with its result in *out (valid until the
+   next call), or MPROC_ETASK with its message. */
+int mproc__pool_call_task(mproc_task_fn fn, const void *in, size_t len, const unsigned char **out,
+                          size_t *out_len, char *msg, size_t cap)
+{
+    static mproc_buf res; /* one task at a time per process */
+    char dflt[64];
+    res.len = 0;
+    fail_set = 0;
+    int ret = fn(in, len, &res);
+    *out = res.data;
+    *out_len = res.len;
+    if (!ret && !fail_set) return 0;
+    snprintf(msg, cap, "%s", failure_text(ret, dflt, sizeof dflt));
+    return MPROC_ETASK;
 }
 
 static int item_failed(worker *w, uint64_t seq, uint32_t pos, int ret)
@@ -228,7 +263,7 @@ static int run_map(worker *w, const mproc__pool_msg *m)
     mproc_map_fn fn;
     uint64_t isz = m->a, rsz = m->b, n = m->len;
     if (!mproc__pool_map_fits(m, w->cfg->arena_cap)) return MPROC_EPROTO;
-    int rc = lookup_fn(w, m->fn, &addr);
+    int rc = mproc__pool_fntab_lookup(&w->fns, m->fn, &addr);
     if (rc) return unit_error(w, m->seq, rc);
     memcpy(&fn, &addr, sizeof fn);
     const unsigned char *item = w->arena + m->off;
@@ -253,7 +288,7 @@ static int run_apply(worker *w, const mproc__pool_rec *r)
     void *addr;
     mproc_task_fn fn;
     mproc__pool_msg done = {0};
-    int rc = lookup_fn(w, r->m.fn, &addr);
+    int rc = mproc__pool_fntab_lookup(&w->fns, r->m.fn, &addr);
     if (rc) return unit_error(w, r->m.seq, rc);
     memcpy(&fn, &addr, sizeof fn);
     w->res.len = 0;
@@ -289,7 +324,7 @@ static int on_record(void *ctx, const mproc__pool_rec *r)
     int rc;
     if (w->stop) return MPROC_EPROTO; /* nothing may follow a stop */
     switch (r->m.type) {
-    case MPROC__T_DEFINE: return define_fn(w, &r->m, r->payload);
+    case MPROC__T_DEFINE: return mproc__pool_fntab_define(&w->fns, r);
     case MPROC__T_MAP: rc = run_map(w, &r->m); break;
     case MPROC__T_APPLY: rc = run_apply(w, r); break;
     case MPROC__T_STOP: w->stop = 1; return 0;

@@ -58,6 +58,10 @@ static int worker_record(void *ctx, const mproc__pool_rec *r)
         }
         return 0;
     case MPROC__T_APPLY: touch(r->payload, r->payload_len); return 0;
+    case MPROC__T_MAPDATA: /* a remote worker's unit: the items are the payload */
+        if ((uint64_t)r->m.len * r->m.a != r->payload_len) abort();
+        touch(r->payload, r->payload_len);
+        return 0;
     case MPROC__T_STOP: return 0;
     default: abort(); /* read_batch lets only this side's types through */
     }
