@@ -127,6 +127,22 @@ uint64_t mproc__pool_map_bytes(uint64_t n, uint64_t isz, uint64_t rsz);
 size_t mproc__pool_fnref_encode(const mproc__fnref *f, unsigned char *out);
 int mproc__pool_fnref_decode(const unsigned char *in, size_t len, mproc__fnref *f);
 
+/* The function ids one worker has been told about (T_DEFINE), so that each
+   goes to a worker once. All zero is empty; fini frees. */
+typedef struct mproc__pool_known {
+    unsigned char *defined; /* per function id */
+    size_t cap;
+} mproc__pool_known;
+/* 1: the worker knows fn. 0: it does not; *m and payload are the T_DEFINE
+   record (ref's wire form) that tells it: send them, then known_set.
+   MPROC_ENOMEM. */
+int mproc__pool_known_define(mproc__pool_known *k, uint32_t fn, const mproc__fnref *ref,
+                             mproc__pool_msg *m, unsigned char payload[MPROC__FNREF_WIRE_MAX]);
+void mproc__pool_known_set(mproc__pool_known *k, uint32_t fn);
+/* A new worker (or session) knows nothing. */
+void mproc__pool_known_reset(mproc__pool_known *k);
+void mproc__pool_known_fini(mproc__pool_known *k);
+
 /* ---- the shared status block (start of each worker's shared block) ------ */
 enum { MPROC__PHASE_IDLE = 0, MPROC__PHASE_RUNNING = 1, MPROC__PHASE_FINISHED = 2 };
 typedef struct mproc__pool_status {

@@ -46,8 +46,7 @@ typedef struct local {
     mproc__pool_status *st;
     unsigned char *arena;
     size_t arena_cap, arena_tail;
-    unsigned char *known;    /* per function id: defined in this worker */
-    size_t known_cap;
+    mproc__pool_known known;   /* function ids defined in this worker */
     unsigned char *batch;    /* records waiting for one send */
     size_t batch_len, batch_cap;
     unsigned char *rbuf;     /* the serving thread's receive buffer */
@@ -97,7 +96,7 @@ static void l_fini(mproc__pool_slot *s)
     mproc_process_destroy(l->proc);
     free(l->batch);
     free(l->rbuf);
-    free(l->known);
+    mproc__pool_known_fini(&l->known);
     free(l);
     s->tx = NULL;
 }
@@ -156,7 +155,7 @@ static void reset_local(local *l)
     l->arena_tail = 0;
     l->batch_len = 0;
     l->proto_error = 0;
-    if (l->known) memset(l->known, 0, l->known_cap);
+    mproc__pool_known_reset(&l->known);
 }
 
 /* The block travels as a registry entry (one handle), the conn as its own
@@ -268,21 +267,11 @@ static int define_if_new(mproc__pool_slot *s, uint32_t fn)
 {
     local *l = s->tx;
     unsigned char payload[MPROC__FNREF_WIRE_MAX];
-    if (fn < l->known_cap && l->known[fn]) return 1;
-    if (fn >= l->known_cap) {
-        size_t cap = (size_t)fn + 16;
-        unsigned char *k = realloc(l->known, cap);
-        if (!k) return 0;
-        memset(k + l->known_cap, 0, cap - l->known_cap);
-        l->known = k;
-        l->known_cap = cap;
-    }
-    mproc__pool_msg m = {0};
-    m.type = MPROC__T_DEFINE;
-    m.fn = fn;
-    m.len = (uint32_t)mproc__pool_fnref_encode(&s->pool->fns[fn].ref, payload);
+    mproc__pool_msg m;
+    int known = mproc__pool_known_define(&l->known, fn, &s->pool->fns[fn].ref, &m, payload);
+    if (known) return known > 0;
     if (!batch_put(l, &m, payload, m.len)) return 0;
-    l->known[fn] = 1;
+    mproc__pool_known_set(&l->known, fn);
     return 1;
 }
 

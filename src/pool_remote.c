@@ -49,8 +49,7 @@ static struct {
 typedef struct remote {
     int rank;
     uint64_t session;
-    unsigned char *known;      /* per function id: defined in this session */
-    size_t known_cap;
+    mproc__pool_known known;   /* function ids defined in this session */
     unsigned char *batch;      /* session number, then records */
     size_t batch_len, batch_cap;
     void *rreq;                /* a receive in progress */
@@ -180,7 +179,7 @@ static void r_fini(mproc__pool_slot *s)
     /* A receive still in progress (a lost rank) keeps its buffer. */
     if (!r->rreq) free(r->rbuf);
     free(r->batch);
-    free(r->known);
+    mproc__pool_known_fini(&r->known);
     free(r);
     s->tx = NULL;
 }
@@ -213,7 +212,7 @@ static int r_start(mproc__pool_slot *s)
     r->pid = 0;
     r->same_node = 0;
     r->node[0] = r->how[0] = '\0';
-    if (r->known) memset(r->known, 0, r->known_cap);
+    mproc__pool_known_reset(&r->known);
     s->pid = 0;
     mproc__os_mutex_lock(g.mu);
     int rc = g.closed ? MPROC_ECLOSED : g.lost[r->rank] ? MPROC_ECHILD : 0;
@@ -265,21 +264,11 @@ static int define_if_new(mproc__pool_slot *s, uint32_t fn)
 {
     remote *r = s->tx;
     unsigned char payload[MPROC__FNREF_WIRE_MAX];
-    if (fn < r->known_cap && r->known[fn]) return 1;
-    if (fn >= r->known_cap) {
-        size_t cap = (size_t)fn + 16;
-        unsigned char *k = realloc(r->known, cap);
-        if (!k) return 0;
-        memset(k + r->known_cap, 0, cap - r->known_cap);
-        r->known = k;
-        r->known_cap = cap;
-    }
-    mproc__pool_msg m = {0};
-    m.type = MPROC__T_DEFINE;
-    m.fn = fn;
-    m.len = (uint32_t)mproc__pool_fnref_encode(&s->pool->fns[fn].ref, payload);
+    mproc__pool_msg m;
+    int known = mproc__pool_known_define(&r->known, fn, &s->pool->fns[fn].ref, &m, payload);
+    if (known) return known > 0;
     if (!batch_put(r, &m, payload, m.len)) return 0;
-    r->known[fn] = 1;
+    mproc__pool_known_set(&r->known, fn);
     return 1;
 }
 

@@ -40,6 +40,39 @@ size_t mproc__pool_fnref_encode(const mproc__fnref *f, unsigned char *out)
     return 24 + n;
 }
 
+int mproc__pool_known_define(mproc__pool_known *k, uint32_t fn, const mproc__fnref *ref,
+                             mproc__pool_msg *m, unsigned char payload[MPROC__FNREF_WIRE_MAX])
+{
+    if (fn < k->cap && k->defined[fn]) return 1;
+    if (fn >= k->cap) {
+        size_t cap = (size_t)fn + 16;
+        unsigned char *d = realloc(k->defined, cap);
+        if (!d) return MPROC_ENOMEM;
+        memset(d + k->cap, 0, cap - k->cap);
+        k->defined = d;
+        k->cap = cap;
+    }
+    memset(m, 0, sizeof *m);
+    m->type = MPROC__T_DEFINE;
+    m->fn = fn;
+    m->len = (uint32_t)mproc__pool_fnref_encode(ref, payload);
+    return 0;
+}
+
+void mproc__pool_known_set(mproc__pool_known *k, uint32_t fn) { k->defined[fn] = 1; }
+
+void mproc__pool_known_reset(mproc__pool_known *k)
+{
+    if (k->defined) memset(k->defined, 0, k->cap);
+}
+
+void mproc__pool_known_fini(mproc__pool_known *k)
+{
+    free(k->defined);
+    k->defined = NULL;
+    k->cap = 0;
+}
+
 int mproc__pool_fnref_decode(const unsigned char *in, size_t len, mproc__fnref *f)
 {
     if (len < 24 || len - 24 >= sizeof f->module) return MPROC_EPROTO;
