@@ -18,26 +18,40 @@ export MPROC_TEST_SMALL=1
 # and valgrind has no pidfd_open: tests that need it step aside
 export MPROC_TEST_VALGRIND=1
 status=0
+# memcheck one run of test program $1 with arguments $3...; $2 names the run
+memcheck() {
+  local t=$1 label=$2
+  shift 2
+  local log="$t.$label.valgrind.log"
+  if valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+       --show-leak-kinds=definite "$t" "$@" >"$log" 2>&1; then
+    echo "valgrind: $t $label clean"
+  else
+    echo "valgrind: $t $label FAILED" >&2
+    tail -40 "$log" >&2
+    status=1
+  fi
+}
+
 for t in ./test_*; do
   [ -x "$t" ] || continue
   # the methods any case of this program runs under ("-": once, the default)
   methods=$("$t" --list | cut -d' ' -f2- | tr ' ' '\n' | sort -u | grep -v '^-$' || true)
-  for m in ${methods:-default}; do
+  if [ -z "$methods" ]; then
+    memcheck "$t" default
+    continue
+  fi
+  for m in $methods; do
     if [ "$m" = fork ]; then
       echo "valgrind: $t fork skipped (see the top of scripts/valgrind.sh)"
       continue
     fi
-    args=()
-    [ "$m" = default ] || args=(--method "$m")
-    log="$t.$m.valgrind.log"
-    if valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-         --show-leak-kinds=definite "$t" "${args[@]}" >"$log" 2>&1; then
-      echo "valgrind: $t $m clean"
-    else
-      echo "valgrind: $t $m FAILED" >&2
-      tail -40 "$log" >&2
-      status=1
-    fi
+    memcheck "$t" "$m" --method "$m" # the cases that run per method
+  done
+  # The cases that run once, each as ctest runs it: without --method, so
+  # their children follow mproc's own rules, not MPROC_TEST_METHOD.
+  for c in $("$t" --list | awk '$2 == "-" { print $1 }'); do
+    memcheck "$t" "$c" --case "$c"
   done
 done
 exit $status

@@ -141,8 +141,11 @@ int tu_run(int argc, char **argv, const struct CMUnitTest *tests, size_t n)
     if (!picked) return 2;
     for (size_t i = 0; i < n; i++) {
         unsigned mask = case_methods(&tests[i]);
+        /* A case that runs once runs without a method given (as ctest
+           runs it): under --method M its children would take M from
+           MPROC_TEST_METHOD instead of following mproc's own rules. */
         int runs = mask && (m == MPROC_METHOD_DEFAULT ||
-                            (mask == TU_ONCE ? m == MPROC_SPAWN : (mask & TU_M(m)) != 0));
+                            (mask != TU_ONCE && (mask & TU_M(m)) != 0));
         if (only) runs = strcmp(tests[i].name, only) == 0 && (runs || mask == TU_ONCE);
 
         if (runs) picked[k++] = tests[i];
