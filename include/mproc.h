@@ -139,10 +139,10 @@ MPROC_API int mproc_set_executable(const char *path);
 /* Stdin of spawned children and pool workers, process-wide. By default (0)
    it is the null device (/dev/null, NUL), as Python gives its children: a
    child never consumes the parent's input. 1: children inherit the
-   parent's stdin (the old way). Stdout and stderr are always inherited. A
-   child started by MPROC_FORK keeps its file descriptors as fork leaves
-   them; MPROC_FORKSERVER children always get the null device. MPROC_EINVAL
-   for other values. */
+   parent's stdin (the old way). Stdout and stderr are always inherited.
+   Children started by MPROC_FORK follow the same setting (their other
+   descriptors stay as fork leaves them); MPROC_FORKSERVER children always
+   get the null device. MPROC_EINVAL for other values. */
 MPROC_API int mproc_set_keep_stdin(int keep);
 /* Process-wide default start method (MPROC_METHOD_DEFAULT: back to spawn);
    MPROC_ENOTSUP for fork and forkserver on Windows, MPROC_EINVAL for an

@@ -123,9 +123,10 @@ int mproc__os_child_channels(const char *env_value, mproc__handle *boot_read,
 int mproc__os_serve(const mproc__os_spawn_req *req, mproc__os_proc **out);
 /* 1 if the fork start method exists here. */
 int mproc__os_has_fork(void);
-/* fork(): *is_child is set to 1 in the child (out is then NULL).
-   MPROC_ENOTSUP on Windows. */
-int mproc__os_fork(mproc__os_proc **out, int *is_child);
+/* fork(): *is_child is set to 1 in the child (out is then NULL), whose
+   stdin is the null device if null_stdin (the child ends at once with
+   MPROC_EXIT_BOOTSTRAP if it cannot open it). MPROC_ENOTSUP on Windows. */
+int mproc__os_fork(mproc__os_proc **out, int *is_child, int null_stdin);
 /* Terminate the calling process at once with code, skipping atexit. */
 #if defined(_MSC_VER)
 __declspec(noreturn)

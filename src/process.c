@@ -368,7 +368,7 @@ static int start_fork(mproc_process *p)
     int rc = p->daemon ? mproc__os_pipe(&watch_r, &watch_w) : 0;
     if (rc) return rc;
     fflush(NULL); /* or the child would print the parent's buffered output again */
-    if ((rc = mproc__os_fork(&p->os, &is_child))) {
+    if ((rc = mproc__os_fork(&p->os, &is_child, mproc__load32(&keep_stdin) == 0))) {
         mproc__os_close(watch_r);
         mproc__os_close(watch_w);
         return rc;

@@ -481,13 +481,14 @@ static void restore_stdin(saved_stdin old)
 }
 #endif
 
-static int child_stdin_bytes(int keep)
+static int child_stdin_bytes(int keep, mproc_start_method method)
 {
+    mproc_process_options opt = {NULL, 0, method};
     mproc_process *p;
     int code;
     assert_int_equal(mproc_set_keep_stdin(keep), 0);
     saved_stdin old = stdin_with_hello();
-    int rc = mproc_process_create(&p, stdin_target, NULL, 0, NULL);
+    int rc = mproc_process_create(&p, stdin_target, NULL, 0, &opt);
     if (!rc) rc = mproc_process_start(p);
     restore_stdin(old);
     assert_int_equal(rc, 0);
@@ -517,13 +518,18 @@ static int worker_stdin_bytes(int keep)
     return n;
 }
 
-/* Children and workers read the null device unless mproc_set_keep_stdin(1):
-   they never consume the parent's input. */
+/* Children (spawned or forked) and workers read the null device unless
+   mproc_set_keep_stdin(1): they never consume the parent's input. */
 static void test_null_stdin(void **state)
 {
     (void)state;
-    assert_int_equal(child_stdin_bytes(0), 0);
-    assert_int_equal(child_stdin_bytes(1), 5);
+    assert_int_equal(child_stdin_bytes(0, MPROC_SPAWN), 0);
+    assert_int_equal(child_stdin_bytes(1, MPROC_SPAWN), 5);
+    mproc_start_method all[3];
+    if (mproc_get_all_start_methods(all, 3) > 1) { /* fork exists: the same rule */
+        assert_int_equal(child_stdin_bytes(0, MPROC_FORK), 0);
+        assert_int_equal(child_stdin_bytes(1, MPROC_FORK), 5);
+    }
     assert_int_equal(worker_stdin_bytes(0), 0);
     assert_int_equal(worker_stdin_bytes(1), 5);
     assert_int_equal(mproc_set_keep_stdin(0), 0);

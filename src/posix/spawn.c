@@ -360,7 +360,18 @@ int mproc__os_child_channels(const char *env_value, mproc__handle *boot_read,
     return 0;
 }
 
-int mproc__os_fork(mproc__os_proc **out, int *is_child)
+/* In a forked child: stdin becomes /dev/null, as a spawned child's does. */
+static void null_stdin_or_exit(void)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || (fd != 0 && dup2(fd, 0) < 0)) {
+        fprintf(stderr, "mproc: a forked child could not open /dev/null as its stdin\n");
+        _exit(MPROC_EXIT_BOOTSTRAP);
+    }
+    if (fd != 0) close(fd); /* dup2 left 0 without close-on-exec */
+}
+
+int mproc__os_fork(mproc__os_proc **out, int *is_child, int null_stdin)
 {
     int sentinel_r, sentinel_w;
     int rc = make_sentinel(&sentinel_r, &sentinel_w);
@@ -374,6 +385,7 @@ int mproc__os_fork(mproc__os_proc **out, int *is_child)
     }
     if (pid == 0) {
         mproc__os_close(sentinel_r); /* the write end stays open until exit */
+        if (null_stdin) null_stdin_or_exit();
         *is_child = 1;
         *out = NULL;
         return 0;

@@ -473,10 +473,11 @@ int mproc__os_serve(const mproc__os_spawn_req *req, mproc__os_proc **out)
     return MPROC_ENOTSUP;
 }
 
-int mproc__os_fork(mproc__os_proc **out, int *is_child)
+int mproc__os_fork(mproc__os_proc **out, int *is_child, int null_stdin)
 {
     (void)out;
     (void)is_child;
+    (void)null_stdin;
     return MPROC_ENOTSUP;
 }
 
