@@ -585,16 +585,11 @@ int mproc_process_interrupt(mproc_process *p)
 
 const char *mproc_process_name(const mproc_process *p) { return p ? p->name : NULL; }
 
-mproc__handle mproc__process_wait_handle(mproc_process *p)
-{
-    if (!p || p->state != ST_RUNNING) return MPROC__NO_HANDLE;
-    return mproc__os_proc_wait_handle(p->os);
-}
-
 int mproc__process_wait_prepare(mproc_process *p, mproc__handle *h)
 {
     if (p->state == ST_CREATED) return MPROC_ESTATE; /* never "ended" */
-    *h = mproc__process_wait_handle(p);
+    if (p->state != ST_RUNNING) return 1;
+    *h = mproc__os_proc_wait_handle(p->os);
     return *h == MPROC__NO_HANDLE ? 1 : 0;
 }
 

@@ -5,9 +5,6 @@
 
 #include "internal.h"
 
-/* A handle that becomes ready when the started process ends, or
-   MPROC__NO_HANDLE if the process is not running. */
-mproc__handle mproc__process_wait_handle(mproc_process *p);
 /* For mproc_wait: 0 with *h a handle that becomes ready when the running
    process ends, 1 if it has ended already, MPROC_ESTATE if never started. */
 int mproc__process_wait_prepare(mproc_process *p, mproc__handle *h);
