@@ -178,6 +178,12 @@ typedef struct mproc__pool_config {
    yielding the CPU, then sleeps in the OS, and adapts *spin_us: it spins
    only while messages come within the spin (pool_local.c). */
 int mproc__pool_await(mproc_conn *c, unsigned *spin_us, int timeout_ms);
+/* mproc__pool_await whose spin also ends, returning MPROC__POOL_GIVE_WAY,
+   once *give_way is set (a serving thread that waiting callers want out
+   of the way: pool_local.c). */
+#define MPROC__POOL_GIVE_WAY 2
+int mproc__pool_await_or(mproc_conn *c, unsigned *spin_us, const volatile uint32_t *give_way,
+                         int timeout_ms);
 /* Receives one message after mproc__pool_await: into buf if it fits, else
    into a malloc'd *big. MPROC_ETIMEDOUT if none came in time. */
 int mproc__pool_receive(mproc_conn *c, unsigned *spin_us, unsigned char *buf, size_t cap,
@@ -201,7 +207,7 @@ int mproc__pool_call_task(mproc_task_fn fn, const void *in, size_t len, const un
                           size_t *out_len, char *msg, size_t cap);
 
 /* ---- the scheduler's state ------------------------------------------------ */
-#define MPROC__POOL_WINDOW 128        /* units in flight per worker */
+#define MPROC__POOL_WINDOW 1024       /* units in flight per worker */
 #define MPROC__POOL_MAX_ITEM (256u * 1024u) /* item_size + result_size */
 
 enum { MPROC__JOB_MAP = 1, MPROC__JOB_IMAP, MPROC__JOB_APPLY };
@@ -277,10 +283,12 @@ typedef struct mproc__pool_slot {
     int64_t pid;             /* of the worker now, for messages */
     mproc__pool_unit units[MPROC__POOL_WINDOW];
     size_t u_first, u_count;
+    size_t wire_held;        /* the wire_bytes of the units it holds */
     uint64_t next_seq;
     unsigned tasks_sent;
     int ready, stop_sent, start_failures;
     size_t win;              /* units it may hold now (grows while units are quick) */
+    uint64_t idle_mark;      /* pool->idle_clock when it last became idle (0: never) */
     /* task timeout */
     uint32_t seen_ticks;
     uint64_t seen_since_ms;
@@ -304,6 +312,8 @@ struct mproc_pool {
     int nslots;
     mproc__pool_slot *slots;
     int turn;                /* where the next search for a worker starts */
+    uint64_t idle_clock;     /* counts workers becoming idle (slot idle_mark) */
+    uint64_t units_finished; /* a serving caller sees progress by it */
     size_t unit_max;         /* bytes of one map unit (items + results) */
     mproc_pool_options opt;
     unsigned char *initarg;
@@ -316,6 +326,9 @@ struct mproc_pool {
     int terminate_code;      /* what terminate fails running items with */
     char terminate_msg[64];
     volatile uint32_t interrupted;     /* set by mproc_pool_interrupt (atomic) */
+    volatile uint32_t callers_serving; /* waiting threads reading the workers'
+                                          events themselves (atomic; see
+                                          serve_ready in pool_transport.h) */
     int interrupt_done;                /* ...and acted upon */
     int broken_error;        /* every worker failed to start: this code */
     char broken_msg[256];

@@ -1,7 +1,7 @@
 /* The pool's calls: map, imap and its iterator, apply and async results.
    Each builds a job, queues it, lets the pump hand it out, and waits on
    the pool's condition variable; the reader threads finish the items. */
-#include "pool.h"
+#include "pool_transport.h"
 
 #include <stdio.h>
 
@@ -24,18 +24,85 @@ static void act_on_interrupt(mproc_pool *pool)
     }
 }
 
+/* A waiting caller reads the workers' events itself for as long as they
+   come within SERVE_IDLE_US of each other (serve_ready in
+   pool_transport.h): a short task's round trip is then this thread and
+   the worker, with no serving thread woken in between (each wake-up costs
+   tens of microseconds on a VM). Then it leaves the reading to the
+   serving threads and sleeps on the condition, in slices that start at
+   1 ms and double up to INTERRUPT_POLL_MS while little happens; when
+   more than QUICK_UNITS_PER_MS units finished during a slice (a map of
+   small chunks, whose first results came only after the workers woke
+   up), it reads the events itself again. */
+#define SERVE_IDLE_US 50
+#define QUICK_UNITS_PER_MS 8
+
+/* (A starting slot's units belong to its own thread.) */
+static int units_in_flight(const mproc_pool *pool)
+{
+    for (int i = 0; i < pool->nslots; i++) {
+        const mproc__pool_slot *s = &pool->slots[i];
+        if (s->state == MPROC__SLOT_RUNNING && s->u_count) return 1;
+    }
+    return 0;
+}
+
+/* Without the lock: one look at every worker; 1 if something came. */
+static int serve_pass(mproc_pool *pool)
+{
+    int got = 0;
+    for (int i = 0; i < pool->nslots; i++) got |= pool->transport->serve_ready(&pool->slots[i]);
+    return got;
+}
+
+/* With the lock held, as on return. */
+static void serve_while_quick(mproc_pool *pool, const void *what, int (*done)(const void *),
+                              uint64_t deadline, int timeout_ms)
+{
+    if (!pool->transport->serve_ready) return;
+    mproc__add32(&pool->callers_serving, 1);
+    uint64_t quiet_since = mproc__os_now_ns(), finished = pool->units_finished;
+    while (!done(what) && !mproc__load32(&pool->interrupted)) {
+        mproc__os_mutex_unlock(pool->mu);
+        int got = serve_pass(pool);
+        if (!got)
+            for (int k = 0; k < 4; k++) mproc__cpu_relax();
+        uint64_t now = mproc__os_now_ns();
+        mproc__os_mutex_lock(pool->mu);
+        /* Progress counts whoever made it: a serving thread delivers until
+           it has given way. */
+        if (got || pool->units_finished != finished) quiet_since = now;
+        finished = pool->units_finished;
+        if (now - quiet_since > SERVE_IDLE_US * 1000u || mproc__remaining_ms(deadline, timeout_ms) == 0)
+            break;
+    }
+    /* The last caller to leave while workers hold units hands their events
+       back to the serving threads at once; otherwise they take over within
+       a few milliseconds unless a caller comes back first (the next get). */
+    if (mproc__add32(&pool->callers_serving, (uint32_t)-1) == 1 && units_in_flight(pool)) {
+        mproc__os_mutex_unlock(pool->mu);
+        for (int i = 0; i < pool->nslots; i++) pool->transport->serve_resume(&pool->slots[i]);
+        mproc__os_mutex_lock(pool->mu);
+    }
+}
+
 int mproc__pool_wait(mproc_pool *pool, const void *what, int (*done)(const void *), int timeout_ms)
 {
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
+    int serve = 1, nap_ms = 1;
     for (;;) {
+        if (serve) serve_while_quick(pool, what, done, deadline, timeout_ms);
         act_on_interrupt(pool);
         if (done(what)) return pool->interrupt_done ? MPROC_EINTR : 0;
         int left = mproc__remaining_ms(deadline, timeout_ms);
         if (left == 0) return pool->interrupt_done ? MPROC_EINTR : MPROC_ETIMEDOUT;
-        int slice = left < 0 || left > INTERRUPT_POLL_MS ? INTERRUPT_POLL_MS : left;
+        int slice = left < 0 || left > nap_ms ? nap_ms : left;
+        uint64_t finished = pool->units_finished;
         pool->waiters++;
         mproc__os_cond_wait(pool->cond, pool->mu, slice);
         pool->waiters--;
+        serve = pool->units_finished - finished > (uint64_t)slice * QUICK_UNITS_PER_MS;
+        nap_ms = serve ? 1 : nap_ms * 2 > INTERRUPT_POLL_MS ? INTERRUPT_POLL_MS : nap_ms * 2;
     }
 }
 
@@ -414,18 +481,21 @@ int mproc_pool_apply_async_timeout(mproc_pool *pool, mproc_task_fn fn, const voi
 
 static int apply_done(const void *job) { return ((const mproc__pool_job *)job)->done != 0; }
 
-/* A round trip is a few tens of microseconds: a short spin before sleeping
-   saves the sleeping caller's wake-up, which costs as much again. */
-static void spin_briefly(const mproc__pool_job *job)
+/* Over a transport whose events only its serving thread reads, a round
+   trip is a few tens of microseconds: a short spin before sleeping saves
+   the sleeping caller's wake-up, which costs as much again. (Where callers
+   may read events themselves, mproc__pool_wait does that instead.) */
+static void spin_briefly(const mproc_async *r)
 {
+    if (r->pool->transport->serve_ready) return;
     uint64_t until = mproc__os_now_ns() + 50000;
-    while (!mproc__load32(&job->done) && mproc__os_now_ns() < until) mproc__os_yield();
+    while (!mproc__load32(&r->job->done) && mproc__os_now_ns() < until) mproc__os_yield();
 }
 
 int mproc_async_wait(mproc_async *r, int timeout_ms)
 {
     if (!r) return MPROC_EINVAL;
-    if (timeout_ms != 0) spin_briefly(r->job);
+    if (timeout_ms != 0) spin_briefly(r);
     mproc__os_mutex_lock(r->pool->mu);
     int rc = mproc__pool_wait(r->pool, r->job, apply_done, timeout_ms);
     mproc__os_mutex_unlock(r->pool->mu);
@@ -435,6 +505,14 @@ int mproc_async_wait(mproc_async *r, int timeout_ms)
 int mproc_async_ready(mproc_async *r)
 {
     if (!r) return MPROC_EINVAL;
+    mproc_pool *pool = r->pool;
+    /* A caller polling for readiness reads what has come, as a waiting one
+       does (serving threads may be parked for it). */
+    if (!mproc__load32(&r->job->done) && pool->transport->serve_ready) {
+        mproc__add32(&pool->callers_serving, 1);
+        serve_pass(pool);
+        mproc__add32(&pool->callers_serving, (uint32_t)-1);
+    }
     return mproc__load32(&r->job->done) ? 1 : 0;
 }
 
@@ -461,7 +539,7 @@ int mproc_async_get(mproc_async *r, void **out, size_t *out_len, int timeout_ms)
     if (out) *out = NULL;
     if (out_len) *out_len = 0;
     if (!r) return MPROC_EINVAL;
-    if (timeout_ms != 0) spin_briefly(r->job);
+    if (timeout_ms != 0) spin_briefly(r);
     mproc__os_mutex_lock(r->pool->mu);
     int rc = mproc__pool_wait(r->pool, r->job, apply_done, timeout_ms);
     if (!rc) rc = async_result(r, out, out_len);
@@ -485,7 +563,7 @@ int mproc_async_take(mproc_async *r, void **out, size_t *out_len, int timeout_ms
     if (out) *out = NULL;
     if (out_len) *out_len = 0;
     if (!r || !out) return MPROC_EINVAL;
-    if (timeout_ms != 0) spin_briefly(r->job);
+    if (timeout_ms != 0) spin_briefly(r);
     mproc__os_mutex_lock(r->pool->mu);
     mproc__pool_job *job = r->job;
     int rc = mproc__pool_wait(r->pool, job, apply_done, timeout_ms);
@@ -523,6 +601,9 @@ int mproc__pool_wait_prepare(int iter, void *obj, mproc__handle *h)
 {
     mproc_pool *pool = pool_of(iter, obj);
     int rc = 0;
+    /* Whoever sleeps on the doorbell needs the serving threads reading. */
+    if (pool->transport->serve_resume)
+        for (int i = 0; i < pool->nslots; i++) pool->transport->serve_resume(&pool->slots[i]);
     mproc__os_mutex_lock(pool->mu);
     act_on_interrupt(pool);
     if (obj_ready(iter, obj)) {

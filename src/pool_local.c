@@ -14,6 +14,10 @@
      R_DONE record. The conn says when the worker has ended (its end of the
      link closed); a worker that ended while a grandchild keeps that end
      open is seen by looking at its process every READ_SLICE_MS.
+   - serve_ready / serve_resume: one reader at a time (the `reader` token
+     below). While threads wait in the pool, the serving thread parks
+     after its next batch, without announcing itself on the conn, so the
+     worker rings no doorbell and the waiting caller reads the conn.
    - reap: joins the process and reads the status block: the exact unit,
      item and phase it was at (death->exact = 1).
    - kill: kills the process; serve then sees the end.
@@ -35,8 +39,13 @@
    process (a grandchild holding the link open hides the worker's end). */
 #define READ_SLICE_MS 200
 /* How long a waiting thread (serving thread or worker) spins on the ring
-   before it sleeps: a round trip of a short task fits in it. */
+   before it sleeps: a round trip of a short task fits in it. It spins
+   only while messages come within SPIN_WORTH_US of the start of its
+   waits: one that came that soon after a sleep would have come sooner to
+   a spinner (a sleep and a wake-up cost tens of microseconds on a VM),
+   and a thread that slept once must be able to start spinning again. */
 #define SPIN_US 10
+#define SPIN_WORTH_US 100
 
 typedef struct local {
     mproc_process *proc;
@@ -52,7 +61,28 @@ typedef struct local {
     unsigned char *rbuf;     /* the serving thread's receive buffer */
     unsigned spin_us;        /* how long it spins before sleeping */
     int proto_error;
+    /* Who reads the conn (and rbuf): only the one holding the token. rx_mu
+       guards reader and wake_now, and is held by a caller for its whole
+       read and delivery (a batch is delivered before the next is read). */
+    mproc__os_mutex *rx_mu;
+    mproc__os_cond *rx_cond; /* the parked serving thread waits here */
+    int reader;              /* READER_* */
+    int wake_now;            /* serve_resume: take the conn back now */
+    volatile uint32_t wanted; /* a caller found serve reading: give way
+                                 (atomic: serve's spin reads it) */
 } local;
+
+enum {
+    READER_NONE,   /* no worker is being served: nobody touches the conn */
+    READER_THREAD, /* serve reads (it may sleep on the conn) */
+    READER_CALLERS /* serve is parked; waiting callers read */
+};
+/* How often the parked serving thread looks whether callers still serve,
+   and how many looks in a row must find none before it takes over again:
+   a caller that comes back within that time (the next apply's get) finds
+   the thread still parked and needs no wake-up. */
+#define PARK_LOOK_MS 1
+#define PARK_QUIET_LOOKS 2
 
 /* Arena per worker: 16 MiB shared among the workers, 1..4 MiB each.
    Memory is touched only as units use it. */
@@ -83,7 +113,9 @@ static int l_init(mproc__pool_slot *s)
     l->st = mem;
     l->arena = l->mem + MPROC__POOL_STATUS_BYTES;
     l->rbuf = malloc(RBUF);
-    return l->rbuf ? 0 : MPROC_ENOMEM;
+    if (!l->rbuf) return MPROC_ENOMEM;
+    rc = mproc__os_mutex_create(&l->rx_mu);
+    return rc ? rc : mproc__os_cond_create(&l->rx_cond);
 }
 
 static void l_fini(mproc__pool_slot *s)
@@ -96,6 +128,8 @@ static void l_fini(mproc__pool_slot *s)
     mproc_process_destroy(l->proc);
     free(l->batch);
     free(l->rbuf);
+    if (l->rx_cond) mproc__os_cond_destroy(l->rx_cond);
+    if (l->rx_mu) mproc__os_mutex_destroy(l->rx_mu);
     mproc__pool_known_fini(&l->known);
     free(l);
     s->tx = NULL;
@@ -206,14 +240,6 @@ static int l_start(mproc__pool_slot *s)
 }
 
 /* ---- handing out units ----------------------------------------------------------- */
-/* Bytes of records the worker has been sent for the units it holds. */
-static size_t held_bytes(const mproc__pool_slot *s)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < s->u_count; i++) n += s->units[(s->u_first + i) % MPROC__POOL_WINDOW].wire_bytes;
-    return n;
-}
-
 /* Units are released in the order they were handed out (a worker runs
    them in order), so the arena is a FIFO of contiguous blocks. */
 static int arena_alloc(mproc__pool_slot *s, size_t len, size_t *off)
@@ -280,7 +306,7 @@ static int put_map(mproc__pool_slot *s, mproc__pool_unit *u)
     local *l = s->tx;
     const mproc__pool_job *job = u->job;
     size_t off, len = (size_t)mproc__pool_map_bytes(u->n, job->isz, job->rsz);
-    if (held_bytes(s) + l->batch_len + 2 * MPROC__POOL_HDR + MPROC__FNREF_WIRE_MAX > TASK_BUDGET)
+    if (s->wire_held + l->batch_len + 2 * MPROC__POOL_HDR + MPROC__FNREF_WIRE_MAX > TASK_BUDGET)
         return 0;
     size_t before = l->batch_len;
     if (!define_if_new(s, job->fn)) return 0;
@@ -313,7 +339,7 @@ static int put_apply(mproc__pool_slot *s, mproc__pool_unit *u)
     mproc__pool_job *job = u->job;
     size_t wire = MPROC__POOL_HDR + job->in_len;
     int alone = !s->u_count && !l->batch_len;
-    if (held_bytes(s) + l->batch_len + wire + MPROC__FNREF_WIRE_MAX > TASK_BUDGET &&
+    if (s->wire_held + l->batch_len + wire + MPROC__FNREF_WIRE_MAX > TASK_BUDGET &&
         !(alone && s->ready))
         return 0;
     if (!define_if_new(s, job->fn)) return 0;
@@ -433,6 +459,12 @@ static void deliver(mproc__pool_slot *s, const unsigned char *buf, size_t len)
 
 int mproc__pool_await(mproc_conn *c, unsigned *spin_us, int timeout_ms)
 {
+    return mproc__pool_await_or(c, spin_us, NULL, timeout_ms);
+}
+
+int mproc__pool_await_or(mproc_conn *c, unsigned *spin_us, const volatile uint32_t *give_way,
+                         int timeout_ms)
+{
     uint64_t t0 = mproc__os_now_ns(), until = t0 + (uint64_t)*spin_us * 1000;
     int rc = 0;
     /* Pure spinning, no yields: on a loaded machine a yield hands the core
@@ -440,15 +472,26 @@ int mproc__pool_await(mproc_conn *c, unsigned *spin_us, int timeout_ms)
        short so that it costs the producer little when it does not pay. */
     while (!rc) {
         for (int k = 0; k < 64 && !(rc = mproc__conn_readable(c)); k++) mproc__cpu_relax();
+        if (!rc && give_way && mproc__load32(give_way)) return MPROC__POOL_GIVE_WAY;
         if (mproc__os_now_ns() >= until) break;
     }
     if (!rc) rc = mproc_conn_poll(c, timeout_ms);
-    /* Spin next time only if this message came within a spin's time: on a
-       loaded machine spinning takes the CPU from the very process being
-       waited for. */
+    /* Spin next time only if this message came soon: on a loaded machine
+       spinning takes the CPU from the very process being waited for. */
     uint64_t waited_us = (mproc__os_now_ns() - t0) / 1000;
-    if (waited_us < SPIN_US) *spin_us = SPIN_US;
+    if (waited_us < SPIN_WORTH_US) *spin_us = SPIN_US;
     else *spin_us /= 2;
+    return rc;
+}
+
+/* One message into buf if it fits, else into a malloc'd *big. */
+static int take_batch(mproc_conn *c, unsigned char *buf, size_t cap, unsigned char **big,
+                      size_t *len, int timeout_ms)
+{
+    *big = NULL;
+    *len = 0;
+    int rc = mproc_conn_recv_into(c, buf, cap, len, timeout_ms);
+    if (rc == MPROC_EINVAL && *len > cap) rc = mproc_conn_recv(c, (void **)big, len, timeout_ms);
     return rc;
 }
 
@@ -459,42 +502,122 @@ int mproc__pool_receive(mproc_conn *c, unsigned *spin_us, unsigned char *buf, si
     *len = 0;
     int rc = mproc__pool_await(c, spin_us, timeout_ms);
     if (rc <= 0) return rc ? rc : MPROC_ETIMEDOUT;
-    rc = mproc_conn_recv_into(c, buf, cap, len, timeout_ms);
-    if (rc == MPROC_EINVAL && *len > cap) rc = mproc_conn_recv(c, (void **)big, len, timeout_ms);
-    return rc;
+    return take_batch(c, buf, cap, big, len, timeout_ms);
 }
 
-/* The next batch into l->rbuf, or a malloc'd *big if larger: 0, or
-   MPROC_ECLOSED once the worker can send nothing more. */
+/* The next batch into l->rbuf, or a malloc'd *big if larger: 0,
+   MPROC__POOL_GIVE_WAY when waiting callers asked for the conn before one
+   came, or MPROC_ECLOSED once the worker can send nothing more. */
 static int receive(mproc__pool_slot *s, unsigned char **big, size_t *len)
 {
     local *l = s->tx;
+    *big = NULL;
+    *len = 0;
     for (;;) {
-        int rc = mproc__pool_receive(l->conn, &l->spin_us, l->rbuf, RBUF, big, len, READ_SLICE_MS);
+        int rc = mproc__pool_await_or(l->conn, &l->spin_us, &l->wanted, READ_SLICE_MS);
+        if (rc == MPROC__POOL_GIVE_WAY) return rc;
+        if (rc > 0) rc = take_batch(l->conn, l->rbuf, RBUF, big, len, READ_SLICE_MS);
+        else if (rc == 0) rc = MPROC_ETIMEDOUT;
         if (rc != MPROC_ETIMEDOUT) return rc == MPROC_EPROTO ? 0 : rc; /* a lost message: skip */
         /* Ended while something else holds its end of the link open: take
            what it sent before it ended, then stop. */
-        if (!mproc_process_is_alive(l->proc)) {
-            rc = mproc_conn_recv_into(l->conn, l->rbuf, RBUF, len, 0);
-            if (rc == MPROC_EINVAL && *len > RBUF) rc = mproc_conn_recv(l->conn, (void **)big, len, 0);
-            return rc ? MPROC_ECLOSED : 0;
-        }
+        if (!mproc_process_is_alive(l->proc))
+            return take_batch(l->conn, l->rbuf, RBUF, big, len, 0) ? MPROC_ECLOSED : 0;
     }
+}
+
+static void set_reader(local *l, int reader)
+{
+    mproc__os_mutex_lock(l->rx_mu);
+    l->reader = reader;
+    mproc__os_mutex_unlock(l->rx_mu);
+}
+
+/* Before each receive: while callers serve (or one found this thread
+   reading since its last turn), hand them the conn and wait until they
+   have stopped for PARK_QUIET_LOOKS looks in a row, or one asks for the
+   conn back (serve_resume). */
+static void take_turn(mproc__pool_slot *s)
+{
+    local *l = s->tx;
+    mproc__os_mutex_lock(l->rx_mu);
+    if ((mproc__load32(&l->wanted) || mproc__load32(&s->pool->callers_serving)) && !l->wake_now) {
+        l->reader = READER_CALLERS;
+        for (int quiet = 0; !l->wake_now && quiet < PARK_QUIET_LOOKS;) {
+            mproc__os_cond_wait(l->rx_cond, l->rx_mu, PARK_LOOK_MS);
+            quiet = mproc__load32(&s->pool->callers_serving) ? 0 : quiet + 1;
+            /* Callers reading the conn do not see the worker's end (that
+               takes a look at the link): a worker killed meanwhile (a task
+               timeout, from outside) is seen here. */
+            if (mproc_process_is_alive(l->proc) != 1) break;
+        }
+        l->reader = READER_THREAD;
+    }
+    l->wake_now = 0;
+    mproc__store32(&l->wanted, 0);
+    mproc__os_mutex_unlock(l->rx_mu);
+}
+
+/* One batch (in rbuf, or big) delivered with the lock, then the pump. */
+static void deliver_and_pump(mproc__pool_slot *s, unsigned char *big, size_t len)
+{
+    mproc_pool *pool = s->pool;
+    mproc__os_mutex_lock(pool->mu);
+    deliver(s, big ? big : ((local *)s->tx)->rbuf, len);
+    mproc__pool_pump_all(pool);
+    mproc__os_mutex_unlock(pool->mu);
+    free(big);
 }
 
 static void l_serve(mproc__pool_slot *s)
 {
-    mproc_pool *pool = s->pool;
+    local *l = s->tx;
+    set_reader(l, READER_THREAD);
     for (;;) {
         unsigned char *big;
         size_t len = 0;
-        if (receive(s, &big, &len)) break;
-        mproc__os_mutex_lock(pool->mu);
-        deliver(s, big ? big : ((local *)s->tx)->rbuf, len);
-        mproc__pool_pump_all(pool);
-        mproc__os_mutex_unlock(pool->mu);
-        free(big);
+        take_turn(s);
+        int rc = receive(s, &big, &len);
+        if (rc == MPROC__POOL_GIVE_WAY) continue;
+        if (rc) break;
+        deliver_and_pump(s, big, len);
     }
+    set_reader(l, READER_NONE); /* reap may close the conn now */
+}
+
+static int l_serve_ready(mproc__pool_slot *s)
+{
+    local *l = s->tx;
+    int got = 0;
+    mproc__os_mutex_lock(l->rx_mu);
+    if (l->reader == READER_THREAD) mproc__store32(&l->wanted, 1);
+    if (l->reader == READER_CALLERS && !l->wake_now && mproc__conn_readable(l->conn)) {
+        unsigned char *big;
+        size_t len;
+        int rc = take_batch(l->conn, l->rbuf, RBUF, &big, &len, 0);
+        if (!rc) {
+            deliver_and_pump(s, big, len);
+            got = 1;
+        } else if (rc != MPROC_ETIMEDOUT && rc != MPROC_EPROTO) {
+            /* The worker's end (or a broken conn): that is serve's to see. */
+            l->wake_now = 1;
+            mproc__os_cond_broadcast(l->rx_cond);
+        }
+    }
+    mproc__os_mutex_unlock(l->rx_mu);
+    return got;
+}
+
+static void l_serve_resume(mproc__pool_slot *s)
+{
+    local *l = s->tx;
+    mproc__os_mutex_lock(l->rx_mu);
+    mproc__store32(&l->wanted, 0);
+    if (l->reader == READER_CALLERS) {
+        l->wake_now = 1;
+        mproc__os_cond_broadcast(l->rx_cond);
+    }
+    mproc__os_mutex_unlock(l->rx_mu);
 }
 
 /* ---- the end of a worker ------------------------------------------------------------ */
@@ -537,5 +660,6 @@ static void l_reap(mproc__pool_slot *s, mproc__pool_death *d)
 }
 
 const mproc__pool_transport mproc__pool_local_transport = {
-    l_init, l_fini, l_start, l_serve, l_reap, l_put_unit, l_flush, l_results, l_progress, l_kill,
+    l_init,  l_fini,    l_start,    l_serve,  l_reap,        l_put_unit,
+    l_flush, l_results, l_progress, l_kill,   l_serve_ready, l_serve_resume,
 };

@@ -234,13 +234,6 @@ static int r_start(mproc__pool_slot *s)
 }
 
 /* ---- handing out units ----------------------------------------------------------------- */
-static size_t held_bytes(const mproc__pool_slot *s)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < s->u_count; i++) n += s->units[(s->u_first + i) % MPROC__POOL_WINDOW].wire_bytes;
-    return n;
-}
-
 static int batch_put(remote *r, const mproc__pool_msg *m, const void *payload, size_t len)
 {
     size_t at = r->batch_len ? r->batch_len : 8, need = at + MPROC__POOL_HDR + len;
@@ -279,7 +272,7 @@ static int r_put_unit(mproc__pool_slot *s, mproc__pool_unit *u)
     int apply = job->kind == MPROC__JOB_APPLY;
     size_t data = apply ? job->in_len : u->n * job->isz, before = r->batch_len;
     if (r->ended) return 0;
-    if (held_bytes(s) + r->batch_len + data > BUDGET && (s->u_count || r->batch_len)) return 0;
+    if (s->wire_held + r->batch_len + data > BUDGET && (s->u_count || r->batch_len)) return 0;
     mproc__pool_msg m = {0};
     m.type = apply ? MPROC__T_APPLY : MPROC__T_MAPDATA;
     m.fn = job->fn;
@@ -563,6 +556,8 @@ static void r_reap(mproc__pool_slot *s, mproc__pool_death *d)
 
 static const mproc__pool_transport remote_transport = {
     r_init, r_fini, r_start, r_serve, r_reap, r_put_unit, r_flush, r_results, r_progress, r_kill,
+    NULL, /* only the serving thread receives from MPI */
+    NULL,
 };
 
 int mproc__pool_remote_create(mproc_pool **out, const mproc_pool_options *opt)

@@ -48,22 +48,32 @@ static int give_one(mproc__pool_slot *s)
     s->next_seq++;
     mproc__pool_take_unit(pool, u);
     s->u_count++;
+    s->wire_held += u->wire_bytes;
     s->tasks_sent++;
     return 1;
 }
 
+/* 1 if s will start a new unit sooner than best: it holds fewer units;
+   or both are idle and s became idle last (it is likely still spinning
+   on its conn, while one idle longer sleeps and must be woken). */
+static int sooner(const mproc__pool_slot *s, const mproc__pool_slot *best)
+{
+    if (s->u_count != best->u_count) return s->u_count < best->u_count;
+    return !s->u_count && s->idle_mark > best->idle_mark;
+}
+
 /* The worker that will start a new unit soonest among those not yet tried
-   in this pump: an idle one first, then the one holding the fewest units,
-   whatever each one's window. Equal ones take turns from where the last
-   choice left off. NULL if none can take a unit. */
+   in this pump: an idle one first (the one idle for the shortest time),
+   then the one holding the fewest units, whatever each one's window.
+   Equal ones take turns from where the last choice left off. NULL if none
+   can take a unit. */
 static mproc__pool_slot *soonest(mproc_pool *pool, const unsigned char *tried)
 {
     mproc__pool_slot *best = NULL;
     for (int k = 0; k < pool->nslots; k++) {
         mproc__pool_slot *s = &pool->slots[(pool->turn + k) % pool->nslots];
         if (tried[s->index] || !may_take(s)) continue;
-        if (!best || s->u_count < best->u_count) best = s;
-        if (!best->u_count) break;
+        if (!best || sooner(s, best)) best = s;
     }
     return best;
 }
@@ -120,8 +130,10 @@ static void pop_unit(mproc__pool_slot *s, uint32_t took_us)
     mproc__pool_unit *u = unit_at(s, 0);
     free(u->fails);
     u->fails = NULL;
+    s->wire_held -= u->wire_bytes;
     s->u_first = (s->u_first + 1) % MPROC__POOL_WINDOW;
-    s->u_count--;
+    s->pool->units_finished++;
+    if (!--s->u_count) s->idle_mark = ++s->pool->idle_clock;
     if (took_us > SLOW_UNIT_MS * 1000) s->win = START_WINDOW;
     else if (s->win < MPROC__POOL_WINDOW) s->win *= 2;
 }
@@ -238,6 +250,7 @@ static void settle_units(mproc__pool_slot *s, const mproc__pool_death *d)
         first = 0;
         free(u->fails);
         u->fails = NULL;
+        s->wire_held -= u->wire_bytes;
         s->u_first = (s->u_first + 1) % MPROC__POOL_WINDOW;
         s->u_count--;
     }
@@ -311,10 +324,12 @@ static int worker_ended(mproc__pool_slot *s)
 static void reset_slot(mproc__pool_slot *s)
 {
     s->u_first = s->u_count = 0;
+    s->wire_held = 0;
     s->next_seq = 0;
     s->tasks_sent = 0;
     s->ready = s->stop_sent = s->timed_out = 0;
     s->win = START_WINDOW;
+    s->idle_mark = 0;
     s->seen_ticks = 0;
     s->seen_since_ms = mproc__os_now_ms();
 }

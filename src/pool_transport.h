@@ -79,6 +79,22 @@ typedef struct mproc__pool_transport {
     /* Ends the worker now (terminate, timeout, a worker that broke the
        protocol); serve then returns. */
     void (*kill)(mproc__pool_slot *s);
+    /* Optional (NULL: only serve reads the worker's events). A thread
+       waiting in the pool reads them itself while they come quickly, so
+       that a round trip involves only that thread and the worker, with no
+       serving thread to wake in between.
+       serve_ready: without the lock, from any thread, while
+       pool->callers_serving counts the caller: delivers what the worker
+       has sent by now as serve would (events with the lock held, then
+       mproc__pool_pump_all), never waiting for it. 1 if it delivered
+       something, else 0 (also while serve is still the reader: serve then
+       steps aside at its next event and stays aside while callers serve).
+       serve_resume: without the lock: serve reads again at once (the last
+       caller stopped while the worker holds units nobody waits for); if
+       it is not called, serve takes over again on its own within a few
+       milliseconds of the last caller's leaving. */
+    int (*serve_ready)(mproc__pool_slot *s);
+    void (*serve_resume)(mproc__pool_slot *s);
 } mproc__pool_transport;
 
 /* Workers on this machine: processes, conns and shared memory. */
