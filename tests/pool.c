@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic.h"
 #include "os.h"
 #ifdef _WIN32
 #  define WIN32_LEAN_AND_MEAN
@@ -676,6 +677,54 @@ static void test_death_in_apply(void **state)
     finish(pool);
 }
 
+/* A worker dies while callers keep reading the workers' conns themselves
+   (another thread's stream of quick tasks keeps them at it, so the dying
+   worker's serving thread may stay parked): its death is still seen, its
+   task fails with how it ended, and the stream loses nothing. */
+typedef struct streamer {
+    mproc_pool *pool;
+    volatile uint32_t stop;
+    int ok, done;
+} streamer;
+
+static void stream_quick_tasks(void *arg)
+{
+    streamer *st = arg;
+    st->ok = 1;
+    while (st->ok && !mproc__load32(&st->stop)) {
+        void *out = NULL;
+        size_t len = 0;
+        if (mproc_pool_apply(st->pool, reverse, "abc", 3, &out, &len) || len != 3 + 8 ||
+            memcmp(out, "cba", 3))
+            st->ok = 0;
+        mproc_free(out);
+        st->done++;
+    }
+}
+
+static void test_death_while_callers_read(void **state)
+{
+    (void)state;
+    streamer st = {make_pool(2), 0, 0, 0};
+    mproc__os_thread *t;
+    assert_int_equal(mproc__os_thread_start(&t, stream_quick_tasks, &st), 0);
+    for (int i = 0; i < 10; i++) {
+        int how = POISON_KILL;
+        mproc_task_error err;
+        mproc_async *r;
+        assert_int_equal(mproc_pool_apply_async(st.pool, apply_dies, &how, sizeof how, &r), 0);
+        assert_int_equal(mproc_async_get(r, NULL, NULL, TU_JOIN_TIMEOUT_MS), MPROC_ECHILD);
+        assert_int_equal(mproc_async_error(r, &err), 0);
+        assert_non_null(strstr(err.message, KILL_TEXT));
+        mproc_async_destroy(r);
+    }
+    mproc__store32(&st.stop, 1);
+    mproc__os_thread_join(t);
+    assert_true(st.ok);
+    assert_true(st.done > 0);
+    finish(st.pool);
+}
+
 /* Several deaths in one map, in different chunks and workers. */
 static void test_many_deaths(void **state)
 {
@@ -1143,6 +1192,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_many_deaths),
         cmocka_unit_test(test_repeated_deaths),
         cmocka_unit_test(test_killed_from_outside),
+        cmocka_unit_test(test_death_while_callers_read),
         cmocka_unit_test(test_grandchild_holds_pipes),
         cmocka_unit_test(test_task_errors),
         cmocka_unit_test(test_task_timeout),
