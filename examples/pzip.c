@@ -75,13 +75,28 @@ static uLong get_le32(const unsigned char *p)
     return (uLong)p[0] | (uLong)p[1] << 8 | (uLong)p[2] << 16 | (uLong)p[3] << 24;
 }
 
+/* In a worker: one deflate stream, kept from block to block and reset for
+   each (as pigz keeps one per thread): a fresh one per block would
+   allocate and fault in its 256 KiB of tables every time. NULL if it
+   cannot be had at this level. */
+static z_stream *worker_stream(int level)
+{
+    static z_stream z;
+    static int made, made_level;
+    if (made && made_level == level) return deflateReset(&z) == Z_OK ? &z : NULL;
+    if (made) deflateEnd(&z);
+    memset(&z, 0, sizeof z);
+    made = deflateInit2(&z, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK;
+    made_level = level;
+    return made ? &z : NULL;
+}
+
 /* In a worker: the block's CRC-32 and length (4 bytes LE each), then its
    deflate bytes, ended by a sync flush, deflated straight into the result
    (mproc_buf_reserve / commit: no buffer of its own, no copy). */
 static int deflate_block(const void *in, size_t len, mproc_buf *out)
 {
     const unsigned char *p = in;
-    z_stream z;
     unsigned char head[8];
     if (len < 5) return 1;
     size_t dict_len = get_le32(p + 1);
@@ -90,21 +105,20 @@ static int deflate_block(const void *in, size_t len, mproc_buf *out)
     size_t n = len - 5 - dict_len;
     put_le32(head, crc32(0L, data, (uInt)n));
     put_le32(head + 4, (uLong)n);
-    memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, p[0], Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) return 3;
-    int rc = dict_len && deflateSetDictionary(&z, p + 5, (uInt)dict_len) != Z_OK ? 4 : 0;
+    z_stream *z = worker_stream(p[0]);
+    if (!z) return 3;
+    int rc = dict_len && deflateSetDictionary(z, p + 5, (uInt)dict_len) != Z_OK ? 4 : 0;
     if (!rc) rc = mproc_buf_append(out, head, sizeof head);
     /* deflateBound plus the sync flush's marker: one call does it all */
-    size_t room = deflateBound(&z, (uLong)n) + 16;
+    size_t room = deflateBound(z, (uLong)n) + 16;
     unsigned char *dst = rc ? NULL : mproc_buf_reserve(out, room);
     if (!rc && !dst) rc = 6;
-    z.next_in = (unsigned char *)data;
-    z.avail_in = (uInt)n;
-    z.next_out = dst;
-    z.avail_out = (uInt)room;
-    if (!rc && (deflate(&z, Z_SYNC_FLUSH) != Z_OK || z.avail_in || !z.avail_out)) rc = 5;
-    if (!rc) rc = mproc_buf_commit(out, room - z.avail_out);
-    deflateEnd(&z);
+    z->next_in = (unsigned char *)data;
+    z->avail_in = (uInt)n;
+    z->next_out = dst;
+    z->avail_out = (uInt)room;
+    if (!rc && (deflate(z, Z_SYNC_FLUSH) != Z_OK || z->avail_in || !z->avail_out)) rc = 5;
+    if (!rc) rc = mproc_buf_commit(out, room - z->avail_out);
     return rc;
 }
 
