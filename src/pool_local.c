@@ -15,7 +15,11 @@
      link closed); a worker that ended while a grandchild keeps that end
      open is seen by looking at its process every READ_SLICE_MS.
    - reap: joins the process and reads the status block: the exact unit,
-     item and phase it was at (death->exact = 1).
+     item and phase it was at (death->exact = 1), and the sub-items its
+     tasks reported (the running unit's taken back).
+   - reported: the slot's dead workers' sub-items plus the live count in
+     the running worker's status block: a bar moves inside a task with no
+     message.
    - kill: kills the process; serve then sees the end.
 
    Nothing here blocks on a worker with the pool's lock held: a worker is
@@ -52,6 +56,8 @@ typedef struct local {
     unsigned char *rbuf;     /* the serving thread's receive buffer */
     unsigned spin_us;        /* how long it spins before sleeping */
     int proto_error;
+    uint64_t reported_before; /* sub-items reported by this slot's dead
+                                 workers (mproc_task_progress) */
 } local;
 
 /* Arena per worker: 16 MiB shared among the workers, 1..4 MiB each.
@@ -373,6 +379,29 @@ static int l_progress(mproc__pool_slot *s, uint64_t *seq, uint32_t *pos, uint32_
 
 static void l_kill(mproc__pool_slot *s) { mproc_process_kill(((local *)s->tx)->proc); }
 
+/* With the lock. A worker's status block counts only from its start until
+   reap folds it into reported_before (a starting slot's block is being
+   cleared). */
+static uint64_t l_reported(mproc__pool_slot *s)
+{
+    const local *l = s->tx;
+    int live = s->state == MPROC__SLOT_RUNNING || s->state == MPROC__SLOT_EXITING;
+    return l->reported_before + (live ? mproc__load64(&l->st->progress) : 0);
+}
+
+/* After the worker's end: its reports join the slot's, but those of the
+   unit it was running, which fails or runs again. Under the lock, so that
+   no reader counts them twice. */
+static void fold_reported(mproc__pool_slot *s)
+{
+    local *l = s->tx;
+    mproc__os_mutex_lock(s->pool->mu);
+    int running = l->st->phase == MPROC__PHASE_RUNNING;
+    l->reported_before += running ? l->st->progress_at_start : l->st->progress;
+    mproc__store64(&l->st->progress, 0);
+    mproc__os_mutex_unlock(s->pool->mu);
+}
+
 /* ---- serving: the worker's records ------------------------------------------------ */
 static void copy_message(char *dst, size_t cap, const unsigned char *src, size_t len)
 {
@@ -530,6 +559,7 @@ static void l_reap(mproc__pool_slot *s, mproc__pool_death *d)
     d->seq = l->st->seq;
     d->pos = l->st->pos;
     d->phase = l->st->phase;
+    fold_reported(s);
     mproc_conn_destroy(l->conn);
     l->conn = NULL;
     mproc_process_destroy(l->proc);
@@ -538,4 +568,5 @@ static void l_reap(mproc__pool_slot *s, mproc__pool_death *d)
 
 const mproc__pool_transport mproc__pool_local_transport = {
     l_init, l_fini, l_start, l_serve, l_reap, l_put_unit, l_flush, l_results, l_progress, l_kill,
+    l_reported,
 };

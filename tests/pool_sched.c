@@ -102,6 +102,7 @@ static void f_kill(mproc__pool_slot *s)
 
 static const mproc__pool_transport fake_transport = {
     f_init, f_fini, f_start, f_serve, f_reap, f_put_unit, f_flush, f_results, f_progress, f_kill,
+    NULL, /* counts no sub-items */
 };
 
 /* ---- playing the workers --------------------------------------------------------- */
