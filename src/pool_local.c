@@ -36,8 +36,9 @@
 #define RBUF (64 * 1024)
 /* Half the ring: records of up to ~250 KiB (a compressor's block and its
    dictionary) still go two to a worker, so it starts the next one as it
-   finishes one instead of sleeping until the parent has heard of it; the
-   other half is room for the defines and stop, never filled. */
+   finishes one instead of sleeping until the parent has heard of it. The
+   other half is slack (defines, a stop, the ring's framing): a send never
+   waits for room. */
 #define TASK_BUDGET (512u * 1024u)
 /* How often a serving thread that heard nothing looks at its worker's
    process (a grandchild holding the link open hides the worker's end). */
