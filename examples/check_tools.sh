@@ -1,8 +1,9 @@
 #!/bin/sh
 # The example tools against the reference programs: pzip's output must
 # decompress with gzip -dc to the input (levels 1, 6, 9; empty, small and
-# multi-block inputs), hashsum's output must equal sha256sum's (streamed
-# and serial), with a missing file reported and the others still hashed.
+# multi-block inputs), hashsum's output must equal sha256sum's (streamed,
+# serial, and with -v counting the files the tasks report), with a missing
+# file reported and the others still hashed.
 #   check_tools.sh pzip|hashsum BUILD_EXAMPLES_DIR
 set -eu
 what=$1
@@ -33,6 +34,10 @@ hashsum)
   "$bin/hashsum" -p 2 < "$tmp/list" > "$tmp/out"
   cmp "$tmp/out" "$tmp/ref"
   "$bin/hashsum" -s < "$tmp/list" | cmp - "$tmp/ref"
+  # -v: the same output, and the files the tasks reported, all 300 at the end
+  "$bin/hashsum" -v -p 2 < "$tmp/list" > "$tmp/out" 2> "$tmp/progress"
+  cmp "$tmp/out" "$tmp/ref"
+  tr '\r' '\n' < "$tmp/progress" | tail -n 1 | grep -qx "hashsum: 300 of 300 files"
   # a missing file: reported, exit status 1, every other file still hashed
   { head -n 10 "$tmp/list"; echo "$tmp/files/missing"; tail -n +11 "$tmp/list"; } > "$tmp/list2"
   if "$bin/hashsum" < "$tmp/list2" > "$tmp/out2" 2> "$tmp/err2"; then exit 1; fi

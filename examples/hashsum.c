@@ -1,6 +1,6 @@
 /* hashsum: sha256sum for many files, in parallel, streaming the paths.
 
-     find DIR -type f | hashsum [-p WORKERS] [-s]
+     find DIR -type f | hashsum [-p WORKERS] [-s] [-v]
 
    Reads one path per line from stdin and prints "digest  path" per file,
    in input order, as sha256sum does. Paths go to the workers through a
@@ -9,7 +9,9 @@
    memory than a few hundred.
    A file that cannot be read is reported on stderr (the others go on) and
    the exit status is 1. -s hashes in this process, one file after another
-   (the serial baseline of bench/tools.sh). SHA-256 is implemented here
+   (the serial baseline of bench/tools.sh). -v shows on stderr how many of
+   the paths read so far are hashed, moving per file although a record
+   holds 16: each task reports its files with mproc_task_progress. SHA-256 is implemented here
    (FIPS 180-4), to need nothing beyond the C library. */
 #include <errno.h>
 #include <stdint.h>
@@ -149,7 +151,9 @@ static int hash_record(const void *in, size_t len, mproc_buf *out)
         memcpy(path, p, n);
         path[n] = '\0';
         p += n + 1;
-        int rc = hash_path(path, line, err, sizeof err) == 0
+        int hashed = hash_path(path, line, err, sizeof err) == 0;
+        mproc_task_progress(1); /* one more file of the record: -v's count moves */
+        int rc = hashed
                      ? mproc_buf_append(out, line, strlen(line))
                      : mproc_buf_append(out, &mark, 1) ||
                            mproc_buf_append(out, err, strlen(err)) || mproc_buf_append(out, "\n", 1);
@@ -160,6 +164,7 @@ static int hash_record(const void *in, size_t len, mproc_buf *out)
 
 /* ---- reading paths --------------------------------------------------------------- */
 static char path_buf[4096 + 2];
+static unsigned long long paths_read;
 
 /* The next line of stdin without its newline: 1, 0 at the end. */
 static int next_path(void)
@@ -167,7 +172,10 @@ static int next_path(void)
     while (fgets(path_buf, sizeof path_buf, stdin)) {
         size_t n = strcspn(path_buf, "\r\n");
         path_buf[n] = '\0';
-        if (n) return 1;
+        if (n) {
+            paths_read++;
+            return 1;
+        }
     }
     return 0;
 }
@@ -210,6 +218,16 @@ static int print_batch(const char *p, size_t len)
     return failed;
 }
 
+/* -v: files hashed (reported by the tasks, also inside records still
+   running) of the paths read so far. */
+static void draw_progress(mproc_pool *pool)
+{
+    mproc_pool_stats st;
+    if (mproc_pool_stats_get(pool, &st) != 0) return;
+    fprintf(stderr, "\rhashsum: %llu of %llu files", (unsigned long long)st.progress, paths_read);
+    fflush(stderr);
+}
+
 static int serial(void)
 {
     char line[4096 + 80], err[4200];
@@ -229,14 +247,16 @@ int main(int argc, char **argv)
 {
     if (mproc_main_guard(argc, argv) != 0) return 1;
     mproc_pool_options opt = {0};
-    int alone = 0, status = 0;
+    int alone = 0, status = 0, verbose = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-s")) {
             alone = 1;
+        } else if (!strcmp(argv[i], "-v")) {
+            verbose = 1;
         } else if (!strcmp(argv[i], "-p") && i + 1 < argc) {
             opt.processes = atoi(argv[++i]);
         } else {
-            fprintf(stderr, "usage: hashsum [-p WORKERS] [-s] < paths\n");
+            fprintf(stderr, "usage: hashsum [-p WORKERS] [-s] [-v] < paths\n");
             return 2;
         }
     }
@@ -249,14 +269,22 @@ int main(int argc, char **argv)
         void *out;
         size_t len, idx;
         mproc_task_error err;
-        rc = mproc_iter_next_record(it, &out, &len, &idx, MPROC_FOREVER);
-        if (rc == 0) {
+        /* -v: the count is redrawn at least every 100 ms while records run */
+        rc = mproc_iter_next_record(it, &out, &len, &idx, verbose ? 100 : MPROC_FOREVER);
+        if (verbose && (rc == 0 || rc == MPROC_ETIMEDOUT)) draw_progress(pool);
+        if (rc == MPROC_ETIMEDOUT) {
+            rc = 0;
+        } else if (rc == 0) {
             status |= print_batch(out, len);
             mproc_free(out);
         } else if (rc == MPROC_ETASK && mproc_iter_error(it, &err) == 0) {
             fprintf(stderr, "hashsum: %s\n", err.message);
             status = 1;
         }
+    }
+    if (verbose && pool) {
+        draw_progress(pool);
+        fputc('\n', stderr);
     }
     if (rc != MPROC_EDONE) {
         fprintf(stderr, "hashsum: %s\n", mproc_strerror(rc));

@@ -633,6 +633,15 @@ MPROC_API int mproc_buf_commit(mproc_buf *out, size_t len);
    most 255 bytes). The compiler checks the arguments against fmt where it
    can (MPROC_PRINTF_FORMAT). */
 MPROC_API void mproc_task_fail(const char *fmt, ...) MPROC_PRINTF_FORMAT(1, 2);
+/* In a worker, inside a task: n more sub-items of this task are done (the
+   files of a batch, the lines of a record), so that a progress bar over
+   sub-items moves while the task still runs (mproc_pool_stats.progress).
+   Cheap enough to call per sub-item: it adds to a counter in memory the
+   parent reads, no message. Call it from the thread running the task.
+   0, or MPROC_ESTATE outside a task of a pool worker (in the parent, in a
+   pool initializer, in an mproc_process). Over MPI ranks (mproc_mpi.h)
+   the count reaches the parent only with the task's completion. */
+MPROC_API int mproc_task_progress(size_t n);
 
 typedef struct mproc_pool_options {
     int processes;              /* 0: mproc_process_cpu_count() */
@@ -827,6 +836,13 @@ typedef struct mproc_pool_stats {
                                           done): a bar over done + failed +
                                           done_in_flight moves per item even
                                           with large chunks */
+    uint64_t progress;                 /* sub-items tasks reported with
+                                          mproc_task_progress, in tasks
+                                          finished or running now; the
+                                          task (or map chunk) a worker was
+                                          running when it died takes its
+                                          reports back (it fails or runs
+                                          again) */
 } mproc_pool_stats;
 MPROC_API int mproc_pool_stats_get(mproc_pool *pool, mproc_pool_stats *st);
 /* The number of workers the pool keeps (opt.processes, or the CPU count

@@ -310,7 +310,12 @@ int mproc_pool_stats_get(mproc_pool *pool, mproc_pool_stats *st)
     mproc__os_mutex_lock(pool->mu);
     *st = pool->stats;
     st->done_in_flight = 0;
-    for (int i = 0; i < pool->nslots; i++) st->done_in_flight += done_in_unit(&pool->slots[i]);
+    st->progress = 0;
+    for (int i = 0; i < pool->nslots; i++) {
+        mproc__pool_slot *s = &pool->slots[i];
+        st->done_in_flight += done_in_unit(s);
+        if (pool->transport->reported) st->progress += pool->transport->reported(s);
+    }
     mproc__os_mutex_unlock(pool->mu);
     return 0;
 }

@@ -63,7 +63,9 @@ enum {
    R_READY:  seq = the worker's pid, len = bytes of its machine's name (payload).
    R_DONE:   seq, code (0, or a code for every item of the unit: the
              function could not be resolved), total = result bytes (an
-             apply's result, or a T_MAPDATA unit's results),
+             apply's result, or a T_MAPDATA unit's results), off = the
+             sub-items the unit reported (a remote worker; 0 from a local
+             one, whose status block carries them),
              len = message bytes, b = microseconds the unit took,
              fn = a failed apply's own return value (int32).
    R_ITEMFAIL: seq, code, a = position in the unit, len = message bytes,
@@ -112,6 +114,8 @@ typedef struct mproc__pool_event {
     size_t result_len;
     const unsigned char *msg; /* not terminated */
     size_t msg_len;
+    uint64_t reported;        /* R_DONE from a remote worker: sub-items the
+                                 unit reported (mproc_task_progress) */
 } mproc__pool_event;
 /* Decodes a record mproc__pool_read_batch gave the parent: 0, or
    MPROC_EPROTO for a code no worker sends. */
@@ -150,7 +154,13 @@ typedef struct mproc__pool_status {
     volatile uint32_t pos;    /* item position in that unit */
     volatile uint32_t phase;  /* MPROC__PHASE_* */
     volatile uint32_t ticks;  /* +1 at each item start: the timeout clock */
-    uint32_t reserved[11];
+    uint32_t reserved0;
+    /* mproc_task_progress: sub-items the worker's tasks reported since it
+       started, and that count when the unit seq began (what a death of
+       the unit takes back). Written by the worker alone. */
+    volatile uint64_t progress;
+    volatile uint64_t progress_at_start;
+    uint32_t reserved[6];
 } mproc__pool_status;
 #define MPROC__POOL_STATUS_BYTES 64
 
@@ -205,6 +215,9 @@ void mproc__pool_fntab_forget(mproc__pool_fntab *t);
 int mproc__pool_call_item(mproc_map_fn fn, const void *item, void *result, char *msg, size_t cap);
 int mproc__pool_call_task(mproc_task_fn fn, const void *in, size_t len, const unsigned char **out,
                           size_t *out_len, char *msg, size_t cap);
+/* Sub-items the tasks mproc__pool_call_item / call_task ran in this
+   process have reported (mproc_task_progress) so far. */
+uint64_t mproc__pool_task_reported(void);
 
 /* ---- the scheduler's state ------------------------------------------------ */
 #define MPROC__POOL_WINDOW 1024       /* units in flight per worker */

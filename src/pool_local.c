@@ -19,7 +19,11 @@
      after its next batch, without announcing itself on the conn, so the
      worker rings no doorbell and the waiting caller reads the conn.
    - reap: joins the process and reads the status block: the exact unit,
-     item and phase it was at (death->exact = 1).
+     item and phase it was at (death->exact = 1), and the sub-items its
+     tasks reported (the running unit's taken back).
+   - reported: the slot's dead workers' sub-items plus the live count in
+     the running worker's status block: a bar moves inside a task with no
+     message.
    - kill: kills the process; serve then sees the end.
 
    Nothing here blocks on a worker with the pool's lock held: a worker is
@@ -34,7 +38,12 @@
 #include <stdio.h>
 
 #define RBUF (64 * 1024)
-#define TASK_BUDGET (256u * 1024u)
+/* Half the ring: records of up to ~250 KiB (a compressor's block and its
+   dictionary) still go two to a worker, so it starts the next one as it
+   finishes one instead of sleeping until the parent has heard of it. The
+   other half is slack (defines, a stop, the ring's framing): a send never
+   waits for room. */
+#define TASK_BUDGET (512u * 1024u)
 /* How often a serving thread that heard nothing looks at its worker's
    process (a grandchild holding the link open hides the worker's end). */
 #define READ_SLICE_MS 200
@@ -70,6 +79,8 @@ typedef struct local {
     int wake_now;            /* serve_resume: take the conn back now */
     volatile uint32_t wanted; /* a caller found serve reading: give way
                                  (atomic: serve's spin reads it) */
+    uint64_t reported_before; /* sub-items reported by this slot's dead
+                                 workers (mproc_task_progress) */
 } local;
 
 enum {
@@ -399,6 +410,29 @@ static int l_progress(mproc__pool_slot *s, uint64_t *seq, uint32_t *pos, uint32_
 
 static void l_kill(mproc__pool_slot *s) { mproc_process_kill(((local *)s->tx)->proc); }
 
+/* With the lock. A worker's status block counts only from its start until
+   reap folds it into reported_before (a starting slot's block is being
+   cleared). */
+static uint64_t l_reported(mproc__pool_slot *s)
+{
+    const local *l = s->tx;
+    int live = s->state == MPROC__SLOT_RUNNING || s->state == MPROC__SLOT_EXITING;
+    return l->reported_before + (live ? mproc__load64(&l->st->progress) : 0);
+}
+
+/* After the worker's end: its reports join the slot's, but those of the
+   unit it was running, which fails or runs again. Under the lock, so that
+   no reader counts them twice. */
+static void fold_reported(mproc__pool_slot *s)
+{
+    local *l = s->tx;
+    mproc__os_mutex_lock(s->pool->mu);
+    int running = l->st->phase == MPROC__PHASE_RUNNING;
+    l->reported_before += running ? l->st->progress_at_start : l->st->progress;
+    mproc__store64(&l->st->progress, 0);
+    mproc__os_mutex_unlock(s->pool->mu);
+}
+
 /* ---- serving: the worker's records ------------------------------------------------ */
 static void copy_message(char *dst, size_t cap, const unsigned char *src, size_t len)
 {
@@ -653,6 +687,7 @@ static void l_reap(mproc__pool_slot *s, mproc__pool_death *d)
     d->seq = l->st->seq;
     d->pos = l->st->pos;
     d->phase = l->st->phase;
+    fold_reported(s);
     mproc_conn_destroy(l->conn);
     l->conn = NULL;
     mproc_process_destroy(l->proc);
@@ -660,6 +695,7 @@ static void l_reap(mproc__pool_slot *s, mproc__pool_death *d)
 }
 
 const mproc__pool_transport mproc__pool_local_transport = {
-    l_init,  l_fini,    l_start,    l_serve,  l_reap,        l_put_unit,
-    l_flush, l_results, l_progress, l_kill,   l_serve_ready, l_serve_resume,
+    l_init,  l_fini,    l_start,    l_serve,    l_reap,        l_put_unit,
+    l_flush, l_results, l_progress, l_kill,     l_reported,    l_serve_ready,
+    l_serve_resume,
 };

@@ -64,6 +64,8 @@ typedef struct remote {
     int same_node, ended, lost, bye, bye_code;
     char node[64];
     char how[160];
+    uint64_t reported;         /* sub-items of the units its ranks finished
+                                  (mproc_task_progress, sent with R_DONE) */
 } remote;
 
 /* ---- the message layer, under g.mu ------------------------------------------------ */
@@ -331,6 +333,10 @@ static int r_progress(mproc__pool_slot *s, uint64_t *seq, uint32_t *pos, uint32_
     return 0; /* no item clock over the network (task timeouts are refused) */
 }
 
+/* With the lock: a unit's reports come with its completion (no shared
+   memory to read them live over the network). */
+static uint64_t r_reported(mproc__pool_slot *s) { return ((const remote *)s->tx)->reported; }
+
 /* Terminate, or a rank that broke the protocol: it drops its units. */
 static void r_kill(mproc__pool_slot *s)
 {
@@ -373,6 +379,7 @@ static int on_done(mproc__pool_slot *s, const mproc__pool_event *ev)
     int rc = mproc__pool_ev_done(s, ev->seq, code, msg, out, out ? ev->result_len : 0, ev->took_us);
     r->results = NULL;
     if (rc) free(out);
+    else r->reported += ev->reported;
     return rc;
 }
 
@@ -556,6 +563,7 @@ static void r_reap(mproc__pool_slot *s, mproc__pool_death *d)
 
 static const mproc__pool_transport remote_transport = {
     r_init, r_fini, r_start, r_serve, r_reap, r_put_unit, r_flush, r_results, r_progress, r_kill,
+    r_reported,
     NULL, /* only the serving thread receives from MPI */
     NULL,
 };

@@ -80,7 +80,12 @@ static int emit(rworker *w, uint64_t session, const mproc__pool_msg *m, const vo
     return rc;
 }
 
-typedef struct run_ctx { rworker *w; uint64_t session; int stop; } run_ctx;
+typedef struct run_ctx {
+    rworker *w;
+    uint64_t session;
+    int stop;
+    uint64_t reported_at_start; /* mproc__pool_task_reported() as the unit began */
+} run_ctx;
 
 /* 1 while the runner's work still matters to rank 0 (session live, no
    EXIT). Under net_mu; takes mu. */
@@ -140,6 +145,8 @@ static int send_out(rworker *w, uint64_t wait_session)
     return buf != NULL;
 }
 
+/* A unit's completion, with the sub-items its tasks reported
+   (mproc_task_progress): rank 0 counts them only now. */
 static int done_record(run_ctx *c, uint64_t seq, int code, const char *msg, const void *res,
                        size_t res_len, uint64_t t0_ns)
 {
@@ -150,6 +157,7 @@ static int done_record(run_ctx *c, uint64_t seq, int code, const char *msg, cons
     m.seq = seq;
     m.code = code;
     m.total = res_len;
+    m.off = mproc__pool_task_reported() - c->reported_at_start;
     m.len = (uint32_t)mlen;
     m.b = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
     int rc = emit(c->w, c->session, &m, res, res_len, msg, mlen);
@@ -168,6 +176,7 @@ static int run_map(run_ctx *c, const mproc__pool_rec *r)
     size_t n = r->m.len, isz = r->m.a, rsz = r->m.b;
     uint64_t t0 = mproc__os_now_ns();
     void *addr;
+    c->reported_at_start = mproc__pool_task_reported();
     if (!n || !isz) return MPROC_EPROTO;
     if ((err = mproc__pool_fntab_lookup(&w->fns, r->m.fn, &addr)))
         return done_record(c, r->m.seq, err, unresolved, NULL, 0, t0);
@@ -202,6 +211,7 @@ static int run_apply(run_ctx *c, const mproc__pool_rec *r)
     size_t out_len;
     uint64_t t0 = mproc__os_now_ns();
     void *addr;
+    c->reported_at_start = mproc__pool_task_reported();
     if ((err = mproc__pool_fntab_lookup(&w->fns, r->m.fn, &addr)))
         return done_record(c, r->m.seq, err, unresolved, NULL, 0, t0);
     if ((uintptr_t)in % 16) {
@@ -295,7 +305,7 @@ static void runner(void *arg)
             if (m->tag == MPROC__NET_HELLO) {
                 run_hello(w, m);
             } else {
-                run_ctx c = {w, m->session, 0};
+                run_ctx c = {w, m->session, 0, 0};
                 int rc = mproc__pool_read_batch(m->buf + 8, m->len - 8, 1, on_record, &c);
                 if (rc) fprintf(stderr, "mproc: MPI worker: bad units from rank 0: %s\n", mproc_strerror(rc));
             }

@@ -79,6 +79,13 @@ typedef struct mproc__pool_transport {
     /* Ends the worker now (terminate, timeout, a worker that broke the
        protocol); serve then returns. */
     void (*kill)(mproc__pool_slot *s);
+    /* Sub-items the slot's workers' tasks have reported with
+       mproc_task_progress since the pool began: those of units finished,
+       and (local transport) of the unit running now, read live; a unit
+       whose worker died takes its reports back. A remote transport may
+       count a unit's reports only when it finishes. Never decreases but
+       for a death. NULL: the transport counts none. */
+    uint64_t (*reported)(mproc__pool_slot *s);
     /* Optional (NULL: only serve reads the worker's events). A thread
        waiting in the pool reads them itself while they come quickly, so
        that a round trip involves only that thread and the worker, with no

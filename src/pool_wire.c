@@ -170,6 +170,7 @@ int mproc__pool_event_decode(const mproc__pool_rec *r, mproc__pool_event *ev)
         ev->code = m->code;
         ev->took_us = m->b;
         ev->status = (int32_t)m->fn;
+        ev->reported = m->off;
         ev->result = r->payload;
         ev->result_len = (size_t)m->total;
         ev->msg = r->payload + m->total;

@@ -1,5 +1,6 @@
 /* The pool worker: the loop a worker process runs behind the main guard,
-   plus the task-side API (mproc_buf_append, mproc_task_fail). */
+   plus the task-side API (mproc_buf_append, mproc_task_fail,
+   mproc_task_progress). */
 #include "pool.h"
 #include "comm.h"
 
@@ -16,6 +17,11 @@ struct mproc_buf {
    thread, one at a time, so process-wide state is the task's own. */
 static char fail_msg[256];
 static int fail_set;
+/* Where mproc_task_progress counts while a task runs, NULL otherwise: the
+   status block's word in a local worker (the parent reads it there), the
+   process's own count in a remote one (sent with the unit's completion). */
+static volatile uint64_t *progress_word;
+static volatile uint64_t reported_here;
 
 /* Room for len more bytes after the end. */
 static int buf_grow(mproc_buf *out, size_t len)
@@ -71,6 +77,17 @@ void mproc_task_fail(const char *fmt, ...)
     vsnprintf(fail_msg, sizeof fail_msg, fmt, ap);
     va_end(ap);
 }
+
+int mproc_task_progress(size_t n)
+{
+    volatile uint64_t *word = progress_word;
+    if (!word) return MPROC_ESTATE;
+    /* Only this thread writes the word: a release store, no atomic add. */
+    mproc__store64_rel(word, *word + n);
+    return 0;
+}
+
+uint64_t mproc__pool_task_reported(void) { return reported_here; }
 
 /* ---- the worker ------------------------------------------------------------- */
 #define RBUF (64 * 1024)
@@ -167,6 +184,7 @@ static void publish_start(worker *w, uint64_t seq)
        ended (the kernel orders that), and the timeout watcher only needs
        to see the counter move eventually. */
     w->st->pos = 0;
+    w->st->progress_at_start = w->st->progress;
     w->st->seq = seq;
     w->st->phase = MPROC__PHASE_RUNNING;
 }
@@ -185,7 +203,9 @@ int mproc__pool_call_item(mproc_map_fn fn, const void *item, void *result, char 
 {
     char dflt[64];
     fail_set = 0;
+    progress_word = &reported_here;
     int ret = fn(item, result);
+    progress_word = NULL;
     if (!ret && !fail_set) return 0;
     snprintf(msg, cap, "%s", failure_text(ret, dflt, sizeof dflt));
     return MPROC_ETASK;
@@ -200,7 +220,9 @@ int mproc__pool_call_task(mproc_task_fn fn, const void *in, size_t len, const un
     char dflt[64];
     res.len = 0;
     fail_set = 0;
+    progress_word = &reported_here;
     int ret = fn(in, len, &res);
+    progress_word = NULL;
     *out = res.data;
     *out_len = res.len;
     if (!ret && !fail_set) return 0;
@@ -270,13 +292,16 @@ static int run_map(worker *w, const mproc__pool_msg *m)
     unsigned char *result = w->arena + m->off + MPROC__POOL_RESULTS_AT(n, isz);
     uint64_t t0 = mproc__os_now_ns();
     publish_start(w, m->seq);
+    progress_word = &w->st->progress;
     for (uint32_t i = 0; i < n; i++, item += isz, result += rsz) {
         w->st->pos = i;
         w->st->ticks++;
         fail_set = 0;
         int ret = fn(item, result);
-        if ((ret || fail_set) && (rc = item_failed(w, m->seq, i, ret))) return rc;
+        if ((ret || fail_set) && (rc = item_failed(w, m->seq, i, ret))) break;
     }
+    progress_word = NULL;
+    if (rc) return rc;
     w->st->phase = MPROC__PHASE_FINISHED;
     return unit_done(w, m->seq, t0);
 }
@@ -297,7 +322,9 @@ static int run_apply(worker *w, const mproc__pool_rec *r)
     publish_start(w, r->m.seq);
     w->st->ticks++;
     fail_set = 0;
+    progress_word = &w->st->progress;
     int ret = fn(r->payload, r->payload_len, &w->res);
+    progress_word = NULL;
     w->st->phase = MPROC__PHASE_FINISHED;
     us = (mproc__os_now_ns() - t0) / 1000;
     done.type = MPROC__R_DONE;

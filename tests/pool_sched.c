@@ -102,7 +102,9 @@ static void f_kill(mproc__pool_slot *s)
 
 static const mproc__pool_transport fake_transport = {
     f_init, f_fini, f_start, f_serve, f_reap, f_put_unit, f_flush, f_results, f_progress, f_kill,
-    NULL,   NULL,
+    NULL, /* counts no sub-items */
+    NULL,
+    NULL,
 };
 
 /* ---- playing the workers --------------------------------------------------------- */

@@ -3,7 +3,8 @@
    async results, iterator steps and map's status array; a task timeout
    told apart from a wait timeout; items dropped by iter_destroy in the
    stats; the documented size limit and terminate's code; the worker
-   count. Tasks that must stay busy wait on an Event that is never set. */
+   count; progress a task reports inside a record. Tasks that must stay
+   busy wait on an Event that is never set. */
 #include "testutil.h"
 #include "os.h"
 
@@ -1228,6 +1229,152 @@ static void test_progress_inside_chunk(void **state)
     free_pool(&hp);
 }
 
+/* ---- progress reported inside a task (mproc_task_progress) ----------------------------- */
+/* A record of k sub-items: reports each as it goes, then (hang != 0)
+   says so and waits for `never`, still running. Its result: k. */
+static int report_each(const void *in, size_t len, mproc_buf *out)
+{
+    int k[2];
+    if (len != sizeof k) return 99;
+    memcpy(k, in, sizeof k);
+    for (int i = 0; i < k[0]; i++)
+        if (mproc_task_progress(1) != 0) return 98;
+    if (k[1]) {
+        mproc_event_set(started);
+        if (mproc_event_wait(never, MPROC_FOREVER) != 0) return 97;
+    }
+    return mproc_buf_append(out, &k[0], sizeof k[0]);
+}
+
+/* A map item of two sub-items. */
+static int report_two(const void *item, void *result)
+{
+    memcpy(result, item, sizeof(int));
+    return mproc_task_progress(2);
+}
+
+static uint64_t progress_of(mproc_pool *pool)
+{
+    mproc_pool_stats st;
+    assert_int_equal(mproc_pool_stats_get(pool, &st), 0);
+    return st.progress;
+}
+
+/* The parent sees a record's sub-items while the record still runs, and
+   keeps them once it finished; map items count theirs too. */
+static void test_task_progress_inside_record(void **state)
+{
+    (void)state;
+    hang_pool hp = make_pool(1, 0);
+    int five[2] = {5, 1}, three[2] = {3, 0}, in[10], out[10];
+    mproc_async *r;
+    void *res;
+    size_t len;
+    assert_int_equal(progress_of(hp.pool), 0);
+    assert_int_equal(mproc_pool_apply_async(hp.pool, report_each, five, sizeof five, &r), 0);
+    assert_int_equal(mproc_event_wait(hp.started, TU_JOIN_TIMEOUT_MS), 0);
+    /* reported before `started` was set: visible at once, with no message */
+    assert_int_equal(progress_of(hp.pool), 5);
+    assert_int_equal(mproc_async_ready(r), 0);
+    assert_int_equal(mproc_event_set(hp.never), 0);
+    assert_int_equal(mproc_async_get(r, &res, &len, TU_JOIN_TIMEOUT_MS), 0);
+    assert_int_equal(*(int *)res, 5);
+    mproc_free(res);
+    mproc_async_destroy(r);
+    assert_int_equal(progress_of(hp.pool), 5);
+    assert_int_equal(mproc_pool_apply(hp.pool, report_each, three, sizeof three, &res, &len), 0);
+    mproc_free(res);
+    assert_int_equal(progress_of(hp.pool), 8);
+    for (int i = 0; i < 10; i++) in[i] = i;
+    assert_int_equal(mproc_pool_map(hp.pool, report_two, in, sizeof *in, 10, out, sizeof *out, 3), 0);
+    assert_int_equal(progress_of(hp.pool), 28);
+    free_pool(&hp);
+}
+
+/* Outside a task of a pool worker the call reports nothing and says so. */
+static int init_progress_rc = 1;
+
+static int progress_init(const void *arg, size_t len)
+{
+    (void)arg;
+    (void)len;
+    init_progress_rc = mproc_task_progress(1);
+    return 0;
+}
+
+/* Result: the initializer's code and this task's own. */
+static int progress_codes(const void *in, size_t len, mproc_buf *out)
+{
+    int rc[2] = {init_progress_rc, mproc_task_progress(1)};
+    (void)in;
+    (void)len;
+    return mproc_buf_append(out, rc, sizeof rc);
+}
+
+static int progress_in_process(const void *arg, size_t len)
+{
+    (void)arg;
+    (void)len;
+    return mproc_task_progress(1) == MPROC_ESTATE ? 0 : 1;
+}
+
+static void test_task_progress_outside_task(void **state)
+{
+    (void)state;
+    mproc_pool *pool;
+    mproc_pool_options opt = {0};
+    mproc_process *p;
+    void *res;
+    size_t len;
+    assert_int_equal(mproc_task_progress(1), MPROC_ESTATE);
+    opt.processes = 1;
+    opt.initializer = progress_init;
+    assert_int_equal(mproc_pool_create(&pool, &opt), 0);
+    assert_int_equal(mproc_pool_apply(pool, progress_codes, NULL, 0, &res, &len), 0);
+    assert_int_equal(len, 2 * sizeof(int));
+    assert_int_equal(((int *)res)[0], MPROC_ESTATE);
+    assert_int_equal(((int *)res)[1], 0);
+    mproc_free(res);
+    assert_int_equal(progress_of(pool), 1); /* the task's, not the initializer's */
+    mproc_pool_destroy(pool);
+    assert_int_equal(mproc_process_create(&p, progress_in_process, NULL, 0, NULL), 0);
+    assert_int_equal(mproc_process_start(p), 0);
+    assert_int_equal(tu_join(p), 0);
+    mproc_process_destroy(p);
+}
+
+/* Reports four sub-items, then kills its worker while death tokens remain. */
+static int report_then_die(const void *in, size_t len, mproc_buf *out)
+{
+    (void)in;
+    (void)len;
+    if (mproc_task_progress(4) != 0) return 98;
+    if (mproc_sem_acquire(deaths, 0) == 0) exit(3);
+    return mproc_buf_append(out, "ok", 2);
+}
+
+/* A task whose worker died takes its reports back: they come again only
+   from the run that finishes. */
+static void test_task_progress_death(void **state)
+{
+    (void)state;
+    void *res;
+    size_t len;
+    death_pool dp = make_death_pool(1, 0);
+    assert_int_equal(mproc_pool_apply(dp.pool, report_then_die, NULL, 0, &res, &len), MPROC_ECHILD);
+    assert_int_equal(progress_of(dp.pool), 0);
+    assert_int_equal(mproc_pool_apply(dp.pool, report_then_die, NULL, 0, &res, &len), 0);
+    mproc_free(res);
+    assert_int_equal(progress_of(dp.pool), 4);
+    free_death_pool(&dp);
+    /* retried after the death: counted once */
+    dp = make_death_pool(1, 1);
+    assert_int_equal(mproc_pool_apply(dp.pool, report_then_die, NULL, 0, &res, &len), 0);
+    mproc_free(res);
+    assert_int_equal(progress_of(dp.pool), 4);
+    free_death_pool(&dp);
+}
+
 int main(int argc, char **argv)
 {
     tu_guard(argc, argv);
@@ -1254,6 +1401,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_retries),
         cmocka_unit_test(test_memory_cap),
         cmocka_unit_test(test_progress_inside_chunk),
+        cmocka_unit_test(test_task_progress_inside_record),
+        cmocka_unit_test(test_task_progress_outside_task),
+        cmocka_unit_test(test_task_progress_death),
     };
     return TU_RUN(argc, argv, tests);
 }

@@ -61,6 +61,12 @@ static int big_map(const void *item, void *result)
     return 0;
 }
 
+/* Doubles, and reports three sub-items (mproc_task_progress). */
+static int doubler_reports(const void *item, void *result)
+{
+    return mproc_task_progress(3) || doubler(item, result);
+}
+
 /* apply: the input reversed, then its length (any size). */
 static int reverse(const void *in, size_t len, mproc_buf *out)
 {
@@ -151,6 +157,11 @@ static void test_map_imap_stats(void **state)
     assert_int_equal(st.submitted, 3 * N);
     assert_int_equal(st.done, 3 * N);
     assert_int_equal(st.failed, 0);
+    assert_int_equal(st.progress, 0);
+    /* sub-items reported on the ranks reach rank 0 with their units */
+    assert_int_equal(mproc_pool_map(pool, doubler_reports, in, sizeof in[0], N, out, sizeof out[0], 0), 0);
+    assert_int_equal(mproc_pool_stats_get(pool, &st), 0);
+    assert_int_equal(st.progress, 3 * N);
     end_pool(pool);
 }
 
