@@ -327,6 +327,8 @@ struct mproc_pool {
     int turn;                /* where the next search for a worker starts */
     uint64_t idle_clock;     /* counts workers becoming idle (slot idle_mark) */
     uint64_t units_finished; /* a serving caller sees progress by it */
+    unsigned serve_backoff;  /* a waiting caller's first spin is halved this
+                                many times (pool_api.c) */
     size_t unit_max;         /* bytes of one map unit (items + results) */
     mproc_pool_options opt;
     unsigned char *initarg;

@@ -33,8 +33,13 @@ static void act_on_interrupt(mproc_pool *pool)
    1 ms and double up to INTERRUPT_POLL_MS while little happens; when
    more than QUICK_UNITS_PER_MS units finished during a slice (a map of
    small chunks, whose first results came only after the workers woke
-   up), it reads the events itself again. */
+   up), it reads the events itself again.
+   A wait that lasts longer than SERVE_WORTH_US (the results of long tasks)
+   halves the first spin of the next wait, down to none: the spin would
+   only take the CPU from the workers. A short wait restores it. */
 #define SERVE_IDLE_US 50
+#define SERVE_WORTH_US 100
+#define SERVE_BACKOFF_MAX 6 /* SERVE_IDLE_US >> 6 = 0: no spin */
 #define QUICK_UNITS_PER_MS 8
 
 /* (A starting slot's units belong to its own thread.) */
@@ -55,11 +60,12 @@ static int serve_pass(mproc_pool *pool)
     return got;
 }
 
-/* With the lock held, as on return. */
+/* With the lock held, as on return. Stops after idle_us without an
+   event. */
 static void serve_while_quick(mproc_pool *pool, const void *what, int (*done)(const void *),
-                              uint64_t deadline, int timeout_ms)
+                              unsigned idle_us, uint64_t deadline, int timeout_ms)
 {
-    if (!pool->transport->serve_ready) return;
+    if (!pool->transport->serve_ready || !idle_us) return;
     mproc__add32(&pool->callers_serving, 1);
     uint64_t quiet_since = mproc__os_now_ns(), finished = pool->units_finished;
     while (!done(what) && !mproc__load32(&pool->interrupted)) {
@@ -73,7 +79,7 @@ static void serve_while_quick(mproc_pool *pool, const void *what, int (*done)(co
            it has given way. */
         if (got || pool->units_finished != finished) quiet_since = now;
         finished = pool->units_finished;
-        if (now - quiet_since > SERVE_IDLE_US * 1000u || mproc__remaining_ms(deadline, timeout_ms) == 0)
+        if (now - quiet_since > idle_us * 1000u || mproc__remaining_ms(deadline, timeout_ms) == 0)
             break;
     }
     /* The last caller to leave while workers hold units hands their events
@@ -88,12 +94,17 @@ static void serve_while_quick(mproc_pool *pool, const void *what, int (*done)(co
 
 int mproc__pool_wait(mproc_pool *pool, const void *what, int (*done)(const void *), int timeout_ms)
 {
-    uint64_t deadline = mproc__deadline_ms(timeout_ms);
-    int serve = 1, nap_ms = 1;
+    uint64_t deadline = mproc__deadline_ms(timeout_ms), t0 = mproc__os_now_ns();
+    unsigned idle_us = SERVE_IDLE_US >> pool->serve_backoff;
+    int nap_ms = 1;
     for (;;) {
-        if (serve) serve_while_quick(pool, what, done, deadline, timeout_ms);
+        serve_while_quick(pool, what, done, idle_us, deadline, timeout_ms);
         act_on_interrupt(pool);
-        if (done(what)) return pool->interrupt_done ? MPROC_EINTR : 0;
+        if (done(what)) {
+            int quick = mproc__os_now_ns() - t0 < SERVE_WORTH_US * 1000u;
+            pool->serve_backoff = quick ? 0 : pool->serve_backoff + (pool->serve_backoff < SERVE_BACKOFF_MAX);
+            return pool->interrupt_done ? MPROC_EINTR : 0;
+        }
         int left = mproc__remaining_ms(deadline, timeout_ms);
         if (left == 0) return pool->interrupt_done ? MPROC_EINTR : MPROC_ETIMEDOUT;
         int slice = left < 0 || left > nap_ms ? nap_ms : left;
@@ -101,8 +112,9 @@ int mproc__pool_wait(mproc_pool *pool, const void *what, int (*done)(const void 
         pool->waiters++;
         mproc__os_cond_wait(pool->cond, pool->mu, slice);
         pool->waiters--;
-        serve = pool->units_finished - finished > (uint64_t)slice * QUICK_UNITS_PER_MS;
-        nap_ms = serve ? 1 : nap_ms * 2 > INTERRUPT_POLL_MS ? INTERRUPT_POLL_MS : nap_ms * 2;
+        int quick = pool->units_finished - finished > (uint64_t)slice * QUICK_UNITS_PER_MS;
+        idle_us = quick ? SERVE_IDLE_US : 0;
+        nap_ms = quick ? 1 : nap_ms * 2 > INTERRUPT_POLL_MS ? INTERRUPT_POLL_MS : nap_ms * 2;
     }
 }
 
