@@ -75,17 +75,18 @@ static int exe_path(const char *exe, char *buf, size_t cap)
     return 0;
 }
 
-/* environ without any MPROC_CHILD, plus our own entry. */
-static char **child_environment(char *own_entry)
+/* environ without any MPROC_CHILD, plus our own entry and extra (or NULL). */
+static char **child_environment(char *own_entry, char *extra)
 {
     size_t n = 0, k = 0, name_len = strlen(MPROC__CHILD_ENV);
     while (environ[n]) n++;
-    char **env = malloc((n + 2) * sizeof *env);
+    char **env = malloc((n + 3) * sizeof *env);
     if (!env) return NULL;
     for (size_t i = 0; i < n; i++)
         if (!(strncmp(environ[i], MPROC__CHILD_ENV, name_len) == 0 && environ[i][name_len] == '='))
             env[k++] = environ[i];
     env[k++] = own_entry;
+    if (extra) env[k++] = extra;
     env[k] = NULL;
     return env;
 }
@@ -227,7 +228,7 @@ static int spawn_with_fork(const char *path, char **argv, char **env,
 }
 #endif
 
-int mproc__posix_spawn_image(const char *exe, const char *env_value,
+int mproc__posix_spawn_image(const char *exe, const char *env_value, char *extra_env,
                              const mproc__posix_fd_plan *plan, pid_t *pid)
 {
     char path[PATH_MAX], env_entry[96];
@@ -235,7 +236,7 @@ int mproc__posix_spawn_image(const char *exe, const char *env_value,
     int rc = exe_path(exe, path, sizeof path);
     if (rc) return rc;
     snprintf(env_entry, sizeof env_entry, "%s=%s", MPROC__CHILD_ENV, env_value);
-    char **env = child_environment(env_entry);
+    char **env = child_environment(env_entry, extra_env);
     if (!env) return MPROC_ENOMEM;
 #if defined(USE_POSIX_SPAWN)
     rc = spawn_with_posix_spawn(path, argv, env, plan, pid);
@@ -320,7 +321,7 @@ int mproc__os_spawn(const mproc__os_spawn_req *req, mproc__os_proc **out)
     }
     mproc__posix_child_layout(req, sentinel_w, &plan);
     mproc__posix_channels_env(&plan, env_value, sizeof env_value);
-    rc = mproc__posix_spawn_image(req->exe, env_value, &plan, &pid);
+    rc = mproc__posix_spawn_image(req->exe, env_value, NULL, &plan, &pid);
     mproc__os_close(req->boot_read);
     mproc__os_close(req->status_write);
     mproc__os_close(sentinel_w);
@@ -342,8 +343,13 @@ int mproc__os_child_channels(const char *env_value, mproc__handle *boot_read,
     /* The forkserver's image: it serves until the program has gone, and
        returns here only in each child it forks, laid out as if spawned. */
     if (strncmp(env_value, MPROC__POSIX_SERVER_ENV ",", skip) == 0) {
-        if (sscanf(env_value + skip, "%d%c", &r, &tail) != 1 || r != MPROC__POSIX_FD_BASE)
+        int k = sscanf(env_value + skip, "%d%c", &r, &tail);
+        if (k < 1 || r != MPROC__POSIX_FD_BASE ||
+            (k == 2 && strcmp(env_value + skip + 1, MPROC__POSIX_SERVER_BIND_NOW) != 0))
             return MPROC_EPROTO;
+        /* LD_BIND_NOW was the server's own: its children get the
+           program's environment. */
+        if (k == 2) unsetenv("LD_BIND_NOW");
         int rc = mproc__posix_forkserver_main(r, served, sizeof served);
         if (rc) return rc;
         env_value = served;
