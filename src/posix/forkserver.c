@@ -11,20 +11,28 @@
    another user could connect to (Python's abstract-socket forkserver was
    CVE-2022-42919). Each start request carries, as SCM_RIGHTS, a report
    pipe and the child's channels exactly as a spawn request lists them.
-   The server forks; the child lays them out at 3, 4, ... and returns
-   from the guard's channel lookup into the same bootstrap a spawned child
-   runs. The server writes the child's pid into the report pipe, and later
-   its exit status once it has reaped it (the program is not the parent).
+   The server hands them to a spare (a child it forked ahead of requests,
+   holding nothing but its own hand-off socket) or, with none left, forks;
+   the child lays them out at 3, 4, ... and returns from the guard's
+   channel lookup into the same bootstrap a spawned child runs. The server
+   writes the child's pid into the report pipe, forks the next spare, and
+   later writes the exit status once it has reaped the child (the program
+   is not the parent). The server is started with LD_BIND_NOW (removed
+   from its environment again), so its children find every symbol bound.
 
    Faults: a child killed while the server lives is reaped and reported
-   like any other end (-9). The server ends when the program has gone (end
-   of stream on the socketpair, SIGKILL included) and its last child has
-   ended. Should the server die first, its children die with it
-   (PR_SET_PDEATHSIG on Linux: the server has one thread, so "parent
-   thread" is the server; elsewhere a watch thread reading a pipe only the
-   server holds), their report pipes end without a status (join:
-   MPROC_ECHILD), and the next start notices the broken socketpair and
-   starts a new server. */
+   like any other end (-9); a spare killed is reaped and replaced (one
+   killed just before its hand-off fails the send: the next spare, or a
+   fork, takes the request). The server ends when the program has gone
+   (end of stream on the socketpair, SIGKILL included): its spares leave
+   at end of stream on their sockets, and it exits once they and its last
+   child have been reaped. Should the server die first, its children die
+   with it (PR_SET_PDEATHSIG on Linux: the server has one thread, so
+   "parent thread" is the server; elsewhere a watch thread reading a pipe
+   only the server holds), and so do its spares (the same signal, or end
+   of stream on their sockets); the children's report pipes end without a
+   status (join: MPROC_ECHILD), and the next start notices the broken
+   socketpair and starts a new server. */
 #include "../internal.h"
 #include "posix.h"
 
