@@ -13,7 +13,12 @@ static mproc_start_method started_by = MPROC_METHOD_DEFAULT;
 
 void mproc__set_child_identity(const char *name, int64_t parent_pid, mproc_start_method method)
 {
-    snprintf(current_name, sizeof current_name, "%s", name);
+    /* copied by hand: snprintf would fault in the printf code in every
+       child the forkserver forks */
+    size_t n = strlen(name);
+    if (n >= sizeof current_name) n = sizeof current_name - 1;
+    memcpy(current_name, name, n);
+    current_name[n] = 0;
     child_parent_pid = parent_pid;
     started_by = method;
 }

@@ -977,6 +977,57 @@ static void test_forkserver_child_killed(void **state)
 #endif
 }
 
+/* The server keeps spare children forked ahead of requests. Killed from
+   outside (here: every child of the server but the running one), they are
+   reaped and replaced: the next starts work, with the same server. */
+static void test_forkserver_spares_killed(void **state)
+{
+    (void)state;
+#ifdef _WIN32
+    skip();
+#else
+    int64_t server, server2, kids[16];
+    unsigned char seven = 7;
+    mproc_process *p = served_with_server_pid(&server);
+    int64_t running = mproc_process_pid(p);
+    size_t n = tu_children_of(server, kids, 16), killed = 0;
+    for (size_t i = 0; i < n; i++)
+        if (kids[i] != running) {
+            assert_int_equal(kill((pid_t)kids[i], SIGKILL), 0);
+            killed++;
+        }
+    /* reaped by the server: no longer its children, not even as zombies */
+    uint64_t deadline = mproc__os_now_ms() + TU_JOIN_TIMEOUT_MS;
+    for (int left = 1; left && mproc__os_now_ms() < deadline;) {
+        int64_t now_kids[16];
+        size_t m = tu_children_of(server, now_kids, 16);
+        left = 0;
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < m; j++) left += kids[i] != running && kids[i] == now_kids[j];
+        if (left) mproc__os_sleep_ms(5);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (kids[i] != running) wait_until_gone(kids[i]);
+    for (int round = 0; round < 3; round++) {
+        mproc_process *q = start_served(tu_exit_with_arg_byte, &seven, 1);
+        assert_int_equal(tu_join(q), 7);
+        mproc_process_destroy(q);
+    }
+    mproc_process *p2 = served_with_server_pid(&server2);
+    assert_int_equal(server2, server);
+    assert_int_equal(mproc_process_kill(p), 0);
+    assert_int_equal(mproc_process_kill(p2), 0);
+    assert_int_equal(tu_join(p), -9);
+    assert_int_equal(tu_join(p2), -9);
+    mproc_process_destroy(p);
+    mproc_process_destroy(p2);
+    /* Where the OS lists children (the server is one of ours), it had at
+       least one spare waiting; elsewhere there was nothing to kill. */
+    if (n == 0 && tu_children_of(mproc_current_pid(), kids, 16) == 0) skip();
+    assert_true(killed >= 1);
+#endif
+}
+
 /* ---- the bootstrap message parser rejects every malformed message ------- */
 static unsigned char *valid_message(size_t *len)
 {
@@ -1043,6 +1094,7 @@ int main(int argc, char **argv)
         tu_test_methods(test_setuid_child_mode_refused, TU_M(MPROC_SPAWN)),
         tu_test_methods(test_forkserver_killed, TU_M(MPROC_FORKSERVER)),
         tu_test_methods(test_forkserver_child_killed, TU_M(MPROC_FORKSERVER)),
+        tu_test_methods(test_forkserver_spares_killed, TU_M(MPROC_FORKSERVER)),
         tu_test_once(test_bad_input),
         tu_test_once(test_strerror),
         tu_test_once(test_bootstrap_rejects_corruption),

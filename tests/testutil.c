@@ -166,6 +166,25 @@ void tu_start_method_ready(void)
     assert_int_equal(tu_run_child(tu_exit_with_arg_byte, &code, 1), 0);
 }
 
+size_t tu_children_of(int64_t pid, int64_t *out, size_t cap)
+{
+    size_t n = 0;
+#ifdef __linux__
+    char path[80];
+    long long child;
+    snprintf(path, sizeof path, "/proc/%lld/task/%lld/children", (long long)pid, (long long)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    while (n < cap && fscanf(f, "%lld", &child) == 1) out[n++] = child;
+    fclose(f);
+#else
+    (void)pid;
+    (void)out;
+    (void)cap;
+#endif
+    return n;
+}
+
 int tu_exit_with_arg_byte(const void *arg, size_t len)
 {
     return len == 1 ? *(const unsigned char *)arg : 100;

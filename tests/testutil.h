@@ -58,6 +58,9 @@ mproc_start_method tu_method(void);
 
 /* A child target: exits with its one-byte argument (100 if not one byte). */
 int tu_exit_with_arg_byte(const void *arg, size_t len);
+/* The pids of pid's children (of its main thread) where the OS lists them
+   (Linux: /proc/PID/task/PID/children); 0 elsewhere. */
+size_t tu_children_of(int64_t pid, int64_t *out, size_t cap);
 /* Starts and joins one child: a forkserver (which keeps one descriptor
    for the program's life) is then up before a test counts descriptors. */
 void tu_start_method_ready(void);

@@ -11,20 +11,28 @@
    another user could connect to (Python's abstract-socket forkserver was
    CVE-2022-42919). Each start request carries, as SCM_RIGHTS, a report
    pipe and the child's channels exactly as a spawn request lists them.
-   The server forks; the child lays them out at 3, 4, ... and returns
-   from the guard's channel lookup into the same bootstrap a spawned child
-   runs. The server writes the child's pid into the report pipe, and later
-   its exit status once it has reaped it (the program is not the parent).
+   The server hands them to a spare (a child it forked ahead of requests,
+   holding nothing but its own hand-off socket) or, with none left, forks;
+   the child lays them out at 3, 4, ... and returns from the guard's
+   channel lookup into the same bootstrap a spawned child runs. The server
+   writes the child's pid into the report pipe, forks the next spare, and
+   later writes the exit status once it has reaped the child (the program
+   is not the parent). The server is started with LD_BIND_NOW (removed
+   from its environment again), so its children find every symbol bound.
 
    Faults: a child killed while the server lives is reaped and reported
-   like any other end (-9). The server ends when the program has gone (end
-   of stream on the socketpair, SIGKILL included) and its last child has
-   ended. Should the server die first, its children die with it
-   (PR_SET_PDEATHSIG on Linux: the server has one thread, so "parent
-   thread" is the server; elsewhere a watch thread reading a pipe only the
-   server holds), their report pipes end without a status (join:
-   MPROC_ECHILD), and the next start notices the broken socketpair and
-   starts a new server. */
+   like any other end (-9); a spare killed is reaped and replaced (one
+   killed just before its hand-off fails the send: the next spare, or a
+   fork, takes the request). The server ends when the program has gone
+   (end of stream on the socketpair, SIGKILL included): its spares leave
+   at end of stream on their sockets, and it exits once they and its last
+   child have been reaped. Should the server die first, its children die
+   with it (PR_SET_PDEATHSIG on Linux: the server has one thread, so
+   "parent thread" is the server; elsewhere a watch thread reading a pipe
+   only the server holds), and so do its spares (the same signal, or end
+   of stream on their sockets); the children's report pipes end without a
+   status (join: MPROC_ECHILD), and the next start notices the broken
+   socketpair and starts a new server. */
 #include "../internal.h"
 #include "posix.h"
 
@@ -94,11 +102,80 @@ static void close_all(const int *fds, size_t n)
     for (size_t i = 0; i < n; i++) close(fds[i]);
 }
 
+static int make_socketpair(int sv[2])
+{
+#if defined(SOCK_CLOEXEC)
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return mproc__fail_os_last();
+#else
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return mproc__fail_os_last();
+    if (fcntl(sv[0], F_SETFD, FD_CLOEXEC) != 0 || fcntl(sv[1], F_SETFD, FD_CLOEXEC) != 0) {
+        int err = errno;
+        close(sv[0]);
+        close(sv[1]);
+        return mproc__fail_os(err);
+    }
+#endif
+#if defined(SO_NOSIGPIPE)
+    int one = 1; /* macOS: no MSG_NOSIGNAL */
+    if (setsockopt(sv[0], SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one) != 0) {
+        int err = errno;
+        close(sv[0]);
+        close(sv[1]);
+        return mproc__fail_os(err);
+    }
+#endif
+    return 0;
+}
+
+/* Sends one whole record, the descriptors (if any) with its first byte.
+   MPROC_ECLOSED if the receiver has gone. */
+static int send_message(int sock, const unsigned char *rec, size_t len, const int *fds, size_t nfds)
+{
+    union { struct cmsghdr align; char buf[CMSG_SPACE(MAX_FDS * sizeof(int))]; } ctrl;
+    size_t sent = 0;
+    memset(&ctrl, 0, sizeof ctrl); /* the padding after the descriptors too */
+    while (sent < len) {
+        struct iovec iov = {(void *)(rec + sent), len - sent};
+        struct msghdr m;
+        memset(&m, 0, sizeof m);
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        if (nfds && !sent) {
+            m.msg_control = ctrl.buf;
+            m.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+            struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+            memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+        }
+        ssize_t n = sendmsg(sock, &m, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EPIPE || errno == ECONNRESET) return MPROC_ECLOSED;
+            return mproc__fail_os_last();
+        }
+        sent += (size_t)n;
+    }
+    return 0;
+}
+
 /* ---- the server ------------------------------------------------------------ */
 typedef struct served_child {
     pid_t pid;
     int report; /* write end of the program's report pipe */
 } served_child;
+
+/* A spare: a child forked ahead of any request, waiting on its own
+   socketpair for the next start request's descriptors. Handing one over
+   takes the fork off the start's path (as Android's zygote keeps an
+   unspecialised app process pool); the server forks the next spare once
+   it has answered. */
+enum { SPARES = 2 };
+typedef struct spare {
+    pid_t pid;
+    int hand; /* our end of its socketpair; -1 once closed (it is leaving) */
+} spare;
 
 static struct {
     int ctl;              /* the socketpair; -1 once the program has gone */
@@ -106,6 +183,9 @@ static struct {
     int alive_r, alive_w; /* without PR_SET_PDEATHSIG: children watch alive_r */
     served_child *kids;
     size_t nkids, cap;
+    spare spares[SPARES]; /* not reaped yet, waiting or leaving */
+    size_t nspares;
+    int spare_failed; /* the last spare's fork failed: serve by forking */
     pid_t self;
     struct sigaction old_chld, old_int, old_pipe;
 } srv = {.ctl = -1, .wake_r = -1, .wake_w = -1, .alive_r = -1, .alive_w = -1};
@@ -161,6 +241,19 @@ static int server_setup(int ctl)
     return 0;
 }
 
+/* A reaped pid that was a spare: forgotten (one killed from outside is
+   simply replaced). 1 if it was one. */
+static int forget_spare(pid_t pid)
+{
+    for (size_t i = 0; i < srv.nspares; i++)
+        if (srv.spares[i].pid == pid) {
+            if (srv.spares[i].hand >= 0) close(srv.spares[i].hand);
+            srv.spares[i] = srv.spares[--srv.nspares];
+            return 1;
+        }
+    return 0;
+}
+
 static void reap_children(void)
 {
     char drain[64];
@@ -170,6 +263,7 @@ static void reap_children(void)
         pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid < 0 && errno == EINTR) continue;
         if (pid <= 0) return;
+        if (forget_spare(pid)) continue;
         for (size_t i = 0; i < srv.nkids; i++)
             if (srv.kids[i].pid == pid) {
                 write_report(srv.kids[i].report, REP_STATUS, mproc__posix_decode_status(status));
@@ -180,9 +274,10 @@ static void reap_children(void)
     }
 }
 
-/* Receives one whole request and the descriptors sent with it. 1 when
-   the program has gone, 0, or -1 for a malformed request. */
-static int recv_request(unsigned char *rec, int *fds, size_t *nfds)
+/* Receives one whole request and the descriptors sent with it from sock
+   (the program's socketpair, or a spare's hand-off socket). 1 at end of
+   stream (the sender has gone), 0, or -1 for a malformed request. */
+static int recv_request(int sock, unsigned char *rec, int *fds, size_t *nfds)
 {
     size_t got = 0;
     int bad = 0;
@@ -196,7 +291,7 @@ static int recv_request(unsigned char *rec, int *fds, size_t *nfds)
         m.msg_iovlen = 1;
         m.msg_control = ctrl.buf;
         m.msg_controllen = sizeof ctrl.buf;
-        ssize_t n = recvmsg(srv.ctl, &m, 0);
+        ssize_t n = recvmsg(sock, &m, 0);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
             close_all(fds, *nfds);
@@ -235,22 +330,31 @@ static void *watch_server(void *arg)
 }
 #endif
 
-/* In a new child: the program's signal dispositions back, the channels
-   at 3, 4, ..., nothing else of the server's. */
-static int become_child(const int *fds, size_t nfds, char *env_value, size_t cap)
+/* In a new child (a spare or one forked for a request): it dies with the
+   server; it forgets the server's bookkeeping. */
+static int leave_server(void)
+{
+#if defined(USE_PDEATHSIG)
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return mproc__fail_os_last();
+    if (getppid() != srv.self) raise(SIGKILL); /* the server died before prctl */
+#endif
+    free(srv.kids);
+    srv.kids = NULL;
+    srv.nkids = srv.cap = srv.nspares = 0;
+    return 0;
+}
+
+/* In a child given a request's descriptors: the program's signal
+   dispositions back, the channels at 3, 4, ..., nothing else of the
+   server's; env_value: its MPROC_CHILD. watch: the descriptor that ends
+   with the server, or -1. */
+static int take_channels(const int *fds, size_t nfds, int watch, char *env_value, size_t cap)
 {
     mproc__handle pass[MPROC__MAX_PASS];
     mproc__posix_fd_plan plan;
     sigaction(SIGCHLD, &srv.old_chld, NULL);
     sigaction(SIGINT, &srv.old_int, NULL);
     sigaction(SIGPIPE, &srv.old_pipe, NULL);
-#if defined(USE_PDEATHSIG)
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return mproc__fail_os_last();
-    if (getppid() != srv.self) raise(SIGKILL); /* the server died before prctl */
-    const int watch = -1;
-#else
-    const int watch = srv.alive_r;
-#endif
     for (size_t i = 3; i < nfds; i++) pass[i - 3] = fds[i];
     mproc__posix_plan_fds(&plan, fds[1], fds[2], watch, pass, nfds - 3);
     if (mproc__posix_apply_plan(&plan, -1) < 0) return mproc__fail_os_last();
@@ -260,14 +364,105 @@ static int become_child(const int *fds, size_t nfds, char *env_value, size_t cap
     if (rc) return mproc__fail_os(rc);
     pthread_detach(t);
 #endif
-    free(srv.kids);
-    srv.kids = NULL;
     mproc__posix_channels_env(&plan, env_value, cap);
     return 0;
 }
 
+/* The descriptor a child watches for the server's end: none where the
+   kernel's parent-death signal does it. */
+static int server_watch_fd(void)
+{
+#if defined(USE_PDEATHSIG)
+    return -1;
+#else
+    return srv.alive_r;
+#endif
+}
+
+MPROC__NORETURN static void child_setup_failed(int rc)
+{
+    fprintf(stderr, "mproc: forkserver child set-up failed: %s\n", mproc_strerror(rc));
+    _exit(MPROC_EXIT_BOOTSTRAP);
+}
+
+/* A new spare, between its fork and its hand-off: it keeps only its end
+   of the hand-off socketpair and the watch descriptor, then waits. It
+   returns with its channels in place once given a request; it leaves
+   quietly at end of stream (the server is shutting down, or has gone). */
+static void run_spare(int hand, char *env_value, size_t cap)
+{
+    unsigned char rec[REQ_SIZE];
+    int fds[MAX_FDS];
+    size_t nfds;
+    mproc__posix_fd_plan idle = {{server_watch_fd()}, 1, MPROC__POSIX_FD_BASE + 1, 0};
+    if (idle.src[0] >= idle.high) idle.high = idle.src[0] + 1;
+    int rc = leave_server();
+    if (rc) child_setup_failed(rc);
+    if ((hand = mproc__posix_apply_plan(&idle, hand)) < 0) child_setup_failed(mproc__fail_os_last());
+    rc = recv_request(hand, rec, fds, &nfds);
+    if (rc == 1) _exit(0);
+    close(hand);
+    /* the server checked the request before handing it over */
+    if (rc || nfds < 3) child_setup_failed(MPROC_EPROTO);
+    rc = take_channels(fds, nfds, idle.src[0] < 0 ? -1 : MPROC__POSIX_FD_BASE, env_value, cap);
+    if (rc) child_setup_failed(rc);
+}
+
+/* Forks spares until there are SPARES of them: 1 in a new spare (given
+   its request, its channels in place), 0 in the server. A failed fork
+   is not retried until a request comes: that request forks for itself. */
+static int fill_spares(char *env_value, size_t cap)
+{
+    while (srv.ctl >= 0 && srv.nspares < SPARES && !srv.spare_failed) {
+        int sv[2];
+        if (make_socketpair(sv) != 0) {
+            srv.spare_failed = 1;
+            return 0;
+        }
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(sv[0]);
+            run_spare(sv[1], env_value, cap);
+            return 1;
+        }
+        close(sv[1]);
+        if (pid < 0) {
+            close(sv[0]);
+            srv.spare_failed = 1;
+            return 0;
+        }
+        srv.spares[srv.nspares].pid = pid;
+        srv.spares[srv.nspares].hand = sv[0];
+        srv.nspares++;
+    }
+    return 0;
+}
+
+/* Hands the request to a waiting spare: its pid, or -1 if there is none
+   (or it died before it could take the request). */
+static pid_t hand_to_spare(const unsigned char *rec, const int *fds, size_t nfds)
+{
+    while (srv.nspares) {
+        spare *s = NULL;
+        for (size_t i = 0; i < srv.nspares && !s; i++)
+            if (srv.spares[i].hand >= 0) s = &srv.spares[i];
+        if (!s) return -1;
+        int rc = send_message(s->hand, rec, REQ_SIZE, fds, nfds);
+        close(s->hand);
+        s->hand = -1;
+        pid_t pid = s->pid;
+        if (rc == 0) {
+            *s = srv.spares[--srv.nspares]; /* a child now, reaped as one */
+            return pid;
+        }
+        kill(pid, SIGKILL); /* broken: reaped as a spare, the next one tried */
+    }
+    return -1;
+}
+
 /* 1 in the new child (its channels set up), 0 in the server. */
-static int start_child(const int *fds, size_t nfds, char *env_value, size_t cap)
+static int start_child(const unsigned char *rec, const int *fds, size_t nfds, char *env_value,
+                       size_t cap)
 {
     if (srv.nkids == srv.cap) {
         size_t cap2 = srv.cap ? srv.cap * 2 : 16;
@@ -280,13 +475,12 @@ static int start_child(const int *fds, size_t nfds, char *env_value, size_t cap)
         srv.kids = k;
         srv.cap = cap2;
     }
-    pid_t pid = fork();
+    pid_t pid = hand_to_spare(rec, fds, nfds);
+    if (pid < 0) pid = fork();
     if (pid == 0) {
-        int rc = become_child(fds, nfds, env_value, cap);
-        if (rc) {
-            fprintf(stderr, "mproc: forkserver child set-up failed: %s\n", mproc_strerror(rc));
-            _exit(MPROC_EXIT_BOOTSTRAP);
-        }
+        int rc = leave_server();
+        if (!rc) rc = take_channels(fds, nfds, server_watch_fd(), env_value, cap);
+        if (rc) child_setup_failed(rc);
         return 1;
     }
     if (pid < 0) {
@@ -294,6 +488,7 @@ static int start_child(const int *fds, size_t nfds, char *env_value, size_t cap)
         close_all(fds, nfds);
         return 0;
     }
+    srv.spare_failed = 0; /* a fork worked: try spares again */
     write_report(fds[0], REP_PID, pid);
     srv.kids[srv.nkids].pid = pid;
     srv.kids[srv.nkids].report = fds[0];
@@ -309,22 +504,34 @@ static void signal_child(pid_t pid, int hard)
         if (srv.kids[i].pid == pid) kill(pid, hard ? SIGKILL : SIGTERM);
 }
 
+/* The program has gone: the spares leave (end of stream on their
+   sockets); the server waits for them and the children to end. */
+static void program_gone(void)
+{
+    close(srv.ctl);
+    srv.ctl = -1;
+    for (size_t i = 0; i < srv.nspares; i++)
+        if (srv.spares[i].hand >= 0) {
+            close(srv.spares[i].hand);
+            srv.spares[i].hand = -1;
+        }
+}
+
 /* 1 in a new child, 0 in the server; the program's departure closes ctl. */
 static int serve_request(char *env_value, size_t cap)
 {
     unsigned char rec[REQ_SIZE];
     int fds[MAX_FDS];
     size_t nfds;
-    int rc = recv_request(rec, fds, &nfds);
+    int rc = recv_request(srv.ctl, rec, fds, &nfds);
     if (rc == 1) {
-        close(srv.ctl);
-        srv.ctl = -1;
+        program_gone();
         return 0;
     }
     uint32_t kind = mproc__get_u32(rec + 4), arg = mproc__get_u32(rec + 16);
     int ok = rc == 0 && mproc__get_u32(rec) == FS_MAGIC;
     if (ok && kind == REQ_START && nfds >= 3 && arg == nfds)
-        return start_child(fds, nfds, env_value, cap);
+        return start_child(rec, fds, nfds, env_value, cap);
     if (ok && kind == REQ_SIGNAL && nfds == 0) {
         signal_child((pid_t)record_value(rec), arg != 0);
         return 0;
@@ -338,6 +545,7 @@ int mproc__posix_forkserver_main(int ctl, char *env_value, size_t cap)
     int rc = server_setup(ctl);
     if (rc) return rc;
     for (;;) {
+        if (fill_spares(env_value, cap)) return 0;
         struct pollfd pf[2] = {{srv.ctl, POLLIN, 0}, {srv.wake_r, POLLIN, 0}};
         if (poll(pf, 2, -1) < 0) {
             if (errno == EINTR) continue;
@@ -347,8 +555,8 @@ int mproc__posix_forkserver_main(int ctl, char *env_value, size_t cap)
         if (srv.ctl >= 0 && pf[0].revents && serve_request(env_value, cap)) return 0;
         /* The program has gone: its daemons follow it by themselves, the
            others run on (as spawned ones would); the server stays only to
-           reap them. */
-        if (srv.ctl < 0 && srv.nkids == 0) _exit(0);
+           reap them and its leaving spares. */
+        if (srv.ctl < 0 && srv.nkids == 0 && srv.nspares == 0) _exit(0);
     }
 }
 
@@ -372,31 +580,6 @@ static void forget_server_in_child(void)
 
 static void register_atfork(void) { pthread_atfork(NULL, NULL, forget_server_in_child); }
 
-static int make_socketpair(int sv[2])
-{
-#if defined(SOCK_CLOEXEC)
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return mproc__fail_os_last();
-#else
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return mproc__fail_os_last();
-    if (fcntl(sv[0], F_SETFD, FD_CLOEXEC) != 0 || fcntl(sv[1], F_SETFD, FD_CLOEXEC) != 0) {
-        int err = errno;
-        close(sv[0]);
-        close(sv[1]);
-        return mproc__fail_os(err);
-    }
-#endif
-#if defined(SO_NOSIGPIPE)
-    int one = 1; /* macOS: no MSG_NOSIGNAL */
-    if (setsockopt(sv[0], SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one) != 0) {
-        int err = errno;
-        close(sv[0]);
-        close(sv[1]);
-        return mproc__fail_os(err);
-    }
-#endif
-    return 0;
-}
-
 /* With client_mu held. */
 static int start_server(const char *exe)
 {
@@ -409,7 +592,15 @@ static int start_server(const char *exe)
     /* The server never reads stdin, and its children, forked from it, get
        the null device as spawned children do by default. */
     plan.null_stdin = 1;
-    rc = mproc__posix_spawn_image(exe, MPROC__POSIX_SERVER_ENV ",3", &plan, &pid);
+    /* Bound at its start, every symbol: otherwise each child it forks
+       resolves (and copies the pages of) the same lazy bindings again. An
+       LD_BIND_NOW we add is removed again by the server (",bindnow"). */
+    char bind_now[] = "LD_BIND_NOW=1";
+    int own = getenv("LD_BIND_NOW") == NULL;
+    rc = mproc__posix_spawn_image(exe,
+                                  own ? MPROC__POSIX_SERVER_ENV ",3" MPROC__POSIX_SERVER_BIND_NOW
+                                      : MPROC__POSIX_SERVER_ENV ",3",
+                                  own ? bind_now : NULL, &plan, &pid);
     close(sv[1]);
     if (rc) {
         close(sv[0]);
@@ -436,34 +627,8 @@ static void forget_dead_server(void)
 static int send_request(uint32_t kind, int64_t pid, uint32_t arg, const int *fds, size_t nfds)
 {
     unsigned char rec[REQ_SIZE];
-    union { struct cmsghdr align; char buf[CMSG_SPACE(MAX_FDS * sizeof(int))]; } ctrl;
-    size_t sent = 0;
-    memset(&ctrl, 0, sizeof ctrl); /* the padding after the descriptors too */
     encode(rec, sizeof rec, kind, pid, arg);
-    while (sent < sizeof rec) {
-        struct iovec iov = {rec + sent, sizeof rec - sent};
-        struct msghdr m;
-        memset(&m, 0, sizeof m);
-        m.msg_iov = &iov;
-        m.msg_iovlen = 1;
-        if (nfds && !sent) { /* the descriptors travel with the first byte */
-            m.msg_control = ctrl.buf;
-            m.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-            struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-            memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
-        }
-        ssize_t n = sendmsg(client_ctl, &m, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EPIPE || errno == ECONNRESET) return MPROC_ECLOSED;
-            return mproc__fail_os_last();
-        }
-        sent += (size_t)n;
-    }
-    return 0;
+    return send_message(client_ctl, rec, sizeof rec, fds, nfds);
 }
 
 /* Sends a start request, starting the server first if there is none or

@@ -229,12 +229,18 @@ int mproc__os_read_all(mproc__handle h, void *buf, size_t len, size_t *got, int 
     size_t done = 0;
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
     int rc = 0;
+    /* Without a deadline a blocking read waits by itself: poll only once a
+       read has said EAGAIN (a non-blocking descriptor). */
+    int must_poll = timeout_ms != MPROC_FOREVER;
     while (done < len) {
-        int ready = mproc__os_wait_readable(h, mproc__remaining_ms(deadline, timeout_ms));
-        if (ready < 0) { rc = ready; break; }
-        if (ready == 0) { rc = MPROC_ETIMEDOUT; break; }
+        if (must_poll) {
+            int ready = mproc__os_wait_readable(h, mproc__remaining_ms(deadline, timeout_ms));
+            if (ready < 0) { rc = ready; break; }
+            if (ready == 0) { rc = MPROC_ETIMEDOUT; break; }
+        }
         ssize_t n = read((int)h, p + done, len - done);
         if (n < 0) {
+            if (errno == EAGAIN) must_poll = 1;
             if (errno == EINTR || errno == EAGAIN) continue;
             rc = mproc__fail_os_last();
             break;

@@ -35,9 +35,10 @@ void mproc__posix_plan_fds(mproc__posix_fd_plan *plan, int boot_read, int status
 /* In a child (after fork): moves the plan's descriptors to 3, 4, ... and
    closes every other one above stderr. Async-signal-safe. 0 or -1. */
 int mproc__posix_apply_plan(const mproc__posix_fd_plan *plan, int keep_fd);
-/* Starts this program (or exe) afresh with MPROC_CHILD=env_value and the
-   plan's descriptors; the caller still owns the plan's sources. */
-int mproc__posix_spawn_image(const char *exe, const char *env_value,
+/* Starts this program (or exe) afresh with MPROC_CHILD=env_value (and the
+   "NAME=value" extra_env, or NULL) and the plan's descriptors; the caller
+   still owns the plan's sources. */
+int mproc__posix_spawn_image(const char *exe, const char *env_value, char *extra_env,
                              const mproc__posix_fd_plan *plan, pid_t *pid);
 /* The child layout of a spawn request (watch: the descriptor in slot 5,
    or -1); fills req->pass_in_child. */
@@ -56,6 +57,9 @@ mproc__os_proc *mproc__posix_served_proc(pid_t pid, int report_fd, unsigned serv
 /* ---- the forkserver (forkserver.c) ---------------------------------------- */
 /* The value of MPROC_CHILD that makes a started image the forkserver. */
 #define MPROC__POSIX_SERVER_ENV "forkserver"
+/* Its suffix (",3,bindnow") when the program started the server with an
+   LD_BIND_NOW of its own that the server removes again. */
+#define MPROC__POSIX_SERVER_BIND_NOW ",bindnow"
 /* In the server's image: serves the program over ctl; returns only in the
    children it forks, with their channels in place (3, 4, ...) and the
    value of MPROC_CHILD a spawned child would have had. */

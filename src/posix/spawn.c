@@ -75,17 +75,18 @@ static int exe_path(const char *exe, char *buf, size_t cap)
     return 0;
 }
 
-/* environ without any MPROC_CHILD, plus our own entry. */
-static char **child_environment(char *own_entry)
+/* environ without any MPROC_CHILD, plus our own entry and extra (or NULL). */
+static char **child_environment(char *own_entry, char *extra)
 {
     size_t n = 0, k = 0, name_len = strlen(MPROC__CHILD_ENV);
     while (environ[n]) n++;
-    char **env = malloc((n + 2) * sizeof *env);
+    char **env = malloc((n + 3) * sizeof *env);
     if (!env) return NULL;
     for (size_t i = 0; i < n; i++)
         if (!(strncmp(environ[i], MPROC__CHILD_ENV, name_len) == 0 && environ[i][name_len] == '='))
             env[k++] = environ[i];
     env[k++] = own_entry;
+    if (extra) env[k++] = extra;
     env[k] = NULL;
     return env;
 }
@@ -227,7 +228,7 @@ static int spawn_with_fork(const char *path, char **argv, char **env,
 }
 #endif
 
-int mproc__posix_spawn_image(const char *exe, const char *env_value,
+int mproc__posix_spawn_image(const char *exe, const char *env_value, char *extra_env,
                              const mproc__posix_fd_plan *plan, pid_t *pid)
 {
     char path[PATH_MAX], env_entry[96];
@@ -235,7 +236,7 @@ int mproc__posix_spawn_image(const char *exe, const char *env_value,
     int rc = exe_path(exe, path, sizeof path);
     if (rc) return rc;
     snprintf(env_entry, sizeof env_entry, "%s=%s", MPROC__CHILD_ENV, env_value);
-    char **env = child_environment(env_entry);
+    char **env = child_environment(env_entry, extra_env);
     if (!env) return MPROC_ENOMEM;
 #if defined(USE_POSIX_SPAWN)
     rc = spawn_with_posix_spawn(path, argv, env, plan, pid);
@@ -290,9 +291,36 @@ mproc__os_proc *mproc__posix_served_proc(pid_t pid, int report_fd, unsigned serv
     return p;
 }
 
+/* MPROC_CHILD's numbers are written and read without the printf and
+   scanf families: a child forked by the forkserver would otherwise fault
+   in their code (which the server never ran) just for three numbers. */
+static char *put_number(char *p, char *end, int v)
+{
+    char digits[12];
+    int n = 0;
+    do digits[n++] = (char)('0' + v % 10); while ((v /= 10) > 0 && n < (int)sizeof digits);
+    while (n && p < end) *p++ = digits[--n];
+    return p;
+}
+
+/* A number of at most six digits at *s: its value, *s moved past it; -1
+   without one. */
+static int get_number(const char **s)
+{
+    int v = 0, n = 0;
+    for (; **s >= '0' && **s <= '9' && n < 6; (*s)++, n++) v = v * 10 + (**s - '0');
+    return n ? v : -1;
+}
+
 void mproc__posix_channels_env(const mproc__posix_fd_plan *plan, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%d,%d,%d", MPROC__POSIX_FD_BASE, MPROC__POSIX_FD_BASE + 1, plan->n);
+    const int numbers[3] = {MPROC__POSIX_FD_BASE, MPROC__POSIX_FD_BASE + 1, plan->n};
+    char *p = buf, *end = buf + cap - 1;
+    for (int i = 0; i < 3; i++) {
+        if (i && p < end) *p++ = ',';
+        p = put_number(p, end, numbers[i]);
+    }
+    *p = 0;
 }
 
 void mproc__posix_child_layout(const mproc__os_spawn_req *req, int watch,
@@ -320,7 +348,7 @@ int mproc__os_spawn(const mproc__os_spawn_req *req, mproc__os_proc **out)
     }
     mproc__posix_child_layout(req, sentinel_w, &plan);
     mproc__posix_channels_env(&plan, env_value, sizeof env_value);
-    rc = mproc__posix_spawn_image(req->exe, env_value, &plan, &pid);
+    rc = mproc__posix_spawn_image(req->exe, env_value, NULL, &plan, &pid);
     mproc__os_close(req->boot_read);
     mproc__os_close(req->status_write);
     mproc__os_close(sentinel_w);
@@ -336,25 +364,34 @@ int mproc__os_spawn(const mproc__os_spawn_req *req, mproc__os_proc **out)
 int mproc__os_child_channels(const char *env_value, mproc__handle *boot_read,
                              mproc__handle *status_write)
 {
-    int r, w, n;
-    char tail, served[64];
+    int numbers[3];
+    char served[64];
     const size_t skip = strlen(MPROC__POSIX_SERVER_ENV ",");
     /* The forkserver's image: it serves until the program has gone, and
        returns here only in each child it forks, laid out as if spawned. */
     if (strncmp(env_value, MPROC__POSIX_SERVER_ENV ",", skip) == 0) {
-        if (sscanf(env_value + skip, "%d%c", &r, &tail) != 1 || r != MPROC__POSIX_FD_BASE)
-            return MPROC_EPROTO;
-        int rc = mproc__posix_forkserver_main(r, served, sizeof served);
+        const char *s = env_value + skip;
+        int ctl = get_number(&s), bind_now = strcmp(s, MPROC__POSIX_SERVER_BIND_NOW) == 0;
+        if (ctl != MPROC__POSIX_FD_BASE || (*s && !bind_now)) return MPROC_EPROTO;
+        /* LD_BIND_NOW was the server's own: its children get the
+           program's environment. */
+        if (bind_now) unsetenv("LD_BIND_NOW");
+        int rc = mproc__posix_forkserver_main(ctl, served, sizeof served);
         if (rc) return rc;
         env_value = served;
     }
-    if (sscanf(env_value, "%d,%d,%d%c", &r, &w, &n, &tail) != 3 || r != MPROC__POSIX_FD_BASE ||
-        w != MPROC__POSIX_FD_BASE + 1 || n < 3 || n > MPROC__MAX_PASS + 3)
+    for (int i = 0; i < 3; i++) /* "3,4,N" */
+        if ((numbers[i] = get_number(&env_value)) < 0 || *env_value++ != (i < 2 ? ',' : 0))
+            return MPROC_EPROTO;
+    int r = numbers[0], w = numbers[1], n = numbers[2];
+    if (r != MPROC__POSIX_FD_BASE || w != MPROC__POSIX_FD_BASE + 1 || n < 3 || n > MPROC__MAX_PASS + 3)
         return MPROC_EPROTO;
     /* Everything the parent handed over stays private to this process. */
-    for (int fd = MPROC__POSIX_FD_BASE; fd < MPROC__POSIX_FD_BASE + n; fd++)
-        if (fcntl(fd, F_GETFD) >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
-    if (fcntl(r, F_GETFD) < 0 || fcntl(w, F_GETFD) < 0) return mproc__fail_os_last();
+    for (int fd = MPROC__POSIX_FD_BASE; fd < MPROC__POSIX_FD_BASE + n; fd++) {
+        int flags = fcntl(fd, F_GETFD);
+        if (flags < 0 && (fd == r || fd == w)) return mproc__fail_os_last();
+        if (flags >= 0 && !(flags & FD_CLOEXEC)) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    }
     *boot_read = r;
     *status_write = w;
     return 0;
