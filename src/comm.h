@@ -15,6 +15,10 @@ int mproc__conn_wait_finish(mproc_conn *c);
 /* 1 if a message (or the other end's going) is there now: no system call,
    for callers that spin before they sleep (the pool). */
 int mproc__conn_readable(mproc_conn *c);
+/* 1 once the other end has gone, asking the link now (a system call): for
+   a reader that never sleeps on the link, which is how a sleeper learns
+   it (the pool's callers that read a worker's conn). */
+int mproc__conn_peer_gone(mproc_conn *c);
 int mproc__queue_wait_prepare(mproc_queue *q, mproc__handle *h);
 int mproc__queue_wait_finish(mproc_queue *q, int woke);
 /* A queue's doorbell or a conn's link can lose a wake to another waiter

@@ -487,6 +487,8 @@ static int ready_now(mproc_conn *c) { return mproc__ring_readable(&c->in) || gon
 
 int mproc__conn_readable(mproc_conn *c) { return c->can_recv && ready_now(c); }
 
+int mproc__conn_peer_gone(mproc_conn *c) { return probe_gone(c); }
+
 int mproc__conn_wait_prepare(mproc_conn *c, mproc__handle *h)
 {
     if (!c->can_recv) return MPROC_ESTATE;

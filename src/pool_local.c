@@ -79,6 +79,8 @@ typedef struct local {
     int wake_now;            /* serve_resume: take the conn back now */
     volatile uint32_t wanted; /* a caller found serve reading: give way
                                  (atomic: serve's spin reads it) */
+    uint64_t probe_at_ns;    /* callers ask the link whether the worker went
+                                (PROBE_EVERY_NS) */
     uint64_t reported_before; /* sub-items reported by this slot's dead
                                  workers (mproc_task_progress) */
 } local;
@@ -94,6 +96,10 @@ enum {
    the thread still parked and needs no wake-up. */
 #define PARK_LOOK_MS 1
 #define PARK_QUIET_LOOKS 2
+/* Callers reading a conn never sleep on its link, which is how a reader
+   learns that the worker has gone (killed by a task timeout, from
+   outside): they ask the link this often while the conn is empty. */
+#define PROBE_EVERY_NS 1000000u
 
 /* Arena per worker: 16 MiB shared among the workers, 1..4 MiB each.
    Memory is touched only as units use it. */
@@ -580,10 +586,6 @@ static void take_turn(mproc__pool_slot *s)
         for (int quiet = 0; !l->wake_now && quiet < PARK_QUIET_LOOKS;) {
             mproc__os_cond_wait(l->rx_cond, l->rx_mu, PARK_LOOK_MS);
             quiet = mproc__load32(&s->pool->callers_serving) ? 0 : quiet + 1;
-            /* Callers reading the conn do not see the worker's end (that
-               takes a look at the link): a worker killed meanwhile (a task
-               timeout, from outside) is seen here. */
-            if (mproc_process_is_alive(l->proc) != 1) break;
         }
         l->reader = READER_THREAD;
     }
@@ -625,14 +627,24 @@ static int l_serve_ready(mproc__pool_slot *s)
     int got = 0;
     mproc__os_mutex_lock(l->rx_mu);
     if (l->reader == READER_THREAD) mproc__store32(&l->wanted, 1);
-    if (l->reader == READER_CALLERS && !l->wake_now && mproc__conn_readable(l->conn)) {
-        unsigned char *big;
-        size_t len;
-        int rc = take_batch(l->conn, l->rbuf, RBUF, &big, &len, 0);
-        if (!rc) {
-            deliver_and_pump(s, big, len);
-            got = 1;
-        } else if (rc != MPROC_ETIMEDOUT && rc != MPROC_EPROTO) {
+    if (l->reader == READER_CALLERS && !l->wake_now) {
+        int rc = 0;
+        if (mproc__conn_readable(l->conn)) {
+            unsigned char *big;
+            size_t len;
+            rc = take_batch(l->conn, l->rbuf, RBUF, &big, &len, 0);
+            if (!rc) {
+                deliver_and_pump(s, big, len);
+                got = 1;
+            }
+        } else {
+            uint64_t now = mproc__os_now_ns();
+            if (now >= l->probe_at_ns) {
+                l->probe_at_ns = now + PROBE_EVERY_NS;
+                if (mproc__conn_peer_gone(l->conn)) rc = MPROC_ECLOSED;
+            }
+        }
+        if (rc && rc != MPROC_ETIMEDOUT && rc != MPROC_EPROTO) {
             /* The worker's end (or a broken conn): that is serve's to see. */
             l->wake_now = 1;
             mproc__os_cond_broadcast(l->rx_cond);
