@@ -169,7 +169,9 @@ void mproc__ring_announce(mproc__ring *r, int kind, int delta)
     mproc__add64(&r->sh->wait_seq[kind], 1);
     /* A waker leaving a kept lock looks for us with no fence of its own.
        One that keeps it only from a later take has fenced since (the
-       compare-and-swap that kept it) and sees this announcement. */
+       compare-and-swap that kept it) and sees this announcement. (Should
+       the fence fail here, where the owner could join, a wake may be
+       missed: the sleep slice bounds it.) */
     if (lock_kept(r)) (void)mproc__os_remote_fence();
 }
 
@@ -254,7 +256,8 @@ static int try_lock(mproc__ring *r, void *arg, int sleeping)
     lock_try *t = arg;
     uint64_t owner = mproc__load64(&t->lk->owner);
     if (owner == 0) return mproc__cas64(&t->lk->owner, 0, t->me);
-    if ((owner & LOCK_ID) == t->me) return mproc__cas64(&t->lk->owner, owner, t->me); /* kept by us */
+    if ((owner & (LOCK_ID | LOCK_BIAS)) == (t->me | LOCK_BIAS)) /* kept by us, being revoked */
+        return mproc__cas64(&t->lk->owner, owner, t->me);
     if (sleeping && !mproc__os_pid_alive(owner_pid(owner)) &&
         mproc__cas64(&t->lk->owner, owner, t->me)) {
         mproc__store64(&t->lk->busy, 0); /* it may have died inside */

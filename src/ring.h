@@ -12,20 +12,26 @@
    get lock, which makes the ring single-producer single-consumer: head and
    tail are plain atomics and the copies run outside any shared critical
    section, producer and consumer in parallel. A lock word holds the
-   owner's pid; a waiter that finds the owner gone (exited, killed, or a
+   owner's pid (and which of its ring objects); a waiter that finds the owner gone (exited, killed, or a
    zombie) takes the lock over and repairs what the owner left: a stream
    cut short gets an ABORT record, so the consumer discards the partial
    message; a consumer cut short mid-stream makes the next one skip the
-   rest of that message.
+   rest of that message. An owner that takes a lock many times in a row
+   keeps it between calls where the system has an asymmetric fence (Linux
+   membarrier): then taking and releasing it are plain stores, and a
+   contender revokes it (ring.c, "the two locks"); elsewhere every take
+   is a compare-and-swap.
 
    Waiting belongs to the user of the ring (a queue sleeps on a doorbell,
    a conn on its link): the ring spins briefly, then calls ops->sleep_once
    in slices, and calls ops->wake after every change somebody may wait
-   for. A whole message costs each side two fences, the lock's take and
-   its release: the tail and head are published with release stores, and
-   the waiters a message concerns are looked for after the unlock, whose
-   fence orders that look after the publication (the sleeper announces,
-   then looks at the ring: one of the two sees the other). The ring itself is trusted no further than its checks: a record
+   for. The tail and head are published with release stores, and the
+   waiters a message concerns are looked for after the unlock: a plain
+   unlock's fence orders that look after the publication (the sleeper
+   announces, then looks at the ring: one of the two sees the other); a
+   kept lock has no fence, so a sleeper runs the remote fence after its
+   announcement instead, which costs the sleeping side, not every
+   message. The ring itself is trusted no further than its checks: a record
    that fails them (shared memory scribbled on) empties the ring and
    reports MPROC_EPROTO. */
 #ifndef MPROC_RING_H
