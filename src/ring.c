@@ -294,9 +294,9 @@ static int lock_plain(mproc__ring *r, int which, uint64_t me, uint64_t deadline,
 }
 
 /* 0 locked, 1 locked after taking it over from a dead owner, or error. */
-static inline int ring_lock(mproc__ring *r, int which, uint64_t deadline, int timeout_ms)
+static inline int ring_lock(mproc__ring *r, int which, uint64_t me, uint64_t deadline,
+                            int timeout_ms)
 {
-    uint64_t me = lock_id(r);
     if (r->biased[which] == me) { /* kept: not so in a forked copy, whose pid differs */
         mproc__ring_lock *lk = lock_of(r, which);
         mproc__store64_rel(&lk->busy, 1);
@@ -330,9 +330,8 @@ static void unlock_plain(mproc__ring *r, int which, uint64_t me)
     else mproc__fence(); /* the callers' wakes rely on a fence here */
 }
 
-static inline void ring_unlock(mproc__ring *r, int which)
+static inline void ring_unlock(mproc__ring *r, int which, uint64_t me)
 {
-    uint64_t me = lock_id(r);
     if (r->biased[which] == me) {
         mproc__ring_lock *lk = lock_of(r, which);
         mproc__store64_rel(&lk->busy, 0);
@@ -373,12 +372,17 @@ typedef struct space_need {
     int first;     /* the record starts a message */
 } space_need;
 
+/* first: the record starts a message, which a queue's maxsize may refuse. */
+static inline int space_now(mproc__ring *r, uint64_t want, int first)
+{
+    if (first && r->ops->room && !r->ops->room(r)) return 0;
+    return free_space(r, want) >= want;
+}
+
 static int has_space(mproc__ring *r, void *arg, int sleeping)
 {
     space_need *s = arg;
-    if (s->first && r->ops->room && !r->ops->room(r)) return 0;
-    uint64_t want = sleeping || s->wide < s->bytes ? s->bytes : s->wide;
-    return free_space(r, want) >= want;
+    return space_now(r, sleeping || s->wide < s->bytes ? s->bytes : s->wide, s->first);
 }
 
 /* Ends a stream cut short (the ring always keeps room for this record). */
@@ -432,7 +436,7 @@ static void widen_need(mproc__ring *r, space_need *need)
 static int put_whole(mproc__ring *r, const void *buf, size_t len, uint64_t deadline, int timeout_ms)
 {
     space_need need = {pad8(REC_HDR + len), 0, 1};
-    if (!has_space(r, &need, 0)) {
+    if (!space_now(r, need.bytes, 1)) {
         widen_need(r, &need);
         int rc = mproc__ring_wait(r, MPROC__RING_SPACE, has_space, &need, deadline, timeout_ms);
         if (rc) return rc;
@@ -473,7 +477,8 @@ static int put_stream(mproc__ring *r, const unsigned char *buf, size_t len, uint
 int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, uint64_t deadline,
                     int timeout_ms)
 {
-    int rc = ring_lock(r, PUT_LOCK, deadline, timeout_ms);
+    uint64_t me = lock_id(r);
+    int rc = ring_lock(r, PUT_LOCK, me, deadline, timeout_ms);
     if (rc < 0) return rc;
     if (rc == 1) repair_put(r); /* after a dead owner */
     /* Whole if it fits a record no larger than a stream's chunk: the bound
@@ -482,8 +487,8 @@ int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, uint64_t deadli
         rc = put_whole(r, buf, len, deadline, timeout_ms);
     else
         rc = put_stream(r, buf, len, deadline, timeout_ms);
-    ring_unlock(r, PUT_LOCK);
-    wake_waiters(r, MPROC__RING_DATA); /* after the unlock's fence */
+    ring_unlock(r, PUT_LOCK, me);
+    wake_waiters(r, MPROC__RING_DATA); /* after the unlock's fence (or the sleeper's) */
     return rc;
 }
 
@@ -560,7 +565,7 @@ static int stream_record(mproc__ring *r, void *arg, int sleeping)
         mproc__store64(&r->sh->put.busy, 0);
         r->biased[PUT_LOCK] = 0;
         repair_put(r);
-        ring_unlock(r, PUT_LOCK);
+        ring_unlock(r, PUT_LOCK, me);
     }
     return mproc__ring_readable(r);
 }
@@ -589,10 +594,11 @@ static int skip_stream(mproc__ring *r, uint64_t deadline, int timeout_ms)
 
 int mproc__ring_get_lock(mproc__ring *r, uint64_t deadline, int timeout_ms)
 {
-    int rc = ring_lock(r, GET_LOCK, deadline, timeout_ms);
+    uint64_t me = lock_id(r);
+    int rc = ring_lock(r, GET_LOCK, me, deadline, timeout_ms);
     if (rc < 0) return rc;
     if (rc == 1 || mproc__load64(&r->sh->get_stream)) rc = skip_stream(r, deadline, timeout_ms);
-    if (rc) ring_unlock(r, GET_LOCK);
+    if (rc) ring_unlock(r, GET_LOCK, me);
     return rc;
 }
 
@@ -600,7 +606,7 @@ void mproc__ring_get_unlock(mproc__ring *r)
 {
     r->peeked = 0;
     r->whole_size = 0;
-    ring_unlock(r, GET_LOCK);
+    ring_unlock(r, GET_LOCK, lock_id(r));
     wake_waiters(r, MPROC__RING_SPACE); /* for take_start, after the unlock's fence */
 }
 
