@@ -230,6 +230,7 @@ static int64_t owner_pid(uint64_t owner) { return (int64_t)(owner & 0xffffffffu)
 
 typedef struct lock_try {
     mproc__ring_lock *lk;
+    int which;
     uint64_t me;
     uint64_t fenced; /* the owner word a remote fence was run for */
     int recovered;
@@ -252,12 +253,13 @@ static int revoke(lock_try *t, uint64_t owner)
 
 static int try_lock(mproc__ring *r, void *arg, int sleeping)
 {
-    (void)r;
     lock_try *t = arg;
     uint64_t owner = mproc__load64(&t->lk->owner);
     if (owner == 0) return mproc__cas64(&t->lk->owner, 0, t->me);
-    if ((owner & (LOCK_ID | LOCK_BIAS)) == (t->me | LOCK_BIAS)) /* kept by us, being revoked */
+    if ((owner & (LOCK_ID | LOCK_BIAS)) == (t->me | LOCK_BIAS)) { /* kept by us, being revoked */
+        r->streak[t->which] = 0; /* plain for a while: the contender gets its turn */
         return mproc__cas64(&t->lk->owner, owner, t->me);
+    }
     if (sleeping && !mproc__os_pid_alive(owner_pid(owner)) &&
         mproc__cas64(&t->lk->owner, owner, t->me)) {
         mproc__store64(&t->lk->busy, 0); /* it may have died inside */
@@ -283,7 +285,7 @@ static void note_plain_take(mproc__ring *r, int which, uint64_t me)
 static int lock_plain(mproc__ring *r, int which, uint64_t me, uint64_t deadline, int timeout_ms)
 {
     mproc__ring_lock *lk = lock_of(r, which);
-    lock_try t = {lk, me, 0, 0};
+    lock_try t = {lk, which, me, 0, 0};
     r->biased[which] = 0;
     if (!mproc__cas64(&lk->owner, 0, me)) {
         int rc = mproc__ring_wait(r, MPROC__RING_LOCK, try_lock, &t, deadline, timeout_ms);
