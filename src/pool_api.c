@@ -42,12 +42,13 @@ static void act_on_interrupt(mproc_pool *pool)
 #define SERVE_BACKOFF_MAX 6 /* SERVE_IDLE_US >> 6 = 0: no spin */
 #define QUICK_UNITS_PER_MS 8
 
-/* (A starting slot's units belong to its own thread.) */
-static int units_in_flight(const mproc_pool *pool)
+/* 1 if a worker will send something: the results of units it holds, or
+   word that it is ready. (A starting slot belongs to its own thread.) */
+static int events_expected(const mproc_pool *pool)
 {
     for (int i = 0; i < pool->nslots; i++) {
         const mproc__pool_slot *s = &pool->slots[i];
-        if (s->state == MPROC__SLOT_RUNNING && s->u_count) return 1;
+        if (s->state == MPROC__SLOT_RUNNING && (s->u_count || !s->ready)) return 1;
     }
     return 0;
 }
@@ -82,10 +83,11 @@ static void serve_while_quick(mproc_pool *pool, const void *what, int (*done)(co
         if (now - quiet_since > idle_us * 1000u || mproc__remaining_ms(deadline, timeout_ms) == 0)
             break;
     }
-    /* The last caller to leave while workers hold units hands their events
-       back to the serving threads at once; otherwise they take over within
-       a few milliseconds unless a caller comes back first (the next get). */
-    if (mproc__add32(&pool->callers_serving, (uint32_t)-1) == 1 && units_in_flight(pool)) {
+    /* The last caller to leave while workers owe events (units they hold,
+       a worker not ready yet) hands them back to the serving threads at
+       once; otherwise they take over within a few milliseconds unless a
+       caller comes back first (the next get). */
+    if (mproc__add32(&pool->callers_serving, (uint32_t)-1) == 1 && events_expected(pool)) {
         mproc__os_mutex_unlock(pool->mu);
         for (int i = 0; i < pool->nslots; i++) pool->transport->serve_resume(&pool->slots[i]);
         mproc__os_mutex_lock(pool->mu);
