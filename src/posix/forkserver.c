@@ -42,6 +42,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -623,6 +624,22 @@ static void forget_dead_server(void)
     client_server = 0;
 }
 
+/* With client_mu held: 1 if the server (our child) has ended, whether or
+   not its socket is still open: a spare it forked a moment before it was
+   killed may hold the socket until its own parent-death signal lands, and
+   a request sent there would be lost. Not reaped here (WNOWAIT):
+   forget_dead_server hands it to the orphan reaper. */
+static int server_has_ended(void)
+{
+    siginfo_t si;
+    int rc;
+    memset(&si, 0, sizeof si);
+    do rc = waitid(P_PID, (id_t)client_server, &si, WEXITED | WNOHANG | WNOWAIT);
+    while (rc < 0 && errno == EINTR);
+    if (rc < 0) return errno == ECHILD; /* reaped by someone else: gone */
+    return si.si_pid == client_server;
+}
+
 /* With client_mu held. MPROC_ECLOSED if the server has gone. */
 static int send_request(uint32_t kind, int64_t pid, uint32_t arg, const int *fds, size_t nfds)
 {
@@ -639,7 +656,8 @@ static int request_start(const char *exe, const int *fds, size_t nfds, unsigned 
     pthread_once(&client_once, register_atfork);
     pthread_mutex_lock(&client_mu);
     int rc = client_ctl < 0 ? start_server(exe) : 0;
-    if (!rc) rc = send_request(REQ_START, 0, (uint32_t)nfds, fds, nfds);
+    if (!rc && server_has_ended()) rc = MPROC_ECLOSED;
+    else if (!rc) rc = send_request(REQ_START, 0, (uint32_t)nfds, fds, nfds);
     if (rc == MPROC_ECLOSED) {
         forget_dead_server();
         rc = start_server(exe);
