@@ -29,4 +29,16 @@ WINEPREFIX=${MPROC_WINEPREFIX:-$prefix}
 WINEDEBUG=-all   # also silences /usr/bin/wine's "wine32 is missing" hint
 export WINEPREFIX WINEDEBUG
 # Debian 12 ships no /usr/bin/wine64; the 64-bit loader lives here.
-exec "${MPROC_WINE64:-/usr/lib/wine/wine64}" "$@"
+wine64=${MPROC_WINE64:-/usr/lib/wine/wine64}
+# Debian's Wine has no preloader, so nothing reserves the low addresses
+# Wine needs before the kernel's address-space randomisation has placed
+# its own mappings: about one Wine process start in a thousand fails with
+# "failed to map the shared user data" (STATUS_CONFLICTING_ADDRESSES).
+# The test program then dies before main (no output, ~0.02 s), or its
+# CreateProcess fails with ERROR_INTERNAL_ERROR. Without randomisation
+# (a personality flag every Wine process it starts inherits) the layout is
+# the same each time. A container that refuses the flag runs as it is.
+if setarch "$(uname -m)" -R true 2>/dev/null; then
+    exec setarch "$(uname -m)" -R "$wine64" "$@"
+fi
+exec "$wine64" "$@"

@@ -45,7 +45,6 @@ MPROC_WINEPREFIX=$build/wine-prefix
 WINEPREFIX=$MPROC_WINEPREFIX
 WINEDEBUG=-all
 export MPROC_WINEPREFIX WINEPREFIX WINEDEBUG
-wine64=${MPROC_WINE64:-/usr/lib/wine/wine64}
 # /usr/bin/wineserver comes with the "wine" package (a Recommends of wine64).
 wineserver=$(command -v wineserver || echo /usr/lib/wine/wineserver64)
 
@@ -56,10 +55,10 @@ mkdir -p "$WINEPREFIX"   # wineserver starts in it; wineboot fills it
 # the first program and inherit its output. Started here, with nothing
 # but /dev/null, they cannot hold ctest's output pipe open (which would
 # make ctest wait for them until its timeout).
-"$wine64" wineboot </dev/null >/dev/null 2>&1
+"$repo/cmake/wine-run.sh" wineboot </dev/null >/dev/null 2>&1
 # A crashing test child must not start winedbg (slow, and its dump is
 # noise): no debugger for unhandled exceptions.
-"$wine64" reg add 'HKLM\Software\Microsoft\Windows NT\CurrentVersion\AeDebug' \
+"$repo/cmake/wine-run.sh" reg add 'HKLM\Software\Microsoft\Windows NT\CurrentVersion\AeDebug' \
     /v Debugger /t REG_SZ /d '' /f </dev/null >/dev/null 2>&1
 
 ctest --test-dir "$build" --output-on-failure -j "$jobs"
