@@ -165,7 +165,11 @@ MPROC__NORETURN static void run_child(const char *env_value)
        non-daemon child (Python's semantics); a daemon's watch ends it. */
     rc = mproc__os_write_all(status_write, "A", 1);
     if (rc && rc != MPROC_ECLOSED) bootstrap_failed("ack", rc);
-    if (boot.flags & MPROC__BOOT_DAEMON) mproc__watch_parent(boot_read);
+    /* A daemon watches for the program's end, unless the forkserver made
+       it: the server sees the program go and ends its daemons itself,
+       which spares the child a thread start on its way to the target. */
+    unsigned made_by = (boot.flags & MPROC__BOOT_METHOD_MASK) >> MPROC__BOOT_METHOD_SHIFT;
+    if ((boot.flags & MPROC__BOOT_DAEMON) && made_by != MPROC_FORKSERVER) mproc__watch_parent(boot_read);
     else mproc__os_close(boot_read);
     int code = target(arg, boot.arg_len);
     exit(code & 0xff);

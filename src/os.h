@@ -97,6 +97,12 @@ typedef struct mproc__os_spawn_req {
     int (*deliver)(void *ctx);
     void *ctx;
     int keep_stdin;                /* 0: the child's stdin is the null device */
+    /* mproc__os_serve only: return once the request and the bootstrap are
+       on their way, without waiting for the server's answer; the pid is
+       read from it when first needed, and a start the server could not
+       carry out then reads as a child that ended with its status lost
+       (wait: MPROC_ECHILD). Spawn ignores it. */
+    int pid_later;
 } mproc__os_spawn_req;
 
 /* Start the program again in child mode: the child gets an environment
@@ -134,7 +140,8 @@ __declspec(noreturn)
 _Noreturn
 #endif
 void mproc__os_exit_now(int code);
-int64_t mproc__os_proc_pid(const mproc__os_proc *p);
+/* 0 for a served child whose start failed (see pid_later). */
+int64_t mproc__os_proc_pid(mproc__os_proc *p);
 /* Wait up to timeout_ms for the process to end: 0 with *exitcode set
    (>= 0 exit status, -N signal N), or MPROC_ETIMEDOUT. Reaps it. Calling
    again after it ended returns the same code (and the same MPROC_ECHILD
@@ -149,7 +156,7 @@ int mproc__os_proc_signal(mproc__os_proc *p, int hard);
 int mproc__os_proc_interrupt(mproc__os_proc *p);
 /* A handle that becomes readable/signalled when the process ends (pidfd,
    sentinel pipe, process HANDLE), for mproc_wait; owned by p. */
-mproc__handle mproc__os_proc_wait_handle(const mproc__os_proc *p);
+mproc__handle mproc__os_proc_wait_handle(mproc__os_proc *p);
 /* Frees p. A process that has not been reaped is killed first if kill_it,
    else handed to a reaper so it does not stay a zombie. */
 void mproc__os_proc_free(mproc__os_proc *p, int kill_it);

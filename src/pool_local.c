@@ -193,7 +193,9 @@ static int spawn_worker(mproc__pool_slot *s, const mproc_ref *block, const mproc
     if (!arg) return MPROC_ENOMEM;
     int rc = mproc_process_create(p, mproc__pool_worker_main, arg, len, &popt);
     free(arg);
-    if (!rc && (rc = mproc_process_start(*p))) {
+    /* The pid is read once the worker has ended (l_reap): only the
+       messages about its end name it. */
+    if (!rc && (rc = mproc__process_start_pid_later(*p))) {
         mproc_process_destroy(*p);
         *p = NULL;
     }
@@ -240,7 +242,6 @@ static int start_unlocked(mproc__pool_slot *s)
     }
     l->proc = p;
     l->conn = mine;
-    s->pid = mproc_process_pid(p);
     return 0;
 }
 
@@ -691,6 +692,7 @@ static void l_reap(mproc__pool_slot *s, mproc__pool_death *d)
         rc = mproc_process_join(l->proc, MPROC_FOREVER);
     }
     if (mproc_process_exitcode(l->proc, &code)) code = -9;
+    s->pid = mproc_process_pid(l->proc);
     memset(d, 0, sizeof *d);
     d->no_guard = rc == MPROC_EBOOTSTRAP;
     describe_end(s, code, d->how, sizeof d->how);

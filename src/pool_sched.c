@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #define SLOW_UNIT_MS 2  /* units slower than this: keep only two in flight */
+#define STAGGER_MS 5    /* see wait_first_worker */
 #define START_WINDOW 2
 
 void mproc__pool_wake(mproc_pool *pool)
@@ -122,6 +123,7 @@ void mproc__pool_ev_ready(mproc__pool_slot *s)
 {
     s->ready = 1;
     s->start_failures = 0;
+    if (s->index == 0) mproc__pool_wake(s->pool); /* the others may start (wait_first_worker) */
 }
 
 /* The oldest unit leaves the window; took_us: how long the worker ran it. */
@@ -369,6 +371,24 @@ static int restart_worker(mproc__pool_slot *s)
     return rc == 0;
 }
 
+/* The workers create did not start wait until the first one is ready,
+   for at most STAGGER_MS (an initializer may take long): started all at
+   once, on a machine with few CPUs they would take them from the first
+   worker's start, which the pool's first results wait for. With the lock. */
+static void wait_first_worker(mproc__pool_slot *s)
+{
+    mproc_pool *pool = s->pool;
+    const mproc__pool_slot *first = &pool->slots[0];
+    uint64_t deadline = mproc__deadline_ms(STAGGER_MS);
+    while (first->state == MPROC__SLOT_RUNNING && !first->ready && !pool->closed) {
+        int left = mproc__remaining_ms(deadline, STAGGER_MS);
+        if (left == 0) break;
+        pool->waiters++;
+        mproc__os_cond_wait(pool->cond, pool->mu, left);
+        pool->waiters--;
+    }
+}
+
 /* A slot's life: start its worker unless create did, then serve it and
    replace it until the pool ends. */
 void mproc__pool_slot_thread(void *arg)
@@ -377,6 +397,7 @@ void mproc__pool_slot_thread(void *arg)
     mproc_pool *pool = s->pool;
     mproc__os_mutex_lock(pool->mu);
     int started = s->state == MPROC__SLOT_RUNNING;
+    if (!started) wait_first_worker(s);
     mproc__os_mutex_unlock(pool->mu);
     if (started || restart_worker(s)) {
         do {

@@ -33,6 +33,7 @@ struct mproc_process {
     struct mproc_process *next_child;
     int busy;
     int status_lost;            /* forkserver died before reporting the end */
+    int pid_later;              /* mproc__process_start_pid_later */
 };
 
 static char *spawn_exe;                       /* mproc_set_executable */
@@ -335,7 +336,8 @@ static int start_spawn(mproc_process *p)
         size_t npass = collect_handles(p, b, pass);
         boot_delivery d = {b, in_child, npass, boot_w, 0};
         mproc__os_spawn_req req = {spawn_exe, boot_r, st_w, pass, npass, in_child, p->daemon,
-                                   deliver_bootstrap, &d, mproc__load32(&keep_stdin) != 0};
+                                   deliver_bootstrap, &d, mproc__load32(&keep_stdin) != 0,
+                                   p->pid_later};
         /* both consume boot_r and st_w; the child runs the same bootstrap */
         rc = p->method == MPROC_FORKSERVER ? mproc__os_serve(&req, &p->os)
                                            : mproc__os_spawn(&req, &p->os);
@@ -584,6 +586,15 @@ int mproc_process_interrupt(mproc_process *p)
 }
 
 const char *mproc_process_name(const mproc_process *p) { return p ? p->name : NULL; }
+
+int mproc__process_start_pid_later(mproc_process *p)
+{
+    if (p->state != ST_CREATED) return MPROC_ESTATE;
+    p->pid_later = 1;
+    int rc = mproc_process_start(p);
+    p->pid_later = 0;
+    return rc;
+}
 
 int mproc__process_wait_prepare(mproc_process *p, mproc__handle *h)
 {

@@ -15,16 +15,19 @@
    holding nothing but its own hand-off socket) or, with none left, forks;
    the child lays them out at 3, 4, ... and returns from the guard's
    channel lookup into the same bootstrap a spawned child runs. The server
-   writes the child's pid into the report pipe, forks the next spare, and
-   later writes the exit status once it has reaped the child (the program
-   is not the parent). The server is started with LD_BIND_NOW (removed
-   from its environment again), so its children find every symbol bound.
+   writes the child's pid into the report pipe (and, once requests pause,
+   forks new spares), and later writes the exit status once it has reaped
+   the child (the program is not the parent). The server is started with
+   LD_BIND_NOW (removed from its environment again), so its children find
+   every symbol bound.
 
    Faults: a child killed while the server lives is reaped and reported
    like any other end (-9); a spare killed is reaped and replaced (one
    killed just before its hand-off fails the send: the next spare, or a
    fork, takes the request). The server ends when the program has gone
-   (end of stream on the socketpair, SIGKILL included): its spares leave
+   (end of stream on the socketpair, SIGKILL included): it kills the
+   program's daemon children (a start request says whether the child is
+   one, and a served daemon keeps no watch of its own), its spares leave
    at end of stream on their sockets, and it exits once they and its last
    child have been reaped. Should the server die first, its children die
    with it (PR_SET_PDEATHSIG on Linux: the server has one thread, so
@@ -56,19 +59,24 @@
 
 /* ---- wire: requests (program -> server), reports (server -> program) ---- */
 #define FS_MAGIC 0x7366706dU /* "mpfs" */
-#define REQ_SIZE 24          /* magic, kind, pid (i64), arg, reserved */
+#define REQ_SIZE 24          /* magic, kind, pid (i64), arg, flags */
 #define REP_SIZE 16          /* magic, kind, value (i64) */
 #define MAX_FDS (MPROC__MAX_PASS + 3)
 enum { REQ_START = 1, REQ_SIGNAL = 2 };  /* START arg: fd count; SIGNAL arg: hard */
+#define REQ_DAEMON 0x1u              /* START flags: the child is a daemon */
 enum { REP_PID = 1, REP_STATUS = 2, REP_FAILED = 3 }; /* FAILED value: errno */
 
-static void encode(unsigned char *b, size_t len, uint32_t kind, int64_t value, uint32_t arg)
+static void encode(unsigned char *b, size_t len, uint32_t kind, int64_t value, uint32_t arg,
+                   uint32_t flags)
 {
     memset(b, 0, len);
     mproc__put_u32(b, FS_MAGIC);
     mproc__put_u32(b + 4, kind);
     mproc__put_u64(b + 8, (uint64_t)value);
-    if (len > 16) mproc__put_u32(b + 16, arg);
+    if (len > 16) {
+        mproc__put_u32(b + 16, arg);
+        mproc__put_u32(b + 20, flags);
+    }
 }
 
 static int64_t record_value(const unsigned char *b) { return (int64_t)mproc__get_u64(b + 8); }
@@ -76,7 +84,7 @@ static int64_t record_value(const unsigned char *b) { return (int64_t)mproc__get
 static int write_report(int fd, uint32_t kind, int64_t value)
 {
     unsigned char rec[REP_SIZE];
-    encode(rec, sizeof rec, kind, value, 0);
+    encode(rec, sizeof rec, kind, value, 0, 0);
     /* A program that closed its end no longer wants it: nothing to do. */
     int rc = mproc__os_write_all(fd, rec, sizeof rec);
     return rc == MPROC_ECLOSED ? 0 : rc;
@@ -165,14 +173,18 @@ static int send_message(int sock, const unsigned char *rec, size_t len, const in
 typedef struct served_child {
     pid_t pid;
     int report; /* write end of the program's report pipe */
+    int daemon; /* ended by the server when the program has gone */
 } served_child;
 
 /* A spare: a child forked ahead of any request, waiting on its own
    socketpair for the next start request's descriptors. Handing one over
    takes the fork off the start's path (as Android's zygote keeps an
-   unspecialised app process pool); the server forks the next spare once
-   it has answered. */
-enum { SPARES = 2 };
+   unspecialised app process pool). The server forks the next spares
+   once requests have paused for REFILL_QUIET_MS: a fork right after a
+   hand-off takes a CPU from the child just started and from the program,
+   which may be starting more (a pool). A request that finds no spare
+   forks for itself. */
+enum { SPARES = 2, REFILL_QUIET_MS = 1 };
 typedef struct spare {
     pid_t pid;
     int hand; /* our end of its socketpair; -1 once closed (it is leaving) */
@@ -493,6 +505,7 @@ static int start_child(const unsigned char *rec, const int *fds, size_t nfds, ch
     write_report(fds[0], REP_PID, pid);
     srv.kids[srv.nkids].pid = pid;
     srv.kids[srv.nkids].report = fds[0];
+    srv.kids[srv.nkids].daemon = (mproc__get_u32(rec + 20) & REQ_DAEMON) != 0;
     srv.nkids++;
     close_all(fds + 1, nfds - 1); /* the child has them now */
     return 0;
@@ -505,12 +518,16 @@ static void signal_child(pid_t pid, int hard)
         if (srv.kids[i].pid == pid) kill(pid, hard ? SIGKILL : SIGTERM);
 }
 
-/* The program has gone: the spares leave (end of stream on their
-   sockets); the server waits for them and the children to end. */
+/* The program has gone: its daemon children end with it (the server
+   sees it go, so they need no watch of their own), the spares leave (end
+   of stream on their sockets); the server waits for them and the
+   children to end. */
 static void program_gone(void)
 {
     close(srv.ctl);
     srv.ctl = -1;
+    for (size_t i = 0; i < srv.nkids; i++)
+        if (srv.kids[i].daemon) kill(srv.kids[i].pid, SIGKILL); /* not reaped: still ours */
     for (size_t i = 0; i < srv.nspares; i++)
         if (srv.spares[i].hand >= 0) {
             close(srv.spares[i].hand);
@@ -545,18 +562,29 @@ int mproc__posix_forkserver_main(int ctl, char *env_value, size_t cap)
 {
     int rc = server_setup(ctl);
     if (rc) return rc;
+    uint64_t last_request_ns = 0;
     for (;;) {
-        if (fill_spares(env_value, cap)) return 0;
+        int timeout = -1;
+        if (srv.ctl >= 0 && srv.nspares < SPARES && !srv.spare_failed) {
+            uint64_t quiet_ns = mproc__os_now_ns() - last_request_ns;
+            if (quiet_ns < REFILL_QUIET_MS * 1000000ull)
+                timeout = (int)((REFILL_QUIET_MS * 1000000ull - quiet_ns + 999999) / 1000000);
+            else if (fill_spares(env_value, cap))
+                return 0;
+        }
         struct pollfd pf[2] = {{srv.ctl, POLLIN, 0}, {srv.wake_r, POLLIN, 0}};
-        if (poll(pf, 2, -1) < 0) {
+        if (poll(pf, 2, timeout) < 0) {
             if (errno == EINTR) continue;
             return mproc__fail_os_last();
         }
         if (pf[1].revents) reap_children();
-        if (srv.ctl >= 0 && pf[0].revents && serve_request(env_value, cap)) return 0;
-        /* The program has gone: its daemons follow it by themselves, the
-           others run on (as spawned ones would); the server stays only to
-           reap them and its leaving spares. */
+        if (srv.ctl >= 0 && pf[0].revents) {
+            last_request_ns = mproc__os_now_ns();
+            if (serve_request(env_value, cap)) return 0;
+        }
+        /* The program has gone: its daemons were ended (program_gone),
+           the others run on (as spawned ones would); the server stays only
+           to reap them and its leaving spares. */
         if (srv.ctl < 0 && srv.nkids == 0 && srv.nspares == 0) _exit(0);
     }
 }
@@ -641,27 +669,29 @@ static int server_has_ended(void)
 }
 
 /* With client_mu held. MPROC_ECLOSED if the server has gone. */
-static int send_request(uint32_t kind, int64_t pid, uint32_t arg, const int *fds, size_t nfds)
+static int send_request(uint32_t kind, int64_t pid, uint32_t arg, uint32_t flags, const int *fds,
+                        size_t nfds)
 {
     unsigned char rec[REQ_SIZE];
-    encode(rec, sizeof rec, kind, pid, arg);
+    encode(rec, sizeof rec, kind, pid, arg, flags);
     return send_message(client_ctl, rec, sizeof rec, fds, nfds);
 }
 
 /* Sends a start request, starting the server first if there is none or
    if it has died since the last request; *server: the generation of the
    server it went to. */
-static int request_start(const char *exe, const int *fds, size_t nfds, unsigned *server)
+static int request_start(const char *exe, const int *fds, size_t nfds, uint32_t flags,
+                         unsigned *server)
 {
     pthread_once(&client_once, register_atfork);
     pthread_mutex_lock(&client_mu);
     int rc = client_ctl < 0 ? start_server(exe) : 0;
     if (!rc && server_has_ended()) rc = MPROC_ECLOSED;
-    else if (!rc) rc = send_request(REQ_START, 0, (uint32_t)nfds, fds, nfds);
+    else if (!rc) rc = send_request(REQ_START, 0, (uint32_t)nfds, flags, fds, nfds);
     if (rc == MPROC_ECLOSED) {
         forget_dead_server();
         rc = start_server(exe);
-        if (!rc) rc = send_request(REQ_START, 0, (uint32_t)nfds, fds, nfds);
+        if (!rc) rc = send_request(REQ_START, 0, (uint32_t)nfds, flags, fds, nfds);
         if (rc == MPROC_ECLOSED) rc = MPROC_ECHILD;
     }
     *server = client_generation;
@@ -678,18 +708,39 @@ static void forget_server(unsigned server)
     pthread_mutex_unlock(&client_mu);
 }
 
+/* The server's answer to a start request, the first record on its
+   report pipe: 0 and the child's pid, MPROC_ETIMEDOUT, or why the start
+   failed (MPROC_ECHILD: the server died with the request, and the next
+   start starts a new one). */
+int mproc__posix_served_pid(int report_fd, unsigned server, int timeout_ms, pid_t *pid)
+{
+    uint32_t kind = 0;
+    int64_t value = 0;
+    int rc = mproc__os_wait_readable(report_fd, timeout_ms);
+    if (rc < 0) return rc;
+    if (rc == 0) return MPROC_ETIMEDOUT;
+    rc = read_report(report_fd, &kind, &value);
+    if (rc == MPROC_ECLOSED) {
+        forget_server(server);
+        return MPROC_ECHILD;
+    }
+    if (!rc && kind == REP_FAILED) return mproc__fail_os((int)value);
+    if (!rc && kind != REP_PID) return MPROC_EPROTO;
+    if (!rc) *pid = (pid_t)value;
+    return rc;
+}
+
 /* Sends the request, then the bootstrap (while the server forks), then
-   waits for the answer: 0 with the child's pid and its report pipe. */
+   waits for the answer unless req->pid_later: 0 with the child's report
+   pipe and its pid (0 if not read yet). */
 static int request_child(const mproc__os_spawn_req *req, int *fds, size_t nfds, int *rep,
                          pid_t *pid, unsigned *server)
 {
     mproc__handle rep_r, rep_w;
-    uint32_t kind = 0;
-    int64_t value = 0;
     int rc = mproc__os_pipe(&rep_r, &rep_w);
     if (!rc) {
         fds[0] = (int)rep_w;
-        rc = request_start(req->exe, fds, nfds, server);
+        rc = request_start(req->exe, fds, nfds, req->daemon ? REQ_DAEMON : 0, server);
         mproc__os_close(rep_w); /* the server's copy is the only one now */
     }
     /* consumed, as a spawn request's are: the message in flight holds them,
@@ -698,15 +749,14 @@ static int request_child(const mproc__os_spawn_req *req, int *fds, size_t nfds, 
     mproc__os_close(req->status_write);
     if (rc) return rc;
     int sent = req->deliver ? req->deliver(req->ctx) : 0;
-    rc = read_report((int)rep_r, &kind, &value);
-    if (rc == MPROC_ECLOSED) {
-        forget_server(*server);
-        rc = MPROC_ECHILD; /* died with this request: the next start starts a new one */
+    *pid = 0;
+    if (!sent && req->pid_later) {
+        *rep = (int)rep_r;
+        return 0;
     }
-    if (!rc && kind == REP_FAILED) rc = mproc__fail_os((int)value);
-    else if (!rc && kind != REP_PID) rc = MPROC_EPROTO;
+    rc = mproc__posix_served_pid((int)rep_r, *server, MPROC_FOREVER, pid);
     if (!rc && sent) { /* the child could not get its bootstrap */
-        mproc__posix_served_signal((pid_t)value, *server, 1);
+        mproc__posix_served_signal(*pid, *server, 1);
         rc = sent;
     }
     if (rc) {
@@ -714,7 +764,6 @@ static int request_child(const mproc__os_spawn_req *req, int *fds, size_t nfds, 
         return rc;
     }
     *rep = (int)rep_r;
-    *pid = (pid_t)value;
     return 0;
 }
 
@@ -738,7 +787,8 @@ int mproc__os_serve(const mproc__os_spawn_req *req, mproc__os_proc **out)
        arrives. */
     int rc = request_child(req, fds, 3 + req->npass, &rep, &pid, &server);
     if (!rc && !(*out = mproc__posix_served_proc(pid, rep, server))) {
-        mproc__posix_served_signal(pid, server, 1);
+        if (pid || mproc__posix_served_pid(rep, server, MPROC_FOREVER, &pid) == 0)
+            mproc__posix_served_signal(pid, server, 1);
         close(rep);
         rc = MPROC_ENOMEM;
     }
@@ -769,7 +819,7 @@ int mproc__posix_served_signal(pid_t pid, unsigned server, int hard)
        its children died with it, and the pid may be another's by now. */
     int rc = client_ctl < 0 || client_generation != server
                  ? 0
-                 : send_request(REQ_SIGNAL, pid, hard != 0, NULL, 0);
+                 : send_request(REQ_SIGNAL, pid, hard != 0, 0, NULL, 0);
     pthread_mutex_unlock(&client_mu);
     return rc == MPROC_ECLOSED ? 0 : rc;
 }

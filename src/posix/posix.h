@@ -51,7 +51,8 @@ int mproc__posix_decode_status(int status);
 /* Hands a child nobody waits for any more to the reaper. */
 void mproc__posix_adopt_orphan(pid_t pid);
 /* A process object for a child that the forkserver forked: report_fd
-   carries its exit status; server: which server (1, 2, ...) forked it. */
+   carries its exit status (and first its pid, if pid is 0: not read yet);
+   server: which server (1, 2, ...) forked it. */
 mproc__os_proc *mproc__posix_served_proc(pid_t pid, int report_fd, unsigned server);
 
 /* ---- the forkserver (forkserver.c) ---------------------------------------- */
@@ -64,6 +65,10 @@ mproc__os_proc *mproc__posix_served_proc(pid_t pid, int report_fd, unsigned serv
    children it forks, with their channels in place (3, 4, ...) and the
    value of MPROC_CHILD a spawned child would have had. */
 int mproc__posix_forkserver_main(int ctl, char *env_value, size_t cap);
+/* Program side of a served child: the server's answer to its start
+   request, the pid (0, *pid set), MPROC_ETIMEDOUT, or the start's failure
+   (MPROC_ECHILD when the server died with it). */
+int mproc__posix_served_pid(int report_fd, unsigned server, int timeout_ms, pid_t *pid);
 /* Program side of a served child: its exit status (0, *code set; or
    MPROC_ECHILD when the server died first), within timeout_ms. */
 int mproc__posix_served_wait(int report_fd, int timeout_ms, int *code);

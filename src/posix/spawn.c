@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -39,6 +40,7 @@ struct mproc__os_proc {
     int reaped;
     int status_lost; /* served, and the server died before reporting */
     int exitcode;
+    int pid_pending; /* served with pid_later: the pid is still on wait_fd */
 };
 
 int mproc__os_has_fork(void) { return 1; }
@@ -287,8 +289,40 @@ static mproc__os_proc *new_proc(pid_t pid, int wait_fd)
 mproc__os_proc *mproc__posix_served_proc(pid_t pid, int report_fd, unsigned server)
 {
     mproc__os_proc *p = new_proc(pid, report_fd);
-    if (p) p->served = server;
+    if (p) {
+        p->served = server;
+        p->pid_pending = pid == 0;
+    }
     return p;
+}
+
+/* One lock for every pending pid: two threads must not both read a
+   child's report pipe (a pid() beside a join), and the server answers at
+   once, so nobody holds it long. */
+static pthread_mutex_t pending_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Reads a served child's pid once the server has answered (within
+   timeout_ms: MPROC_ETIMEDOUT). A start the server could not carry out
+   leaves the child ended with its status lost, as if the server had died. */
+static int resolve_pid(mproc__os_proc *p, int timeout_ms)
+{
+    pid_t pid = 0;
+    int rc = 0;
+    pthread_mutex_lock(&pending_mu);
+    if (p->pid_pending) {
+        rc = mproc__posix_served_pid(p->wait_fd, p->served, timeout_ms, &pid);
+        if (rc != MPROC_ETIMEDOUT) {
+            p->pid_pending = 0;
+            p->pid = pid;
+            if (rc) {
+                p->reaped = p->status_lost = 1;
+                p->exitcode = -SIGKILL;
+            }
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&pending_mu);
+    return rc;
 }
 
 /* MPROC_CHILD's numbers are written and read without the printf and
@@ -440,7 +474,12 @@ int mproc__os_fork(mproc__os_proc **out, int *is_child, int null_stdin)
 
 void mproc__os_exit_now(int code) { _exit(code); }
 
-int64_t mproc__os_proc_pid(const mproc__os_proc *p) { return p ? (int64_t)p->pid : 0; }
+int64_t mproc__os_proc_pid(mproc__os_proc *p)
+{
+    if (!p) return 0;
+    resolve_pid(p, MPROC_FOREVER);
+    return (int64_t)p->pid;
+}
 
 int mproc__posix_decode_status(int status)
 {
@@ -490,8 +529,10 @@ static int wait_served(mproc__os_proc *p, int timeout_ms)
 int mproc__os_proc_wait(mproc__os_proc *p, int timeout_ms, int *exitcode)
 {
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
-    int rc = 0;
-    if (!p->reaped && p->served && (rc = wait_served(p, timeout_ms))) return rc;
+    int rc = resolve_pid(p, timeout_ms);
+    if (rc) return rc;
+    if (!p->reaped && p->served && (rc = wait_served(p, mproc__remaining_ms(deadline, timeout_ms))))
+        return rc;
     if (!p->reaped && p->wait_fd >= 0) {
         rc = mproc__os_wait_readable(p->wait_fd, timeout_ms);
         if (rc < 0) return rc;
@@ -504,6 +545,7 @@ int mproc__os_proc_wait(mproc__os_proc *p, int timeout_ms, int *exitcode)
 
 int mproc__os_proc_signal(mproc__os_proc *p, int hard)
 {
+    resolve_pid(p, MPROC_FOREVER);
     if (p->reaped) return 0;
     /* Only the parent knows when the pid may be reused: for a served child
        that is the server. */
@@ -515,13 +557,16 @@ int mproc__os_proc_signal(mproc__os_proc *p, int hard)
 
 int mproc__os_proc_interrupt(mproc__os_proc *p)
 {
+    resolve_pid(p, MPROC_FOREVER);
     if (p->reaped) return 0;
     if (kill(p->pid, SIGINT) != 0 && errno != ESRCH) return mproc__fail_os_last();
     return 0;
 }
 
-mproc__handle mproc__os_proc_wait_handle(const mproc__os_proc *p)
+mproc__handle mproc__os_proc_wait_handle(mproc__os_proc *p)
 {
+    /* Read past the pid: the pipe is then readable only at the end. */
+    if (p) resolve_pid(p, MPROC_FOREVER);
     return p && !p->reaped ? p->wait_fd : MPROC__NO_HANDLE;
 }
 

@@ -490,7 +490,7 @@ void mproc__os_exit_now(int code)
     ExitProcess((UINT)code); /* not reached */
 }
 
-int64_t mproc__os_proc_pid(const mproc__os_proc *p)
+int64_t mproc__os_proc_pid(mproc__os_proc *p)
 {
     return (int64_t)p->pid;
 }
@@ -545,7 +545,7 @@ int mproc__os_proc_interrupt(mproc__os_proc *p)
     return MPROC_ENOTSUP;
 }
 
-mproc__handle mproc__os_proc_wait_handle(const mproc__os_proc *p)
+mproc__handle mproc__os_proc_wait_handle(mproc__os_proc *p)
 {
     return (mproc__handle)p->process;
 }
