@@ -977,6 +977,7 @@ static void test_forkserver_child_killed(void **state)
 #endif
 }
 
+#ifndef _WIN32
 /* The server's children other than `running` (its spares), once it has
    forked at least one (it does so when requests pause), where the OS
    lists children. */
@@ -994,6 +995,7 @@ static size_t spares_of(int64_t server, int64_t running, int64_t kids[16])
         mproc__os_sleep_ms(2);
     }
 }
+#endif
 
 /* The server keeps spare children forked ahead of requests. Killed from
    outside (here: every child of the server but the running one), they are
