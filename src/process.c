@@ -347,8 +347,9 @@ static int start_spawn(mproc_process *p)
         mproc__os_close(st_w);
     }
     free(b);
-    /* A daemon watches this channel for our death: keep it open. */
-    if (!rc && p->daemon) p->parent_alive = boot_w;
+    /* A spawned daemon watches this channel for our death: keep it open.
+       (A served one is ended by the forkserver instead: see bootstrap.c.) */
+    if (!rc && p->daemon && p->method != MPROC_FORKSERVER) p->parent_alive = boot_w;
     else mproc__os_close(boot_w);
     if (rc && p->os) {
         mproc__os_proc_free(p->os, 1);

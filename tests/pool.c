@@ -786,6 +786,9 @@ static void test_killed_from_outside(void **state)
     assert_int_equal(mproc_async_get(r, NULL, NULL, TU_JOIN_TIMEOUT_MS), MPROC_ECHILD);
     assert_int_equal(mproc_pool_last_error(hp.pool, &err), 0);
     assert_non_null(strstr(err.message, KILL_TEXT));
+    char pid_text[48]; /* named by its pid, which a forkserver start reads late */
+    snprintf(pid_text, sizeof pid_text, "(pid %lld)", (long long)pid);
+    assert_non_null(strstr(err.message, pid_text));
     mproc_async_destroy(r);
     assert_int_equal(mproc_pool_apply(hp.pool, pid_of_worker, NULL, 0, &out, &len), 0);
     int64_t pid2;
