@@ -92,6 +92,7 @@ static int alloc_pool(mproc_pool **out, const mproc_pool_options *opt,
     if (!rc) rc = mproc__os_mutex_create(&pool->mu);
     if (!rc) rc = mproc__os_cond_create(&pool->cond);
     if (!rc) rc = mproc__os_cond_create(&pool->timer_cond);
+    if (!rc) rc = mproc__os_cond_create(&pool->start_cond);
     if (!rc) rc = mproc__os_mutex_create(&pool->start_mu);
     if (!rc && !(pool->slots = mproc__calloc((size_t)pool->nslots, sizeof *pool->slots)))
         rc = MPROC_ENOMEM;
@@ -232,6 +233,7 @@ int mproc_pool_join(mproc_pool *pool)
         pool->waiters++;
         mproc__os_cond_wait(pool->cond, pool->mu, MPROC_FOREVER);
         pool->waiters--;
+        mproc__pool_woken(pool);
     }
     int mine = !pool->joined;
     pool->joining = mine;
@@ -259,6 +261,7 @@ static void free_pool(mproc_pool *pool)
         if (pool->bell_wr != pool->bell_rd) mproc__os_close(pool->bell_wr);
     }
     mproc__os_cond_destroy(pool->timer_cond);
+    mproc__os_cond_destroy(pool->start_cond);
     mproc__os_cond_destroy(pool->cond);
     mproc__os_mutex_destroy(pool->mu);
     mproc__os_mutex_destroy(pool->start_mu);

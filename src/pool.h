@@ -351,6 +351,10 @@ struct mproc_pool {
     int has_last;
     mproc_pool_stats stats;
     int waiters;             /* threads in a cond wait: broadcast only then */
+    int held_back;           /* slot threads waiting for the first worker
+                                (wait_first_worker in pool_sched.c) ... */
+    mproc__os_cond *start_cond; /* ...here, released after the other waiters */
+    int release_after_wake;  /* by the first woken of those (mproc__pool_woken) */
     size_t pending;          /* apply_async jobs not finished (opt.max_pending) */
     mproc__handle bell_rd, bell_wr; /* mproc_wait's doorbell (made on first use) */
     int bell_made;
@@ -399,6 +403,9 @@ void mproc__pool_stream_free(mproc_iter *it);
 /* pool_sched.c: handing out units, windows, what workers report. With the
    pool's lock held unless said otherwise. */
 void mproc__pool_pump_all(mproc_pool *pool);
+/* Every thread that waited on pool->cond calls this once it has woken
+   (with the lock): see wait_first_worker in pool_sched.c. */
+void mproc__pool_woken(mproc_pool *pool);
 void mproc__pool_wake(mproc_pool *pool);       /* waiting callers look again */
 /* Kills workers whose item has run longer than the task timeout. */
 void mproc__pool_check_timeouts(mproc_pool *pool, uint64_t now_ms);

@@ -53,6 +53,18 @@ static int events_expected(const mproc_pool *pool)
     return 0;
 }
 
+/* 1 if a worker that holds units has said it is ready: only such a one
+   can answer within a spin (one still starting takes hundreds of
+   microseconds, and a spin would take a CPU from its start). */
+static int ready_worker_busy(const mproc_pool *pool)
+{
+    for (int i = 0; i < pool->nslots; i++) {
+        const mproc__pool_slot *s = &pool->slots[i];
+        if (s->state == MPROC__SLOT_RUNNING && s->ready && s->u_count) return 1;
+    }
+    return 0;
+}
+
 /* Without the lock: one look at every worker; 1 if something came. */
 static int serve_pass(mproc_pool *pool)
 {
@@ -66,7 +78,7 @@ static int serve_pass(mproc_pool *pool)
 static void serve_while_quick(mproc_pool *pool, const void *what, int (*done)(const void *),
                               unsigned idle_us, uint64_t deadline, int timeout_ms)
 {
-    if (!pool->transport->serve_ready || !idle_us) return;
+    if (!pool->transport->serve_ready || !idle_us || !ready_worker_busy(pool)) return;
     mproc__add32(&pool->callers_serving, 1);
     uint64_t quiet_since = mproc__os_now_ns(), finished = pool->units_finished;
     while (!done(what) && !mproc__load32(&pool->interrupted)) {
@@ -114,6 +126,7 @@ int mproc__pool_wait(mproc_pool *pool, const void *what, int (*done)(const void 
         pool->waiters++;
         mproc__os_cond_wait(pool->cond, pool->mu, slice);
         pool->waiters--;
+        mproc__pool_woken(pool);
         int quick = pool->units_finished - finished > (uint64_t)slice * QUICK_UNITS_PER_MS;
         idle_us = quick ? SERVE_IDLE_US : 0;
         nap_ms = quick ? 1 : nap_ms * 2 > INTERRUPT_POLL_MS ? INTERRUPT_POLL_MS : nap_ms * 2;

@@ -114,7 +114,6 @@ static size_t arena_cap_for(int nslots)
 /* ---- set-up ------------------------------------------------------------------ */
 static int l_init(mproc__pool_slot *s)
 {
-    void *mem;
     local *l = mproc__calloc(1, sizeof *l);
     if (!l) return MPROC_ENOMEM;
     s->tx = l;
@@ -122,6 +121,18 @@ static int l_init(mproc__pool_slot *s)
     l->arena_cap = arena_cap_for(s->pool->nslots);
     /* The scheduler cuts map units to a quarter of the arena. */
     s->pool->unit_max = l->arena_cap / 4;
+    l->rbuf = malloc(RBUF);
+    if (!l->rbuf) return MPROC_ENOMEM;
+    int rc = mproc__os_mutex_create(&l->rx_mu);
+    return rc ? rc : mproc__os_cond_create(&l->rx_cond);
+}
+
+/* The shared block, made at the slot's first start rather than at init:
+   only the first worker's is on the way to a new pool's first result;
+   the others' are made by their slot threads. */
+static int make_block(local *l)
+{
+    void *mem;
     size_t size = MPROC__POOL_STATUS_BYTES + l->arena_cap;
     int rc = mproc__os_anon_shm_create(size, &l->shm);
     if (!rc) rc = mproc__os_map(l->shm, size, 1, &mem);
@@ -129,10 +140,7 @@ static int l_init(mproc__pool_slot *s)
     l->mem = mem;
     l->st = mem;
     l->arena = l->mem + MPROC__POOL_STATUS_BYTES;
-    l->rbuf = malloc(RBUF);
-    if (!l->rbuf) return MPROC_ENOMEM;
-    rc = mproc__os_mutex_create(&l->rx_mu);
-    return rc ? rc : mproc__os_cond_create(&l->rx_cond);
+    return 0;
 }
 
 static void l_fini(mproc__pool_slot *s)
@@ -220,6 +228,10 @@ static int start_unlocked(mproc__pool_slot *s)
     mproc_ref block, conn_ref;
     mproc_conn *mine = NULL, *theirs = NULL;
     mproc_process *p = NULL;
+    if (!l->mem) {
+        int rc = make_block(l);
+        if (rc) return rc;
+    }
     reset_local(l);
     int rc = mproc_pipe(&mine, &theirs, 1);
     if (!rc) rc = mproc_conn_ref(theirs, &conn_ref);

@@ -12,10 +12,33 @@
 #define STAGGER_MS 5    /* see wait_first_worker */
 #define START_WINDOW 2
 
+static int others_may_start(const mproc_pool *pool);
+
+/* Held-back slot threads (wait_first_worker) are released last: when a
+   wake-up reaches threads waiting on the pool (a result has come), the
+   first of them to run releases them, so that it gets a CPU before a
+   worker start does. */
+static void release_held_back(mproc_pool *pool)
+{
+    if (pool->held_back && !pool->release_after_wake && others_may_start(pool))
+        mproc__os_cond_broadcast(pool->start_cond);
+}
+
 void mproc__pool_wake(mproc_pool *pool)
 {
-    if (pool->waiters) mproc__os_cond_broadcast(pool->cond);
+    if (pool->waiters) {
+        mproc__os_cond_broadcast(pool->cond);
+        if (pool->held_back) pool->release_after_wake = 1;
+    }
     if (pool->bell_waiters) mproc__os_bell_ring(pool->bell_wr, pool->bell_waiters);
+    release_held_back(pool);
+}
+
+void mproc__pool_woken(mproc_pool *pool)
+{
+    if (!pool->release_after_wake) return;
+    pool->release_after_wake = 0;
+    release_held_back(pool);
 }
 
 static mproc__pool_unit *unit_at(mproc__pool_slot *s, size_t i)
@@ -111,6 +134,7 @@ void mproc__pool_pump_all(mproc_pool *pool)
             while (may_take(&pool->slots[i]) && give_one(&pool->slots[i])) {}
     }
     for (int i = 0; i < pool->nslots; i++) flush_slot(&pool->slots[i]);
+    release_held_back(pool);
 }
 
 /* ---- the worker's events --------------------------------------------------------- */
@@ -123,7 +147,6 @@ void mproc__pool_ev_ready(mproc__pool_slot *s)
 {
     s->ready = 1;
     s->start_failures = 0;
-    if (s->index == 0) mproc__pool_wake(s->pool); /* the others may start (wait_first_worker) */
 }
 
 /* The oldest unit leaves the window; took_us: how long the worker ran it. */
@@ -371,22 +394,32 @@ static int restart_worker(mproc__pool_slot *s)
     return rc == 0;
 }
 
-/* The workers create did not start wait until the first one is ready,
-   for at most STAGGER_MS (an initializer may take long): started all at
-   once, on a machine with few CPUs they would take them from the first
-   worker's start, which the pool's first results wait for. With the lock. */
+/* The workers create did not start wait until the first one is ready
+   and there is work for another: more than the one unit the first holds.
+   Started at once on a machine with few CPUs, their starts would take the
+   CPUs from the first worker's start and from its first result, which a
+   program that created a pool to run one task waits for; a map of many
+   units starts them as soon as the first worker is ready. They wait at
+   most STAGGER_MS (an initializer or a first task may take long). With
+   the lock. */
+static int others_may_start(const mproc_pool *pool)
+{
+    const mproc__pool_slot *first = &pool->slots[0];
+    if (first->state != MPROC__SLOT_RUNNING || pool->closed) return 1;
+    return first->ready && (first->u_count != 1 || pool->qhead);
+}
+
 static void wait_first_worker(mproc__pool_slot *s)
 {
     mproc_pool *pool = s->pool;
-    const mproc__pool_slot *first = &pool->slots[0];
     uint64_t deadline = mproc__deadline_ms(STAGGER_MS);
-    while (first->state == MPROC__SLOT_RUNNING && !first->ready && !pool->closed) {
+    pool->held_back++;
+    while (!others_may_start(pool)) {
         int left = mproc__remaining_ms(deadline, STAGGER_MS);
         if (left == 0) break;
-        pool->waiters++;
-        mproc__os_cond_wait(pool->cond, pool->mu, left);
-        pool->waiters--;
+        mproc__os_cond_wait(pool->start_cond, pool->mu, left);
     }
+    pool->held_back--;
 }
 
 /* A slot's life: start its worker unless create did, then serve it and
