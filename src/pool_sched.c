@@ -51,12 +51,25 @@ static mproc__pool_unit *unit_at(mproc__pool_slot *s, size_t i)
    waiting) and doubles with every quick unit up to the full window, like
    TCP's slow start; a slow unit sets it back to two. Short units thus get
    deep pipelining, while a short list of long tasks is spread over all
-   workers instead of being queued behind the first one. */
-static int may_take(const mproc__pool_slot *s)
+   workers instead of being queued behind the first one.
+   While another worker is starting (a new pool's, a replacement), a
+   worker whose units have not proved quick holds only the one it runs:
+   the next long task waits for the starting worker rather than queueing
+   behind the first (two long tasks given to a new Pool(2) run side by
+   side). */
+static int may_take(const mproc__pool_slot *s, int others_starting)
 {
     const mproc_pool *pool = s->pool;
-    if (s->state != MPROC__SLOT_RUNNING || s->stop_sent || s->u_count >= s->win) return 0;
+    unsigned win = others_starting && s->win <= START_WINDOW ? 1 : s->win;
+    if (s->state != MPROC__SLOT_RUNNING || s->stop_sent || s->u_count >= win) return 0;
     return !pool->opt.maxtasksperchild || s->tasks_sent < (unsigned)pool->opt.maxtasksperchild;
+}
+
+static int any_starting(const mproc_pool *pool)
+{
+    for (int i = 0; i < pool->nslots; i++)
+        if (pool->slots[i].state == MPROC__SLOT_STARTING) return 1;
+    return 0;
 }
 
 /* Hands one unit of queued work to s: 1, or 0 if there is none or s has
@@ -91,12 +104,12 @@ static int sooner(const mproc__pool_slot *s, const mproc__pool_slot *best)
    then the one holding the fewest units, whatever each one's window.
    Equal ones take turns from where the last choice left off. NULL if none
    can take a unit. */
-static mproc__pool_slot *soonest(mproc_pool *pool, const unsigned char *tried)
+static mproc__pool_slot *soonest(mproc_pool *pool, const unsigned char *tried, int starting)
 {
     mproc__pool_slot *best = NULL;
     for (int k = 0; k < pool->nslots; k++) {
         mproc__pool_slot *s = &pool->slots[(pool->turn + k) % pool->nslots];
-        if (tried[s->index] || !may_take(s)) continue;
+        if (tried[s->index] || !may_take(s, starting)) continue;
         if (!best || sooner(s, best)) best = s;
     }
     return best;
@@ -119,11 +132,12 @@ static void flush_slot(mproc__pool_slot *s)
 void mproc__pool_pump_all(mproc_pool *pool)
 {
     unsigned char small[64], *tried = small;
+    int starting = pool->qhead && any_starting(pool);
     if (pool->nslots > (int)sizeof small) tried = malloc((size_t)pool->nslots);
     if (tried) {
         mproc__pool_slot *s;
         memset(tried, 0, (size_t)pool->nslots);
-        while (pool->qhead && (s = soonest(pool, tried))) {
+        while (pool->qhead && (s = soonest(pool, tried, starting))) {
             if (give_one(s)) pool->turn = (s->index + 1) % pool->nslots;
             else tried[s->index] = 1;
         }
@@ -131,7 +145,7 @@ void mproc__pool_pump_all(mproc_pool *pool)
     } else {
         /* No memory for the fair choice: in slot order, as far as each goes. */
         for (int i = 0; i < pool->nslots; i++)
-            while (may_take(&pool->slots[i]) && give_one(&pool->slots[i])) {}
+            while (may_take(&pool->slots[i], starting) && give_one(&pool->slots[i])) {}
     }
     for (int i = 0; i < pool->nslots; i++) flush_slot(&pool->slots[i]);
     release_held_back(pool);

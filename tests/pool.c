@@ -95,6 +95,21 @@ static int pid_of_worker(const void *in, size_t len, mproc_buf *out)
     return mproc_buf_append(out, &pid, sizeof pid);
 }
 
+/* Two tasks that can finish only side by side: the first waits (30 s at
+   most) for the second to set the pool's `started` Event. Each returns
+   its worker's pid. */
+static int wait_for_partner(const void *in, size_t len, mproc_buf *out)
+{
+    if (mproc_event_wait(started, 30000) != 0) return 7;
+    return pid_of_worker(in, len, out);
+}
+
+static int wake_partner(const void *in, size_t len, mproc_buf *out)
+{
+    if (mproc_event_set(started) != 0) return 8;
+    return pid_of_worker(in, len, out);
+}
+
 /* Output: the input reversed, then the input's length as 8 bytes. */
 static int reverse(const void *in, size_t len, mproc_buf *out)
 {
@@ -489,6 +504,31 @@ static void test_apply_async_calls(void **state)
     assert_int_equal(mproc_pool_apply_async(pool, reverse, "x", 1, &lost), 0);
     mproc_async_destroy(lost);
     finish(pool);
+}
+
+/* Two long tasks given to a new Pool(2) at once run on its two workers,
+   although the second worker was still starting when both were given:
+   the first worker does not take the second task into its queue. */
+static void test_new_pool_spreads_long_tasks(void **state)
+{
+    (void)state;
+    hang_pool hp = make_hang_pool(2, 0);
+    mproc_async *first, *second;
+    int64_t pid[2];
+    assert_int_equal(mproc_pool_apply_async(hp.pool, wait_for_partner, "a", 1, &first), 0);
+    assert_int_equal(mproc_pool_apply_async(hp.pool, wake_partner, "b", 1, &second), 0);
+    mproc_async *r[2] = {first, second};
+    for (int i = 0; i < 2; i++) {
+        void *out;
+        size_t len;
+        assert_int_equal(mproc_async_get(r[i], &out, &len, TU_JOIN_TIMEOUT_MS), 0);
+        assert_int_equal(len, sizeof pid[i]);
+        memcpy(&pid[i], out, sizeof pid[i]);
+        mproc_free(out);
+        mproc_async_destroy(r[i]);
+    }
+    assert_true(pid[0] != pid[1]);
+    free_hang_pool(&hp);
 }
 
 typedef struct submitter {
@@ -1182,6 +1222,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_imap_wait_timeout),
         cmocka_unit_test(test_apply_sizes),
         cmocka_unit_test(test_apply_async_calls),
+        cmocka_unit_test(test_new_pool_spreads_long_tasks),
         cmocka_unit_test(test_two_threads_submit),
         cmocka_unit_test(test_initializer),
         cmocka_unit_test(test_failing_initializer),
