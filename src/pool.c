@@ -104,26 +104,38 @@ static int alloc_pool(mproc_pool **out, const mproc_pool_options *opt,
     return rc;
 }
 
+static int start_thread(mproc__pool_slot *s)
+{
+    int rc = mproc__os_thread_start(&s->thread, mproc__pool_slot_thread, s);
+    if (!rc) s->pool->threads_live++;
+    return rc;
+}
+
 /* The first worker starts here, so that a pool that cannot start a
-   process fails at create; the others are started by their slot threads,
-   in parallel, while the first one already takes work (with fork, all
-   start here, one after another: see mproc__pool_slot_start). */
+   process fails at create; the others are started by their slot threads
+   once it is ready (wait_first_worker in pool_sched.c). Those threads are
+   made before the first worker's start: made after it, they would take
+   the CPU that the forkserver or the new child needs next. With fork,
+   all start here, one after another (see mproc__pool_slot_start). */
 static int start_workers(mproc_pool *pool)
 {
-    int serial = pool->opt.method == MPROC_FORK;
     int rc = 0;
-    for (int i = 0; !rc && i < pool->nslots; i++) {
-        if (i == 0 || serial) {
+    if (pool->opt.method == MPROC_FORK) {
+        for (int i = 0; !rc && i < pool->nslots; i++)
             if (!(rc = mproc__pool_slot_start(&pool->slots[i]))) pool->slots[i].state = MPROC__SLOT_RUNNING;
-        } else {
-            pool->slots[i].state = MPROC__SLOT_STARTING;
-        }
-    }
-    for (int i = 0; i < pool->nslots; i++) {
-        if (!rc) rc = mproc__os_thread_start(&pool->slots[i].thread, mproc__pool_slot_thread,
-                                             &pool->slots[i]);
-        if (!rc) pool->threads_live++;
-        else if (pool->slots[i].state == MPROC__SLOT_STARTING) pool->slots[i].state = MPROC__SLOT_DONE;
+        for (int i = 0; !rc && i < pool->nslots; i++) rc = start_thread(&pool->slots[i]);
+    } else {
+        int made = 1;
+        pool->creating = 1; /* the others wait (no lock needed: no thread yet) */
+        for (int i = 1; i < pool->nslots; i++) pool->slots[i].state = MPROC__SLOT_STARTING;
+        while (!rc && made < pool->nslots && !(rc = start_thread(&pool->slots[made]))) made++;
+        if (!rc) rc = mproc__pool_slot_start(&pool->slots[0]);
+        mproc__os_mutex_lock(pool->mu);
+        if (!rc) pool->slots[0].state = MPROC__SLOT_RUNNING;
+        for (int i = made; i < pool->nslots; i++) pool->slots[i].state = MPROC__SLOT_DONE; /* no thread */
+        pool->creating = 0;
+        mproc__os_mutex_unlock(pool->mu);
+        if (!rc) rc = start_thread(&pool->slots[0]);
     }
     if (!rc && pool->opt.task_timeout_ms)
         rc = mproc__os_thread_start(&pool->timer, timer_thread, pool);

@@ -351,6 +351,7 @@ struct mproc_pool {
     int has_last;
     mproc_pool_stats stats;
     int waiters;             /* threads in a cond wait: broadcast only then */
+    int creating;            /* create is starting the first worker */
     int held_back;           /* slot threads waiting for the first worker
                                 (wait_first_worker in pool_sched.c) ... */
     mproc__os_cond *start_cond; /* ...here, released after the other waiters */

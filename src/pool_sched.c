@@ -419,6 +419,7 @@ static int restart_worker(mproc__pool_slot *s)
 static int others_may_start(const mproc_pool *pool)
 {
     const mproc__pool_slot *first = &pool->slots[0];
+    if (pool->creating) return 0;
     if (first->state != MPROC__SLOT_RUNNING || pool->closed) return 1;
     return first->ready && (first->u_count != 1 || pool->qhead);
 }
@@ -445,8 +446,12 @@ void mproc__pool_slot_thread(void *arg)
     mproc__os_mutex_lock(pool->mu);
     int started = s->state == MPROC__SLOT_RUNNING;
     if (!started) wait_first_worker(s);
+    /* A pool terminated (or whose create failed) before this slot's turn
+       starts no worker for it. */
+    int skip = !started && pool->terminating;
+    if (skip) s->state = MPROC__SLOT_DONE;
     mproc__os_mutex_unlock(pool->mu);
-    if (started || restart_worker(s)) {
+    if (started || (!skip && restart_worker(s))) {
         do {
             pool->transport->serve(s);
         } while (worker_ended(s) && restart_worker(s));
