@@ -60,8 +60,9 @@ static mproc__pool_unit *unit_at(mproc__pool_slot *s, size_t i)
 static int may_take(const mproc__pool_slot *s, int others_starting)
 {
     const mproc_pool *pool = s->pool;
-    unsigned win = others_starting && s->win <= START_WINDOW ? 1 : s->win;
-    if (s->state != MPROC__SLOT_RUNNING || s->stop_sent || s->u_count >= win) return 0;
+    if (s->state != MPROC__SLOT_RUNNING) return 0; /* a starting slot's fields are its thread's */
+    size_t win = others_starting && s->win <= START_WINDOW ? 1 : s->win;
+    if (s->stop_sent || s->u_count >= win) return 0;
     return !pool->opt.maxtasksperchild || s->tasks_sent < (unsigned)pool->opt.maxtasksperchild;
 }
 
