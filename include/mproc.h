@@ -673,7 +673,13 @@ typedef struct mproc_pool_options {
 
 #define MPROC_UNORDERED 0x1   /* imap: results in completion order */
 
-/* Starts the workers. An initializer that fails (returns non-zero) makes
+/* Starts the workers: the first before create returns (a pool that cannot
+   start a process fails here), the others once the first is ready and has
+   work beyond the one task it runs, or has finished it (at most 5 ms after
+   create): a new pool's first result does not wait behind their starts,
+   and a second long task goes to the second worker rather than queueing
+   behind the first (with MPROC_FORK all start here, one after another).
+   An initializer that fails (returns non-zero) makes
    its worker exit; after three such starts in a row the pool's work fails
    with MPROC_ECHILD instead of being retried for ever. A program that
    forgot mproc_main_guard (its first worker ends without reaching the
