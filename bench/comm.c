@@ -314,6 +314,10 @@ static double run_raw_rtt(uint64_t count)
 }
 
 /* ---- Python ---------------------------------------------------------------------- */
+/* Every side needs two messages: the first starts the clock (a smaller
+   count left Python's Queue consumer waiting for ever). */
+static uint64_t at_least_two(uint64_t n) { return n < 2 ? 2 : n; }
+
 static double run_python(const char *kind, size_t size, uint64_t count, int runs)
 {
     const char *py = bench_python();
@@ -408,14 +412,14 @@ static void small_messages(uint64_t count)
     double raw = median_of(raw_adapter, RAW_PIPE, size, count, 0);
     double sock = median_of(raw_adapter, RAW_SOCKETPAIR, size, count, 0);
     double py_pipe = run_python("pipe", size, count, g_runs);
-    double py_queue = run_python("queue", size, count / 4, g_runs);
+    double py_queue = run_python("queue", size, at_least_two(count / 4), g_runs);
     double *ring = v[SMALL_RING];
     double ring_rate = bench_median(ring, (size_t)g_runs);
     bench_print_header("64-byte messages, one producer process -> one consumer");
     printf("%llu messages per run (Python Queue: %llu), median of %d runs; the raw ring and the "
            "mproc rows are measured in turn within each run, \"vs raw ring\" is the median of the "
            "runs' own ratios, \"worst run\" the lowest of them\n\n",
-           (unsigned long long)count, (unsigned long long)count / 4, g_runs);
+           (unsigned long long)count, (unsigned long long)at_least_two(count / 4), g_runs);
     printf("| channel | rate | vs raw ring | worst run | vs raw pipe | vs Python (same kind) |\n"
            "|---|---|---|---|---|---|\n");
     print_small_row("raw SPSC ring in shared memory (C, 64 B records)", ring, ring, raw, 0);
@@ -476,10 +480,10 @@ static void round_trips(uint64_t count)
 {
     double mine = median_of(rtt_adapter, 0, RTT_SIZE, count, 0);
     double raw = median_of(rtt_adapter, 1, RTT_SIZE, count, 0);
-    double py = run_python("rtt", RTT_SIZE, count / 10, g_runs);
+    double py = run_python("rtt", RTT_SIZE, at_least_two(count / 10), g_runs);
     bench_print_header("Round trips: 64 bytes to an echoing process and back");
     printf("%llu round trips per run (Python: %llu), median of %d runs\n\n",
-           (unsigned long long)count, (unsigned long long)count / 10, g_runs);
+           (unsigned long long)count, (unsigned long long)at_least_two(count / 10), g_runs);
     printf("| channel | round trip | time vs raw socketpair | mproc vs this |\n|---|---|---|---|\n");
     printf("| raw socketpair (C, write+read each way) | %.2f us | 1.00x | %.1fx faster |\n", 1e6 / raw,
            mine / raw);
@@ -503,6 +507,6 @@ int main(int argc, char **argv)
     small_messages(count64);
     if (count1m == 0) return 0;
     large_messages(count1m);
-    round_trips(count64 / 10);
+    round_trips(at_least_two(count64 / 10));
     return 0;
 }
