@@ -286,20 +286,26 @@ static mproc__os_proc *new_proc(pid_t pid, int wait_fd)
     return p;
 }
 
+/* One lock for every pending pid: two threads must not both read a
+   child's report pipe (a pid() beside a join), and the server answers at
+   once, so nobody holds it long. A fork copy of the program gets it
+   unlocked: the thread that may have held it at the fork is not there. */
+static pthread_mutex_t pending_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t pending_once = PTHREAD_ONCE_INIT;
+
+static void pending_unlock_in_child(void) { pthread_mutex_init(&pending_mu, NULL); }
+static void pending_register(void) { pthread_atfork(NULL, NULL, pending_unlock_in_child); }
+
 mproc__os_proc *mproc__posix_served_proc(pid_t pid, int report_fd, unsigned server)
 {
     mproc__os_proc *p = new_proc(pid, report_fd);
     if (p) {
         p->served = server;
         p->pid_pending = pid == 0;
+        if (p->pid_pending) pthread_once(&pending_once, pending_register);
     }
     return p;
 }
-
-/* One lock for every pending pid: two threads must not both read a
-   child's report pipe (a pid() beside a join), and the server answers at
-   once, so nobody holds it long. */
-static pthread_mutex_t pending_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* Reads a served child's pid once the server has answered (within
    timeout_ms: MPROC_ETIMEDOUT). A start the server could not carry out
