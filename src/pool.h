@@ -405,7 +405,8 @@ void mproc__pool_stream_free(mproc_iter *it);
    pool's lock held unless said otherwise. */
 void mproc__pool_pump_all(mproc_pool *pool);
 /* Every thread that waited on pool->cond calls this once it has woken
-   (with the lock): see wait_first_worker in pool_sched.c. */
+   (with the lock): the first to wake after a result releases the slot
+   threads held back at create (release_held_back in pool_sched.c). */
 void mproc__pool_woken(mproc_pool *pool);
 void mproc__pool_wake(mproc_pool *pool);       /* waiting callers look again */
 /* Kills workers whose item has run longer than the task timeout. */
