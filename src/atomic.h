@@ -74,6 +74,11 @@ static inline void mproc__fence(void)
 static inline void mproc__fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 #  endif
 
+/* Orders nothing on the hardware, only keeps the compiler from moving
+   memory accesses across it: the cheap side of an asymmetric fence
+   (os.h: mproc__os_remote_fence), whose other side pays for both. */
+static inline void mproc__compiler_fence(void) { __atomic_signal_fence(__ATOMIC_SEQ_CST); }
+
 /* Memory hints: start fetching the line at p, to read it (prefetch) or to
    write it (prefetchw), while the code goes on. They order nothing. */
 static inline void mproc__prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
@@ -147,6 +152,7 @@ static inline void mproc__fence(void)
     volatile long word = 0;
     (void)_InterlockedOr(&word, 0);
 }
+static inline void mproc__compiler_fence(void) { _ReadWriteBarrier(); }
 static inline void mproc__prefetch(const void *p)
 {
 #  if defined(_M_X64) || defined(_M_IX86)

@@ -30,7 +30,7 @@
 #include "ring.h"
 #include "ref.h"
 
-#define C_MAGIC 0x314e6f636f72706dULL /* "mprocoN1" */
+#define C_MAGIC 0x324e6f636f72706dULL /* "mprocoN2": the ring layout of issue 16 */
 /* Bytes per direction: room for a burst of small messages and for 256 KiB
    chunks of large ones, while a pipe costs address space, not memory,
    until it is used. */
@@ -394,12 +394,37 @@ static int park(mproc_conn *c, unsigned char *dst, int dst_is_user, uint64_t roo
     return MPROC_ETIMEDOUT;
 }
 
+/* A message that lies whole in the ring now, into user or a new block:
+   1 received, 0 for the general path (rc set on error). */
+static int recv_whole(mproc_conn *c, void *user, size_t cap, void **out, size_t *len, int *rc)
+{
+    size_t n;
+    const unsigned char *src = mproc__ring_whole(&c->in, &n);
+    if (!src || (user && n > cap)) return 0; /* "too small" is the general path's */
+    unsigned char *dst = user ? user : malloc(n ? n : 1);
+    if (!dst) {
+        *rc = MPROC_ENOMEM; /* the message stays */
+        return 1;
+    }
+    memcpy(dst, src, n);
+    *rc = mproc__ring_take_whole(&c->in);
+    if (*rc && dst != user) free(dst);
+    if (*rc) return 1;
+    *len = n;
+    if (!user) *out = dst;
+    return 1;
+}
+
 /* Receives into user (cap bytes) or into a new block returned in *out. */
 static int recv_new(mproc_conn *c, void *user, size_t cap, void **out, size_t *len,
                     uint64_t deadline, int timeout_ms)
 {
     int rc = mproc__ring_get_lock(&c->in, deadline, timeout_ms);
     if (rc) return rc;
+    if (recv_whole(c, user, cap, out, len, &rc)) {
+        mproc__ring_get_unlock(&c->in);
+        return rc;
+    }
     uint64_t total = 0, got = 0, room = cap;
     unsigned char *dst = user;
     rc = mproc__ring_peek(&c->in, &total, deadline, timeout_ms);

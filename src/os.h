@@ -323,6 +323,16 @@ void mproc__os_bell_ring(mproc__handle wr, unsigned n);
 void mproc__os_bell_take(mproc__handle rd);
 /* Yield the CPU to another runnable thread (spin-then-sleep waits). */
 void mproc__os_yield(void);
+/* Asymmetric fences (Linux: membarrier's global expedited commands). A
+   process that has joined may order its side of a handshake with compiler
+   barriers only, provided the other side calls remote_fence between its
+   store and its load: a full barrier on every CPU that runs a process that
+   joined. join: 0 once this process has joined (a forked child joins
+   again); MPROC_ENOTSUP where there is no such fence (macOS, Windows, the
+   portable build, a kernel or sandbox without it). remote_fence: 0, or
+   MPROC_ENOTSUP / an error, when the caller must not rely on it. */
+int mproc__os_remote_fence_join(void);
+int mproc__os_remote_fence(void);
 
 /* ---- pool (pool_worker.c) ------------------------------------------------ */
 /* In a pool worker: Ctrl-C is for the parent (Python's workers ignore

@@ -28,7 +28,7 @@
 #include "ring.h"
 #include "ref.h"
 
-#define Q_MAGIC 0x3251636f72706dULL /* "mprocQ2" */
+#define Q_MAGIC 0x3351636f72706dULL /* "mprocQ3": the ring layout of issue 16 */
 #define RING_BYTES ((uint64_t)8 << 20)
 #define DATA_OFF 4096
 #define WAIT_SLICE_MS MPROC__WAIT_SLICE_MS
@@ -144,6 +144,21 @@ int mproc_queue_put(mproc_queue *q, const void *buf, size_t len, int timeout_ms)
    producer aborted it, look again. */
 static int get_one(mproc_queue *q, void **out, size_t *len, uint64_t deadline, int timeout_ms)
 {
+    size_t n;
+    const unsigned char *src = mproc__ring_whole(&q->ring, &n);
+    if (src) { /* lies whole in the ring now: the small-message path */
+        unsigned char *dst = malloc(n ? n : 1);
+        if (!dst) return MPROC_ENOMEM; /* the message stays queued */
+        memcpy(dst, src, n);
+        int rc = mproc__ring_take_whole(&q->ring);
+        if (rc) {
+            free(dst);
+            return rc;
+        }
+        *out = dst;
+        *len = n;
+        return 0;
+    }
     uint64_t total = 0, got = 0;
     int rc = mproc__ring_peek(&q->ring, &total, deadline, timeout_ms);
     if (rc) return rc;

@@ -9,8 +9,27 @@
    pulls the other side's cache line over, which stalls its next write. */
 #define SPIN_GAP_MIN 4
 #define SPIN_GAP_MAX 16
+/* Lock words (see the two locks). */
+#define LOCK_BIAS ((uint64_t)1 << 62)
+#define LOCK_REVOKE ((uint64_t)1 << 63)
+#define LOCK_ID (LOCK_BIAS - 1)
+#define LOCK_TAG_MAX (((uint64_t)1 << 30) - 1)
 
 enum { REC_WHOLE = MPROC__REC_WHOLE, REC_FIRST, REC_MIDDLE, REC_LAST, REC_ABORT };
+
+static uint32_t hdr32(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static uint64_t hdr64(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
 
 static uint64_t pad8(uint64_t n) { return (n + 7) & ~(uint64_t)7; }
 static uint64_t capacity(const mproc__ring *r) { return r->mask + 1; }
@@ -19,6 +38,13 @@ void mproc__ring_format(mproc__ring_shared *sh, uint64_t cap)
 {
     memset(sh, 0, sizeof *sh);
     sh->capacity = cap;
+}
+
+/* A lock owner's tag (see the two locks), unique within the process. */
+static uint64_t new_tag(void)
+{
+    static volatile uint64_t tags;
+    return mproc__add64(&tags, 1) % LOCK_TAG_MAX + 1;
 }
 
 int mproc__ring_bind(mproc__ring *r, mproc__ring_shared *sh, unsigned char *data,
@@ -33,6 +59,7 @@ int mproc__ring_bind(mproc__ring *r, mproc__ring_shared *sh, unsigned char *data
     r->ops = ops;
     r->user = user;
     r->slice_ms = slice_ms;
+    r->tag = new_tag();
     return 0;
 }
 
@@ -133,10 +160,19 @@ int mproc__ring_wait(mproc__ring *r, int kind, mproc__ring_cond cond, void *arg,
     }
 }
 
+static int lock_kept(mproc__ring *r);
+
 void mproc__ring_announce(mproc__ring *r, int kind, int delta)
 {
     mproc__add64(&r->sh->waiters[kind], (uint64_t)(int64_t)delta);
-    if (delta > 0) mproc__add64(&r->sh->wait_seq[kind], 1);
+    if (delta <= 0) return;
+    mproc__add64(&r->sh->wait_seq[kind], 1);
+    /* A waker leaving a kept lock looks for us with no fence of its own.
+       One that keeps it only from a later take has fenced since (the
+       compare-and-swap that kept it) and sees this announcement. (Should
+       the fence fail here, where the owner could join, a wake may be
+       missed: the sleep slice bounds it.) */
+    if (lock_kept(r)) (void)mproc__os_remote_fence();
 }
 
 /* After a full fence (a lock's take or release, or mproc__fence): the
@@ -159,54 +195,176 @@ void mproc__ring_wake(mproc__ring *r, int kind)
 }
 
 /* ---- the two locks --------------------------------------------------------------- */
+/* A lock word holds its owner's id: the pid (liveness is asked of it) and
+   the ring object's tag (two objects of one process, say one per thread,
+   are two owners). Taken plainly, a lock costs a compare-and-swap to take
+   and one to release, two full fences per message and side: they drain
+   the store buffer, which holds the previous message's stores to lines
+   the other side is reading, so each side waits for a cache-line transfer
+   per message (perf: three quarters of a producer's time on those two
+   instructions). So an owner that has taken a lock BIAS_AFTER times in a
+   row keeps it between calls (BIAS), where the system has an asymmetric
+   fence (os.h): entering is a plain store to busy and a plain look at the
+   owner word, leaving a plain store, no fence at all. A contender sets
+   REVOKE in the owner word, runs the remote fence and then looks at busy:
+   the fence makes the owner's store of busy visible before that look, or
+   the owner's look at the word after it (which then sees REVOKE and takes
+   the plain path): never both missed. Once busy is 0 the contender takes
+   the lock with a compare-and-swap. Sleepers pay likewise: a waker that
+   leaves a kept lock has no fence before it looks for them, so a sleeper
+   runs the remote fence after announcing itself while a lock is kept
+   (mproc__ring_announce). A dead owner's lock is taken over as any other,
+   kept or not. */
+/* Takes in a row by one owner before it keeps the lock: producers that
+   take turns keep taking it plainly (a revocation costs a system call). */
+#define BIAS_AFTER 64
+enum { PUT_LOCK, GET_LOCK };
+
+static mproc__ring_lock *lock_of(mproc__ring *r, int which)
+{
+    return which == PUT_LOCK ? &r->sh->put : &r->sh->get;
+}
+
+static uint64_t lock_id(mproc__ring *r) { return (mproc__self_pid() & 0xffffffffu) | r->tag << 32; }
+static int64_t owner_pid(uint64_t owner) { return (int64_t)(owner & 0xffffffffu); }
+
 typedef struct lock_try {
-    volatile uint64_t *word;
+    mproc__ring_lock *lk;
+    int which;
     uint64_t me;
+    uint64_t fenced; /* the owner word a remote fence was run for */
     int recovered;
 } lock_try;
 
+/* A kept lock of a live owner: ask for it (REVOKE), fence, and take it
+   once its owner is not inside. */
+static int revoke(lock_try *t, uint64_t owner)
+{
+    if (!(owner & LOCK_REVOKE)) {
+        if (!mproc__cas64(&t->lk->owner, owner, owner | LOCK_REVOKE)) return 0;
+        owner |= LOCK_REVOKE;
+    }
+    if (t->fenced != owner) {
+        if (mproc__os_remote_fence()) return 0; /* the owner's next call gives it up */
+        t->fenced = owner;
+    }
+    return !mproc__load64(&t->lk->busy) && mproc__cas64(&t->lk->owner, owner, t->me);
+}
+
 static int try_lock(mproc__ring *r, void *arg, int sleeping)
 {
-    (void)r;
     lock_try *t = arg;
-    uint64_t owner = mproc__load64(t->word);
-    if (owner == 0) return mproc__cas64(t->word, 0, t->me);
-    if (sleeping && owner != t->me && !mproc__os_pid_alive((int64_t)owner) &&
-        mproc__cas64(t->word, owner, t->me)) {
+    uint64_t owner = mproc__load64(&t->lk->owner);
+    if (owner == 0) return mproc__cas64(&t->lk->owner, 0, t->me);
+    if ((owner & (LOCK_ID | LOCK_BIAS)) == (t->me | LOCK_BIAS)) { /* kept by us, being revoked */
+        r->streak[t->which] = 0; /* plain for a while: the contender gets its turn */
+        return mproc__cas64(&t->lk->owner, owner, t->me);
+    }
+    if (sleeping && !mproc__os_pid_alive(owner_pid(owner)) &&
+        mproc__cas64(&t->lk->owner, owner, t->me)) {
+        mproc__store64(&t->lk->busy, 0); /* it may have died inside */
         t->recovered = 1;
         return 1;
     }
-    return 0;
+    return (owner & LOCK_BIAS) ? revoke(t, owner) : 0;
+}
+
+/* Counts plain takes in a row by this object (last is written only by
+   owners, under the lock). */
+static void note_plain_take(mproc__ring *r, int which, uint64_t me)
+{
+    mproc__ring_lock *lk = lock_of(r, which);
+    if (mproc__load64(&lk->last) != me) {
+        mproc__store64_rel(&lk->last, me);
+        r->streak[which] = 0;
+    } else if (r->streak[which] < BIAS_AFTER) {
+        r->streak[which]++;
+    }
+}
+
+static int lock_plain(mproc__ring *r, int which, uint64_t me, uint64_t deadline, int timeout_ms)
+{
+    mproc__ring_lock *lk = lock_of(r, which);
+    lock_try t = {lk, which, me, 0, 0};
+    r->biased[which] = 0;
+    if (!mproc__cas64(&lk->owner, 0, me)) {
+        int rc = mproc__ring_wait(r, MPROC__RING_LOCK, try_lock, &t, deadline, timeout_ms);
+        if (rc) return rc;
+    }
+    note_plain_take(r, which, me);
+    return t.recovered;
 }
 
 /* 0 locked, 1 locked after taking it over from a dead owner, or error. */
-static int ring_lock(mproc__ring *r, volatile uint64_t *word, uint64_t deadline, int timeout_ms)
+static inline int ring_lock(mproc__ring *r, int which, uint64_t me, uint64_t deadline,
+                            int timeout_ms)
 {
-    lock_try t = {word, mproc__self_pid(), 0};
-    if (mproc__cas64(word, 0, t.me)) return 0;
-    int rc = mproc__ring_wait(r, MPROC__RING_LOCK, try_lock, &t, deadline, timeout_ms);
-    return rc ? rc : t.recovered;
+    if (r->biased[which] == me) { /* kept: not so in a forked copy, whose pid differs */
+        mproc__ring_lock *lk = lock_of(r, which);
+        mproc__store64_rel(&lk->busy, 1);
+        mproc__compiler_fence();
+        if (mproc__load64(&lk->owner) == (me | LOCK_BIAS)) return 0;
+        mproc__store64_rel(&lk->busy, 0); /* revoked: the plain way */
+    }
+    return lock_plain(r, which, me, deadline, timeout_ms);
 }
 
 /* Only by its owner: a forked copy of an object holding a lock must not
-   free it under the process that holds it. */
-static void ring_unlock(mproc__ring *r, volatile uint64_t *word)
+   free it under the process that holds it. A plain owner that has taken
+   the lock often enough in a row, with nobody waiting for it, keeps it. */
+static void unlock_plain(mproc__ring *r, int which, uint64_t me)
 {
-    if (mproc__cas64(word, mproc__self_pid(), 0)) wake_waiters(r, MPROC__RING_LOCK);
+    mproc__ring_lock *lk = lock_of(r, which);
+    if (r->biased[which] == me) { /* a contender asked for it: it may be asleep */
+        r->biased[which] = 0;
+        mproc__fence();
+        wake_waiters(r, MPROC__RING_LOCK);
+        return;
+    }
+    r->biased[which] = 0;
+    if (r->streak[which] >= BIAS_AFTER && !mproc__load64(&r->sh->waiters[MPROC__RING_LOCK]) &&
+        mproc__os_remote_fence_join() == 0 && mproc__cas64(&lk->owner, me, me | LOCK_BIAS)) {
+        r->biased[which] = me;
+        wake_waiters(r, MPROC__RING_LOCK); /* one that came since looks again */
+        return;
+    }
+    if (mproc__cas64(&lk->owner, me, 0)) wake_waiters(r, MPROC__RING_LOCK);
     else mproc__fence(); /* the callers' wakes rely on a fence here */
+}
+
+static inline void ring_unlock(mproc__ring *r, int which, uint64_t me)
+{
+    if (r->biased[which] == me) {
+        mproc__ring_lock *lk = lock_of(r, which);
+        mproc__store64_rel(&lk->busy, 0);
+        mproc__compiler_fence();
+        if (mproc__load64(&lk->owner) == (me | LOCK_BIAS)) return; /* kept */
+    }
+    unlock_plain(r, which, me);
+}
+
+/* Whether a lock is kept by its owner: the wakers behind it have no fence. */
+static int lock_kept(mproc__ring *r)
+{
+    return ((mproc__load64(&r->sh->put.owner) | mproc__load64(&r->sh->get.owner)) & LOCK_BIAS) != 0;
 }
 
 /* ---- producer side --------------------------------------------------------------- */
 static void put_record(mproc__ring *r, int type, uint64_t total, const void *body, size_t n)
 {
-    unsigned char h[REC_HDR];
-    mproc__put_u32(h, TAG_MAGIC | (uint32_t)type);
-    mproc__put_u32(h + 4, (uint32_t)n);
-    mproc__put_u64(h + 8, total);
     uint64_t tail = mproc__load64(&r->sh->tail);
+    size_t off = (size_t)(tail & r->mask);
+    unsigned char h[REC_HDR], *at = r->data + off;
+    int in_one = capacity(r) - off >= REC_HDR + n; /* no wrap: straight in */
+    unsigned char *hp = in_one ? at : h;
+    mproc__rec_header(hp, type, (uint32_t)n, total);
     fetch_ahead_w(r, tail + pad8(REC_HDR + n));
-    ring_write(r, tail, h, REC_HDR);
-    ring_write(r, tail + REC_HDR, body, n);
+    if (in_one) {
+        if (n) memcpy(at + REC_HDR, body, n);
+    } else {
+        ring_write(r, tail, h, REC_HDR);
+        ring_write(r, tail + REC_HDR, body, n);
+    }
     mproc__store64_rel(&r->sh->tail, tail + pad8(REC_HDR + n)); /* publish */
 }
 
@@ -216,12 +374,17 @@ typedef struct space_need {
     int first;     /* the record starts a message */
 } space_need;
 
+/* first: the record starts a message, which a queue's maxsize may refuse. */
+static inline int space_now(mproc__ring *r, uint64_t want, int first)
+{
+    if (first && r->ops->room && !r->ops->room(r)) return 0;
+    return free_space(r, want) >= want;
+}
+
 static int has_space(mproc__ring *r, void *arg, int sleeping)
 {
     space_need *s = arg;
-    if (s->first && r->ops->room && !r->ops->room(r)) return 0;
-    uint64_t want = sleeping || s->wide < s->bytes ? s->bytes : s->wide;
-    return free_space(r, want) >= want;
+    return space_now(r, sleeping || s->wide < s->bytes ? s->bytes : s->wide, s->first);
 }
 
 /* Ends a stream cut short (the ring always keeps room for this record). */
@@ -275,7 +438,7 @@ static void widen_need(mproc__ring *r, space_need *need)
 static int put_whole(mproc__ring *r, const void *buf, size_t len, uint64_t deadline, int timeout_ms)
 {
     space_need need = {pad8(REC_HDR + len), 0, 1};
-    if (!has_space(r, &need, 0)) {
+    if (!space_now(r, need.bytes, 1)) {
         widen_need(r, &need);
         int rc = mproc__ring_wait(r, MPROC__RING_SPACE, has_space, &need, deadline, timeout_ms);
         if (rc) return rc;
@@ -316,7 +479,8 @@ static int put_stream(mproc__ring *r, const unsigned char *buf, size_t len, uint
 int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, uint64_t deadline,
                     int timeout_ms)
 {
-    int rc = ring_lock(r, &r->sh->put_owner, deadline, timeout_ms);
+    uint64_t me = lock_id(r);
+    int rc = ring_lock(r, PUT_LOCK, me, deadline, timeout_ms);
     if (rc < 0) return rc;
     if (rc == 1) repair_put(r); /* after a dead owner */
     /* Whole if it fits a record no larger than a stream's chunk: the bound
@@ -325,8 +489,8 @@ int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, uint64_t deadli
         rc = put_whole(r, buf, len, deadline, timeout_ms);
     else
         rc = put_stream(r, buf, len, deadline, timeout_ms);
-    ring_unlock(r, &r->sh->put_owner);
-    wake_waiters(r, MPROC__RING_DATA); /* after the unlock's fence */
+    ring_unlock(r, PUT_LOCK, me);
+    wake_waiters(r, MPROC__RING_DATA); /* after the unlock's fence (or the sleeper's) */
     return rc;
 }
 
@@ -345,10 +509,10 @@ static int rec_peek(mproc__ring *r, rec *out)
     uint64_t head = mproc__load64(&r->sh->head), used = data_avail(r, REC_HDR);
     if (used < REC_HDR || used > capacity(r)) return MPROC_EPROTO;
     ring_read(r, head, h, REC_HDR);
-    uint32_t tag = mproc__get_u32(h);
+    uint32_t tag = hdr32(h);
     out->type = (int)(tag & 0xffffu);
-    out->n = mproc__get_u32(h + 4);
-    out->total = mproc__get_u64(h + 8);
+    out->n = hdr32(h + 4);
+    out->total = hdr64(h + 8);
     out->size = pad8(REC_HDR + out->n);
     if (out->size > used) used = data_avail(r, out->size); /* a newer tail may show it */
     if ((tag & 0xffff0000u) != TAG_MAGIC || out->type < REC_WHOLE || out->type > REC_ABORT ||
@@ -397,11 +561,13 @@ static int stream_record(mproc__ring *r, void *arg, int sleeping)
     (void)arg;
     if (mproc__ring_readable(r)) return 1;
     if (!sleeping || !mproc__load64(&r->sh->put_stream)) return 0;
-    uint64_t owner = mproc__load64(&r->sh->put_owner), me = mproc__self_pid();
-    if (owner && owner != me && !mproc__os_pid_alive((int64_t)owner) &&
-        mproc__cas64(&r->sh->put_owner, owner, me)) {
+    uint64_t owner = mproc__load64(&r->sh->put.owner), me = lock_id(r);
+    if (owner && (owner & LOCK_ID) != me && !mproc__os_pid_alive(owner_pid(owner)) &&
+        mproc__cas64(&r->sh->put.owner, owner, me)) {
+        mproc__store64(&r->sh->put.busy, 0);
+        r->biased[PUT_LOCK] = 0;
         repair_put(r);
-        ring_unlock(r, &r->sh->put_owner);
+        ring_unlock(r, PUT_LOCK, me);
     }
     return mproc__ring_readable(r);
 }
@@ -430,17 +596,19 @@ static int skip_stream(mproc__ring *r, uint64_t deadline, int timeout_ms)
 
 int mproc__ring_get_lock(mproc__ring *r, uint64_t deadline, int timeout_ms)
 {
-    int rc = ring_lock(r, &r->sh->get_owner, deadline, timeout_ms);
+    uint64_t me = lock_id(r);
+    int rc = ring_lock(r, GET_LOCK, me, deadline, timeout_ms);
     if (rc < 0) return rc;
     if (rc == 1 || mproc__load64(&r->sh->get_stream)) rc = skip_stream(r, deadline, timeout_ms);
-    if (rc) ring_unlock(r, &r->sh->get_owner);
+    if (rc) ring_unlock(r, GET_LOCK, me);
     return rc;
 }
 
 void mproc__ring_get_unlock(mproc__ring *r)
 {
     r->peeked = 0;
-    ring_unlock(r, &r->sh->get_owner);
+    r->whole_size = 0;
+    ring_unlock(r, GET_LOCK, lock_id(r));
     wake_waiters(r, MPROC__RING_SPACE); /* for take_start, after the unlock's fence */
 }
 
@@ -448,6 +616,7 @@ int mproc__ring_peek(mproc__ring *r, uint64_t *total, uint64_t deadline, int tim
 {
     for (;;) {
         r->peeked = 0;
+        r->whole_size = 0;
         if (!mproc__ring_readable(r)) {
             int rc = mproc__ring_wait(r, MPROC__RING_DATA, has_record, NULL, deadline, timeout_ms);
             if (rc) return rc;
@@ -487,6 +656,37 @@ int mproc__ring_take_start(mproc__ring *r, void *dst, uint64_t total, uint64_t *
     rec_consume(r, &x, dst);
     mproc__store64(&r->sh->get_stream, 1);
     return 1;
+}
+
+const unsigned char *mproc__ring_whole(mproc__ring *r, size_t *n)
+{
+    uint64_t head = mproc__load64(&r->sh->head), used = data_avail(r, REC_HDR), cap = capacity(r);
+    size_t off = (size_t)(head & r->mask);
+    r->peeked = 0;
+    r->whole_size = 0;
+    if (used < REC_HDR || used > cap || cap - off < REC_HDR) return NULL;
+    unsigned char h[REC_HDR];
+    memcpy(h, r->data + off, REC_HDR); /* read once, then checked */
+    uint32_t len = hdr32(h + 4);
+    uint64_t size = pad8(REC_HDR + (uint64_t)len);
+    if (hdr32(h) != (TAG_MAGIC | REC_WHOLE) || hdr64(h + 8) != len ||
+        REC_HDR + (uint64_t)len > cap / 4 || size > cap - off)
+        return NULL;
+    if (size > used && data_avail(r, size) < size) return NULL;
+    fetch_ahead(r, head + size);
+    r->whole_head = head;
+    r->whole_size = size;
+    *n = len;
+    return r->data + off + REC_HDR;
+}
+
+int mproc__ring_take_whole(mproc__ring *r)
+{
+    if (!r->whole_size || r->whole_head != mproc__load64(&r->sh->head)) return MPROC_ESTATE;
+    mproc__store64_rel(&r->sh->get_msgs, mproc__load64(&r->sh->get_msgs) + 1); /* ours: locked */
+    mproc__store64_rel(&r->sh->head, r->whole_head + r->whole_size);
+    r->whole_size = 0;
+    return 0;
 }
 
 /* Room for n more bytes after got, doubling the block up to total. */

@@ -12,20 +12,26 @@
    get lock, which makes the ring single-producer single-consumer: head and
    tail are plain atomics and the copies run outside any shared critical
    section, producer and consumer in parallel. A lock word holds the
-   owner's pid; a waiter that finds the owner gone (exited, killed, or a
+   owner's pid (and which of its ring objects); a waiter that finds the owner gone (exited, killed, or a
    zombie) takes the lock over and repairs what the owner left: a stream
    cut short gets an ABORT record, so the consumer discards the partial
    message; a consumer cut short mid-stream makes the next one skip the
-   rest of that message.
+   rest of that message. An owner that takes a lock many times in a row
+   keeps it between calls where the system has an asymmetric fence (Linux
+   membarrier): then taking and releasing it are plain stores, and a
+   contender revokes it (ring.c, "the two locks"); elsewhere every take
+   is a compare-and-swap.
 
    Waiting belongs to the user of the ring (a queue sleeps on a doorbell,
    a conn on its link): the ring spins briefly, then calls ops->sleep_once
    in slices, and calls ops->wake after every change somebody may wait
-   for. A whole message costs each side two fences, the lock's take and
-   its release: the tail and head are published with release stores, and
-   the waiters a message concerns are looked for after the unlock, whose
-   fence orders that look after the publication (the sleeper announces,
-   then looks at the ring: one of the two sees the other). The ring itself is trusted no further than its checks: a record
+   for. The tail and head are published with release stores, and the
+   waiters a message concerns are looked for after the unlock: a plain
+   unlock's fence orders that look after the publication (the sleeper
+   announces, then looks at the ring: one of the two sees the other); a
+   kept lock has no fence, so a sleeper runs the remote fence after its
+   announcement instead, which costs the sleeping side, not every
+   message. The ring itself is trusted no further than its checks: a record
    that fails them (shared memory scribbled on) empties the ring and
    reports MPROC_EPROTO. */
 #ifndef MPROC_RING_H
@@ -38,6 +44,15 @@
 enum { MPROC__RING_DATA, MPROC__RING_SPACE, MPROC__RING_LOCK, MPROC__RING_JOIN,
        MPROC__RING_KINDS };
 
+/* A put or get lock (ring.c: "the two locks"). owner: the holder's id
+   (pid in the low 32 bits, which ring object in bits 32-61) and the
+   BIAS/REVOKE flags, 0 when free; busy: a holder that keeps the lock
+   between calls (BIAS) is inside it; last: the id that took it last
+   without BIAS, for the decision to keep it. */
+typedef struct mproc__ring_lock {
+    volatile uint64_t owner, busy, last;
+} mproc__ring_lock;
+
 /* The ring's state in shared memory, one cache line per group: the side
    that writes a line mostly owns it, and tail and head, which the other
    side reads, sit alone so that reading them never stalls the owner's
@@ -45,13 +60,15 @@ enum { MPROC__RING_DATA, MPROC__RING_SPACE, MPROC__RING_LOCK, MPROC__RING_JOIN,
 typedef struct mproc__ring_shared {
     uint64_t capacity;
     uint64_t pad0[7];
-    volatile uint64_t put_owner, put_stream, put_msgs; /* put_msgs: messages started */
+    mproc__ring_lock put;
+    volatile uint64_t put_stream, put_msgs; /* put_msgs: messages started */
     volatile uint64_t put_pending; /* see start_message in ring.c */
-    uint64_t pad1[4];
+    uint64_t pad1[2];
     volatile uint64_t tail;
     uint64_t pad2[7];
-    volatile uint64_t get_owner, get_stream, get_msgs; /* get_msgs: messages taken */
-    uint64_t pad3[5];
+    mproc__ring_lock get;
+    volatile uint64_t get_stream, get_msgs; /* get_msgs: messages taken */
+    uint64_t pad3[3];
     volatile uint64_t head;
     uint64_t pad4[7];
     volatile uint64_t waiters[MPROC__RING_KINDS];
@@ -96,18 +113,35 @@ struct mproc__ring {
     uint64_t peeked_head, peeked_total, peeked_size;
     size_t peeked_n;
     int peeked_type, peeked;
+    /* The record mproc__ring_whole gave (0: none), at whole_head. */
+    uint64_t whole_head, whole_size;
     uint64_t rung_seq[MPROC__RING_KINDS]; /* wait_seq when this side last rang */
+    /* The two locks ([0] put, [1] get) as this object holds them: tag
+       names the object in a lock's owner id; biased: the id under which
+       this process keeps the lock between calls, else 0; streak: plain
+       takes in a row by this object. */
+    uint64_t tag, biased[2];
+    unsigned streak[2];
     int slice_ms;         /* longest single sleep */
     const mproc__ring_ops *ops;
     void *user;
 };
 
 /* Record format: a 16-byte header {u32 tag = MPROC__REC_TAG | type,
-   u32 bytes in this record, u64 message length}, the bytes, padding to 8. */
+   u32 bytes in this record, u64 message length} in the machine's byte
+   order (a ring never leaves the machine; words, not bytes, are a load
+   each on the small-message path), the bytes, padding to 8. */
 #define MPROC__REC_HDR 16
 #define MPROC__REC_TAG 0x51520000u
 enum { MPROC__REC_WHOLE = 1, MPROC__REC_FIRST, MPROC__REC_MIDDLE, MPROC__REC_LAST,
        MPROC__REC_ABORT };
+
+static inline void mproc__rec_header(unsigned char *h, int type, uint32_t n, uint64_t total)
+{
+    uint32_t w[2] = {MPROC__REC_TAG | (uint32_t)type, n};
+    memcpy(h, w, sizeof w);
+    memcpy(h + 8, &total, sizeof total);
+}
 
 /* Largest message length (1 TiB): a sanity bound on lengths read back. */
 #define MPROC__RING_MAX_MSG ((uint64_t)1 << 40)
@@ -162,6 +196,15 @@ int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, uint64_t deadli
 int mproc__ring_get_lock(mproc__ring *r, uint64_t deadline, int timeout_ms);
 void mproc__ring_get_unlock(mproc__ring *r);
 int mproc__ring_peek(mproc__ring *r, uint64_t *total, uint64_t deadline, int timeout_ms);
+/* The small-message path, get lock held: the message at the head if it
+   is one whole record lying in one piece, checked as peek checks a record
+   (its bytes in the ring, *n its length), else NULL: nothing there yet,
+   or a record for the general path (peek), which waits, streams and
+   reports corruption. The bytes stay until take_whole consumes the record
+   (MPROC_ESTATE, taking nothing, without such a whole just before);
+   producers waiting for room are woken by get_unlock. */
+const unsigned char *mproc__ring_whole(mproc__ring *r, size_t *n);
+int mproc__ring_take_whole(mproc__ring *r);
 /* Right after peek, total as peek gave it. Returns 1 if chunks follow
    (then take_rest), else 0; *got: bytes copied. MPROC_ESTATE, taking
    nothing, without such a peek. Producers waiting for the room a whole

@@ -252,9 +252,7 @@ static void raw_write(mproc_conn *any_end, const void *bytes, size_t n)
 
 static void raw_record(unsigned char *h, int type, uint32_t n, uint64_t total)
 {
-    mproc__put_u32(h, MPROC__REC_TAG | (uint32_t)type);
-    mproc__put_u32(h + 4, n);
-    mproc__put_u64(h + 8, total);
+    mproc__rec_header(h, type, n, total);
 }
 
 static void test_corrupt_record(void **state)

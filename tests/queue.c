@@ -386,6 +386,24 @@ static int producer_then_block(const void *argp, size_t len)
     return 14; /* not reached */
 }
 
+/* Once p's big message has begun (it is counted once its first chunk is
+   in), kills p: the partial message is discarded, never delivered, and
+   the queue goes on. */
+static void kill_mid_message(mproc_queue *q, mproc_process *p)
+{
+    mproc_waitable w = {MPROC_WAIT_QUEUE, q, 0};
+    assert_int_equal(mproc_wait(&w, 1, LONG_MS), 1);
+    assert_int_equal(mproc_process_kill(p), 0);
+    assert_int_equal(mproc_process_join(p, TU_JOIN_TIMEOUT_MS), 0);
+    mproc_process_destroy(p);
+    void *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(mproc_queue_get(q, &buf, &len, 200), MPROC_ETIMEDOUT);
+    assert_null(buf);
+    assert_int_equal(put_pattern(q, 50, 4), 0);
+    get_pattern(q, 50, 4);
+}
+
 static void test_producer_killed_mid_message(void **state)
 {
     (void)state;
@@ -397,22 +415,61 @@ static void test_producer_killed_mid_message(void **state)
     mproc_process *p = tu_start(producer_then_block, &a, sizeof a);
     get_pattern(q, 100, 1);
     get_pattern(q, 100, 2);
-    /* the big message has begun: it is counted once its first chunk is in */
-    mproc_waitable w = {MPROC_WAIT_QUEUE, q, 0};
-    assert_int_equal(mproc_wait(&w, 1, LONG_MS), 1);
-    assert_int_equal(mproc_process_kill(p), 0);
-    assert_int_equal(mproc_process_join(p, TU_JOIN_TIMEOUT_MS), 0);
-    mproc_process_destroy(p);
-    /* the partial message is discarded, never delivered */
-    void *buf = NULL;
-    size_t len = 0;
-    assert_int_equal(mproc_queue_get(q, &buf, &len, 200), MPROC_ETIMEDOUT);
-    assert_null(buf);
-    assert_int_equal(put_pattern(q, 50, 4), 0); /* and the queue goes on */
-    get_pattern(q, 50, 4);
+    kill_mid_message(q, p);
     size_t n = 9;
     assert_int_equal(mproc_queue_size(q, &n), 0);
     assert_int_equal(n, 0);
+    mproc_queue_destroy(q);
+}
+
+/* Enough puts or gets in a row that their owner keeps the lock between
+   calls (ring.c: BIAS_AFTER, where the system has the fence for it). */
+#define KEPT_RUN 200
+
+/* A run of small messages (the put lock kept); idle until told on ref2;
+   another run, then a message that streams and blocks mid-way. */
+static int producer_keeps_lock(const void *argp, size_t len)
+{
+    qarg a;
+    mproc_queue *q, *ctl;
+    int rc = attach_arg(argp, len, &a, &q);
+    if (rc) return rc;
+    if (mproc_queue_attach(&a.ref2, &ctl)) return 13;
+    for (uint32_t i = 0; i < KEPT_RUN; i++)
+        if (put_pattern(q, 40, i)) return 12;
+    void *buf;
+    size_t n;
+    if (mproc_queue_get(ctl, &buf, &n, LONG_MS)) return 14;
+    mproc_free(buf);
+    for (uint32_t i = 0; i < KEPT_RUN; i++)
+        if (put_pattern(q, 40, 1000 + i)) return 15;
+    put_pattern(q, (size_t)64 << 20, 3);
+    return 16; /* not reached */
+}
+
+/* A lock kept by a live owner that sits idle is taken from it when
+   another process needs it; one kept by an owner that dies (idle, or
+   inside it mid-message) is taken over, and the stream it cut short is
+   discarded. */
+static void test_kept_locks_revoked_and_taken_over(void **state)
+{
+    (void)state;
+    mproc_queue *q, *ctl;
+    assert_int_equal(mproc_queue_create(&q, 0), 0);
+    assert_int_equal(mproc_queue_create(&ctl, 0), 0);
+    qarg a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(mproc_queue_ref(q, &a.ref), 0);
+    assert_int_equal(mproc_queue_ref(ctl, &a.ref2), 0);
+    mproc_process *p = tu_start(producer_keeps_lock, &a, sizeof a);
+    for (uint32_t i = 0; i < KEPT_RUN; i++) get_pattern(q, 40, i); /* our get lock kept */
+    /* the producer is alive and idle, its put lock kept: ours to take */
+    assert_int_equal(put_pattern(q, 24, 77), 0);
+    get_pattern(q, 24, 77);
+    assert_int_equal(put_pattern(ctl, 1, 0), 0); /* go on: it takes the put lock back */
+    for (uint32_t i = 0; i < KEPT_RUN; i++) get_pattern(q, 40, 1000 + i);
+    kill_mid_message(q, p);
+    mproc_queue_destroy(ctl);
     mproc_queue_destroy(q);
 }
 
@@ -642,6 +699,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_exit_after_put_join_before_drain),
         cmocka_unit_test(test_big_messages_cross_process),
         cmocka_unit_test(test_producer_killed_mid_message),
+        cmocka_unit_test(test_kept_locks_revoked_and_taken_over),
         cmocka_unit_test(test_joinable_cross_process),
         cmocka_unit_test(test_wait_mixed),
         cmocka_unit_test(test_empty_full_closed),

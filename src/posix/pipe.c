@@ -1,6 +1,7 @@
 /* POSIX conn links (socketpairs), multi-handle waits and the queue's
    doorbell. See the "conn links" section of os.h for the contract. */
 #include "../internal.h"
+#include "../atomic.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,8 @@
 
 #if defined(__linux__) && !defined(MPROC_PORTABLE_POSIX)
 #  define MPROC_LINUX_ISLAND 1
+#  include <linux/membarrier.h>
+#  include <sys/syscall.h>
 #endif
 
 #define LINK_FDS 8
@@ -376,3 +379,34 @@ void mproc__os_bell_take(mproc__handle rd)
 }
 
 void mproc__os_yield(void) { sched_yield(); }
+
+/* ---- asymmetric fences ------------------------------------------------------ */
+#if defined(MPROC_LINUX_ISLAND) && defined(SYS_membarrier)
+static int membarrier(int cmd) { return (int)syscall(SYS_membarrier, cmd, 0, 0); }
+
+/* The pid that joined: registration belongs to an address space, and a
+   forked child has a new one. A refusal (an old kernel, a sandbox) is
+   final: asked once per process, not per call. */
+static volatile uint64_t joined_pid, refused;
+
+int mproc__os_remote_fence_join(void)
+{
+    if (mproc__load64(&refused)) return MPROC_ENOTSUP;
+    uint64_t me = (uint64_t)getpid();
+    if (mproc__load64(&joined_pid) == me) return 0;
+    if (membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) != 0) {
+        mproc__store64(&refused, 1);
+        return MPROC_ENOTSUP;
+    }
+    mproc__store64(&joined_pid, me);
+    return 0;
+}
+
+int mproc__os_remote_fence(void)
+{
+    return membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0 ? 0 : mproc__fail_os(errno);
+}
+#else
+int mproc__os_remote_fence_join(void) { return MPROC_ENOTSUP; }
+int mproc__os_remote_fence(void) { return MPROC_ENOTSUP; }
+#endif

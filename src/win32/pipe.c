@@ -460,3 +460,8 @@ void mproc__os_bell_ring(mproc__handle wr, unsigned n)
 void mproc__os_bell_take(mproc__handle rd) { (void)rd; }
 
 void mproc__os_yield(void) { SwitchToThread(); }
+
+/* FlushProcessWriteBuffers reaches the calling process's threads only,
+   not the other processes sharing a ring. */
+int mproc__os_remote_fence_join(void) { return MPROC_ENOTSUP; }
+int mproc__os_remote_fence(void) { return MPROC_ENOTSUP; }

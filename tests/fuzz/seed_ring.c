@@ -8,9 +8,7 @@
 
 static size_t record(unsigned char *out, int type, const char *bytes, uint32_t n, uint64_t total)
 {
-    mproc__put_u32(out, MPROC__REC_TAG | (uint32_t)type);
-    mproc__put_u32(out + 4, n);
-    mproc__put_u64(out + 8, total);
+    mproc__rec_header(out, type, n, total);
     memcpy(out + MPROC__REC_HDR, bytes, n);
     size_t len = MPROC__REC_HDR + n;
     while (len % 8) out[len++] = 0;
