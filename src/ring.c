@@ -160,7 +160,7 @@ int mproc__ring_wait(mproc__ring *r, int kind, mproc__ring_cond cond, void *arg,
     }
 }
 
-static int lock_kept(mproc__ring *r);
+static int revoke_kept_locks(mproc__ring *r);
 
 void mproc__ring_announce(mproc__ring *r, int kind, int delta)
 {
@@ -171,8 +171,20 @@ void mproc__ring_announce(mproc__ring *r, int kind, int delta)
        One that keeps it only from a later take has fenced since (the
        compare-and-swap that kept it) and sees this announcement. (Should
        the fence fail here, where the owner could join, a wake may be
-       missed: the sleep slice bounds it.) */
-    if (lock_kept(r)) (void)mproc__os_remote_fence();
+       missed: the sleep slice bounds it.) The remote fence costs tens of
+       microseconds (an interrupt of every CPU running a registered
+       process), more than a kept lock saves on a ring whose reader
+       sleeps between messages, so the kept lock is given up as well: its
+       owner keeps it again only after a streak with nobody asleep. */
+    if (revoke_kept_locks(r)) (void)mproc__os_remote_fence();
+}
+
+/* Announcements of sleepers so far, of every kind. */
+static uint64_t announcements(mproc__ring *r)
+{
+    uint64_t n = 0;
+    for (int k = 0; k < MPROC__RING_KINDS; k++) n += mproc__load64(&r->sh->wait_seq[k]);
+    return n;
 }
 
 /* After a full fence (a lock's take or release, or mproc__fence): the
@@ -269,17 +281,21 @@ static int try_lock(mproc__ring *r, void *arg, int sleeping)
     return (owner & LOCK_BIAS) ? revoke(t, owner) : 0;
 }
 
-/* Counts plain takes in a row by this object (last is written only by
-   owners, under the lock). */
+/* Counts plain takes in a row by this object with no sleeper announced
+   in between (last is written only by owners, under the lock). */
 static void note_plain_take(mproc__ring *r, int which, uint64_t me)
 {
     mproc__ring_lock *lk = lock_of(r, which);
+    uint64_t seq = announcements(r);
     if (mproc__load64(&lk->last) != me) {
         mproc__store64_rel(&lk->last, me);
+        r->streak[which] = 0;
+    } else if (seq != r->streak_seq[which]) {
         r->streak[which] = 0;
     } else if (r->streak[which] < BIAS_AFTER) {
         r->streak[which]++;
     }
+    r->streak_seq[which] = seq;
 }
 
 static int lock_plain(mproc__ring *r, int which, uint64_t me, uint64_t deadline, int timeout_ms)
@@ -343,10 +359,21 @@ static inline void ring_unlock(mproc__ring *r, int which, uint64_t me)
     unlock_plain(r, which, me);
 }
 
-/* Whether a lock is kept by its owner: the wakers behind it have no fence. */
-static int lock_kept(mproc__ring *r)
+/* A sleeper asks the owners that keep a lock to give it up at their next
+   call (REVOKE, as a contender would, without taking it). Returns 1 if a
+   lock was kept: the wakers behind it have no fence. */
+static int revoke_kept_locks(mproc__ring *r)
 {
-    return ((mproc__load64(&r->sh->put.owner) | mproc__load64(&r->sh->get.owner)) & LOCK_BIAS) != 0;
+    int kept = 0;
+    for (int which = PUT_LOCK; which <= GET_LOCK; which++) {
+        mproc__ring_lock *lk = lock_of(r, which);
+        uint64_t owner = mproc__load64(&lk->owner);
+        while ((owner & LOCK_BIAS) && !(owner & LOCK_REVOKE) &&
+               !mproc__cas64(&lk->owner, owner, owner | LOCK_REVOKE))
+            owner = mproc__load64(&lk->owner);
+        kept |= (owner & LOCK_BIAS) != 0;
+    }
+    return kept;
 }
 
 /* ---- producer side --------------------------------------------------------------- */

@@ -31,7 +31,9 @@
    announces, then looks at the ring: one of the two sees the other); a
    kept lock has no fence, so a sleeper runs the remote fence after its
    announcement instead, which costs the sleeping side, not every
-   message. The ring itself is trusted no further than its checks: a record
+   message, and asks the owner to give the lock up: a lock is kept again
+   only after a run of takes with no sleeper announced, so a ring whose
+   reader sleeps between messages pays for neither. The ring itself is trusted no further than its checks: a record
    that fails them (shared memory scribbled on) empties the ring and
    reports MPROC_EPROTO. */
 #ifndef MPROC_RING_H
@@ -119,8 +121,9 @@ struct mproc__ring {
     /* The two locks ([0] put, [1] get) as this object holds them: tag
        names the object in a lock's owner id; biased: the id under which
        this process keeps the lock between calls, else 0; streak: plain
-       takes in a row by this object. */
-    uint64_t tag, biased[2];
+       takes in a row by this object with no sleeper announced between
+       them; streak_seq: the announcements counted at the last take. */
+    uint64_t tag, biased[2], streak_seq[2];
     unsigned streak[2];
     int slice_ms;         /* longest single sleep */
     const mproc__ring_ops *ops;

@@ -197,7 +197,7 @@ static void test_refs_bad(void **state)
 
 /* ---- across processes ---------------------------------------------------------- */
 typedef struct qarg {
-    mproc_ref ref, ref2;
+    mproc_ref ref, ref2, ref3;
     uint32_t id, count, size, flags;
 } qarg;
 
@@ -423,52 +423,61 @@ static void test_producer_killed_mid_message(void **state)
 }
 
 /* Enough puts or gets in a row that their owner keeps the lock between
-   calls (ring.c: BIAS_AFTER, where the system has the fence for it). */
+   calls (ring.c: BIAS_AFTER, where the system has the fence for it). A
+   run keeps it only while nobody sleeps on the queue, so the other side
+   waits for the run's end on another queue. */
 #define KEPT_RUN 200
 
-/* A run of small messages (the put lock kept); idle until told on ref2;
-   another run, then a message that streams and blocks mid-way. */
+/* A run of small messages (the put lock kept), "ran" on ref3; idle until
+   told on ref2; another run and "ran", then a message that streams and
+   blocks mid-way (the put lock held inside). */
 static int producer_keeps_lock(const void *argp, size_t len)
 {
     qarg a;
-    mproc_queue *q, *ctl;
+    mproc_queue *q, *ctl, *ran;
     int rc = attach_arg(argp, len, &a, &q);
     if (rc) return rc;
-    if (mproc_queue_attach(&a.ref2, &ctl)) return 13;
+    if (mproc_queue_attach(&a.ref2, &ctl) || mproc_queue_attach(&a.ref3, &ran)) return 13;
     for (uint32_t i = 0; i < KEPT_RUN; i++)
         if (put_pattern(q, 40, i)) return 12;
+    if (put_pattern(ran, 1, 0)) return 17;
     void *buf;
     size_t n;
     if (mproc_queue_get(ctl, &buf, &n, LONG_MS)) return 14;
     mproc_free(buf);
     for (uint32_t i = 0; i < KEPT_RUN; i++)
         if (put_pattern(q, 40, 1000 + i)) return 15;
+    if (put_pattern(ran, 1, 1)) return 18;
     put_pattern(q, (size_t)64 << 20, 3);
     return 16; /* not reached */
 }
 
 /* A lock kept by a live owner that sits idle is taken from it when
-   another process needs it; one kept by an owner that dies (idle, or
-   inside it mid-message) is taken over, and the stream it cut short is
-   discarded. */
+   another process needs it; one kept by an owner that dies inside it
+   mid-message is taken over, and the stream it cut short is discarded. */
 static void test_kept_locks_revoked_and_taken_over(void **state)
 {
     (void)state;
-    mproc_queue *q, *ctl;
+    mproc_queue *q, *ctl, *ran;
     assert_int_equal(mproc_queue_create(&q, 0), 0);
     assert_int_equal(mproc_queue_create(&ctl, 0), 0);
+    assert_int_equal(mproc_queue_create(&ran, 0), 0);
     qarg a;
     memset(&a, 0, sizeof a);
     assert_int_equal(mproc_queue_ref(q, &a.ref), 0);
     assert_int_equal(mproc_queue_ref(ctl, &a.ref2), 0);
+    assert_int_equal(mproc_queue_ref(ran, &a.ref3), 0);
     mproc_process *p = tu_start(producer_keeps_lock, &a, sizeof a);
+    get_pattern(ran, 1, 0);
     for (uint32_t i = 0; i < KEPT_RUN; i++) get_pattern(q, 40, i); /* our get lock kept */
     /* the producer is alive and idle, its put lock kept: ours to take */
     assert_int_equal(put_pattern(q, 24, 77), 0);
     get_pattern(q, 24, 77);
     assert_int_equal(put_pattern(ctl, 1, 0), 0); /* go on: it takes the put lock back */
+    get_pattern(ran, 1, 1);
     for (uint32_t i = 0; i < KEPT_RUN; i++) get_pattern(q, 40, 1000 + i);
     kill_mid_message(q, p);
+    mproc_queue_destroy(ran);
     mproc_queue_destroy(ctl);
     mproc_queue_destroy(q);
 }
