@@ -394,36 +394,18 @@ static int park(mproc_conn *c, unsigned char *dst, int dst_is_user, uint64_t roo
     return MPROC_ETIMEDOUT;
 }
 
-/* A message that lies whole in the ring now, into user or a new block:
-   1 received, 0 for the general path (rc set on error). */
-static int recv_whole(mproc_conn *c, void *user, size_t cap, void **out, size_t *len, int *rc)
-{
-    size_t n;
-    const unsigned char *src = mproc__ring_whole(&c->in, &n);
-    if (!src || (user && n > cap)) return 0; /* "too small" is the general path's */
-    unsigned char *dst = user ? user : malloc(n ? n : 1);
-    if (!dst) {
-        *rc = MPROC_ENOMEM; /* the message stays */
-        return 1;
-    }
-    memcpy(dst, src, n);
-    *rc = mproc__ring_take_whole(&c->in);
-    if (*rc && dst != user) free(dst);
-    if (*rc) return 1;
-    *len = n;
-    if (!user) *out = dst;
-    return 1;
-}
-
 /* Receives into user (cap bytes) or into a new block returned in *out. */
 static int recv_new(mproc_conn *c, void *user, size_t cap, void **out, size_t *len,
                     uint64_t deadline, int timeout_ms)
 {
     int rc = mproc__ring_get_lock(&c->in, deadline, timeout_ms);
     if (rc) return rc;
-    if (recv_whole(c, user, cap, out, len, &rc)) {
+    size_t n;
+    rc = mproc__ring_take_small(&c->in, user, cap, out, &n);
+    if (rc) {
         mproc__ring_get_unlock(&c->in);
-        return rc;
+        if (rc > 0) *len = n;
+        return rc > 0 ? 0 : rc;
     }
     uint64_t total = 0, got = 0, room = cap;
     unsigned char *dst = user;
@@ -481,9 +463,11 @@ static int conn_recv(mproc_conn *c, void *user, size_t cap, void **out, size_t *
                      int timeout_ms)
 {
     if (!c->can_recv) return MPROC_ESTATE;
-    uint64_t deadline = mproc__deadline_ms(timeout_ms);
     if (c->pend && c->pend_pid != mproc__self_pid()) drop_parked(c);
+    uint64_t deadline = mproc__deadline_ms(timeout_ms);
     if (c->pend) return recv_resume(c, user, cap, out, len, deadline, timeout_ms);
+    int rc = mproc__ring_get_kept(&c->in, user, cap, out, len);
+    if (rc) return rc > 0 ? 0 : rc;
     return recv_new(c, user, cap, out, len, deadline, timeout_ms);
 }
 

@@ -144,23 +144,10 @@ int mproc_queue_put(mproc_queue *q, const void *buf, size_t len, int timeout_ms)
    producer aborted it, look again. */
 static int get_one(mproc_queue *q, void **out, size_t *len, uint64_t deadline, int timeout_ms)
 {
-    size_t n;
-    const unsigned char *src = mproc__ring_whole(&q->ring, &n);
-    if (src) { /* lies whole in the ring now: the small-message path */
-        unsigned char *dst = malloc(n ? n : 1);
-        if (!dst) return MPROC_ENOMEM; /* the message stays queued */
-        memcpy(dst, src, n);
-        int rc = mproc__ring_take_whole(&q->ring);
-        if (rc) {
-            free(dst);
-            return rc;
-        }
-        *out = dst;
-        *len = n;
-        return 0;
-    }
+    int rc = mproc__ring_take_small(&q->ring, NULL, 0, out, len);
+    if (rc) return rc > 0 ? 0 : rc; /* ENOMEM: the message stays queued */
     uint64_t total = 0, got = 0;
-    int rc = mproc__ring_peek(&q->ring, &total, deadline, timeout_ms);
+    rc = mproc__ring_peek(&q->ring, &total, deadline, timeout_ms);
     if (rc) return rc;
     uint64_t room = total < MPROC__RING_ALLOC_FIRST ? total : MPROC__RING_ALLOC_FIRST;
     unsigned char *dst = malloc(room ? (size_t)room : 1);
@@ -186,8 +173,10 @@ int mproc_queue_get(mproc_queue *q, void **buf, size_t *len, int timeout_ms)
     *len = 0;
     if (q->closed) return MPROC_ECLOSED;
     if (mproc__load64(&q->sh->shutdown) && shut_wait(q, MPROC__RING_DATA)) return MPROC_ESHUTDOWN;
+    int rc = mproc__ring_get_kept(&q->ring, NULL, 0, buf, len);
+    if (rc) return rc > 0 ? 0 : rc;
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
-    int rc = mproc__ring_get_lock(&q->ring, deadline, timeout_ms);
+    rc = mproc__ring_get_lock(&q->ring, deadline, timeout_ms);
     if (rc) return rc;
     while ((rc = get_one(q, buf, len, deadline, timeout_ms)) == MPROC__RING_ABORTED) {}
     mproc__ring_get_unlock(&q->ring);

@@ -311,17 +311,25 @@ static int lock_plain(mproc__ring *r, int which, uint64_t me, uint64_t deadline,
     return t.recovered;
 }
 
+/* Kept locks: entering is a plain store to busy and a look at the owner
+   word (see the two locks); 1 if the lock is ours now. A lock revoked
+   meanwhile is left at once: the general path gives it up. */
+static inline int enter_kept(mproc__ring *r, int which, uint64_t me)
+{
+    mproc__ring_lock *lk = lock_of(r, which);
+    mproc__store64_rel(&lk->busy, 1);
+    mproc__compiler_fence();
+    if (mproc__load64(&lk->owner) == (me | LOCK_BIAS)) return 1;
+    mproc__store64_rel(&lk->busy, 0);
+    return 0;
+}
+
 /* 0 locked, 1 locked after taking it over from a dead owner, or error. */
 static inline int ring_lock(mproc__ring *r, int which, uint64_t me, uint64_t deadline,
                             int timeout_ms)
 {
-    if (r->biased[which] == me) { /* kept: not so in a forked copy, whose pid differs */
-        mproc__ring_lock *lk = lock_of(r, which);
-        mproc__store64_rel(&lk->busy, 1);
-        mproc__compiler_fence();
-        if (mproc__load64(&lk->owner) == (me | LOCK_BIAS)) return 0;
-        mproc__store64_rel(&lk->busy, 0); /* revoked: the plain way */
-    }
+    /* kept: not so in a forked copy, whose pid differs; revoked: the plain way */
+    if (r->biased[which] == me && enter_kept(r, which, me)) return 0;
     return lock_plain(r, which, me, deadline, timeout_ms);
 }
 
@@ -503,10 +511,40 @@ static int put_stream(mproc__ring *r, const unsigned char *buf, size_t len, uint
     return 0;
 }
 
+/* Small messages while the put lock is kept, the common case of a busy
+   stream: the general path's steps in one piece, for a message that fits
+   one record before the ring's end, into room already known (seen_head),
+   with a queue's maxsize not in the way. Between two busy processes a
+   small message costs each side its instructions more than its copy, and
+   the general path's layers were most of them. 1: sent; 0: nothing done,
+   take the general path (which finds out why and waits if it must). */
+static int put_kept(mproc__ring *r, uint64_t me, const void *buf, size_t len)
+{
+    uint64_t size = pad8(REC_HDR + len), cap = capacity(r);
+    if (len > chunk_max(r) || !enter_kept(r, PUT_LOCK, me)) return 0;
+    uint64_t tail = mproc__load64(&r->sh->tail), off = tail & r->mask;
+    if (cap - off < size || tail < r->seen_head || tail - r->seen_head > cap - size ||
+        (r->ops->room && !r->ops->room(r))) {
+        ring_unlock(r, PUT_LOCK, me);
+        return 0;
+    }
+    start_message(r, 0);
+    unsigned char *at = r->data + off;
+    mproc__rec_header(at, REC_WHOLE, (uint32_t)len, len);
+    fetch_ahead_w(r, tail + size);
+    memcpy(at + REC_HDR, buf, len);
+    mproc__store64_rel(&r->sh->tail, tail + size); /* publish */
+    first_published(r);
+    ring_unlock(r, PUT_LOCK, me);
+    wake_waiters(r, MPROC__RING_DATA); /* no fence: a sleeper ran the remote one */
+    return 1;
+}
+
 int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, uint64_t deadline,
                     int timeout_ms)
 {
     uint64_t me = lock_id(r);
+    if (r->biased[PUT_LOCK] == me && put_kept(r, me, buf, len)) return 0;
     int rc = ring_lock(r, PUT_LOCK, me, deadline, timeout_ms);
     if (rc < 0) return rc;
     if (rc == 1) repair_put(r); /* after a dead owner */
@@ -634,7 +672,6 @@ int mproc__ring_get_lock(mproc__ring *r, uint64_t deadline, int timeout_ms)
 void mproc__ring_get_unlock(mproc__ring *r)
 {
     r->peeked = 0;
-    r->whole_size = 0;
     ring_unlock(r, GET_LOCK, lock_id(r));
     wake_waiters(r, MPROC__RING_SPACE); /* for take_start, after the unlock's fence */
 }
@@ -643,7 +680,6 @@ int mproc__ring_peek(mproc__ring *r, uint64_t *total, uint64_t deadline, int tim
 {
     for (;;) {
         r->peeked = 0;
-        r->whole_size = 0;
         if (!mproc__ring_readable(r)) {
             int rc = mproc__ring_wait(r, MPROC__RING_DATA, has_record, NULL, deadline, timeout_ms);
             if (rc) return rc;
@@ -685,35 +721,54 @@ int mproc__ring_take_start(mproc__ring *r, void *dst, uint64_t total, uint64_t *
     return 1;
 }
 
-const unsigned char *mproc__ring_whole(mproc__ring *r, size_t *n)
+/* The record at head if it is one whole record lying in one piece,
+   checked as peek checks a record (*n its length, *size its bytes in the
+   ring), else NULL. */
+static const unsigned char *whole_at(mproc__ring *r, uint64_t head, size_t *n, uint64_t *size)
 {
-    uint64_t head = mproc__load64(&r->sh->head), used = data_avail(r, REC_HDR), cap = capacity(r);
+    uint64_t used = data_avail(r, REC_HDR), cap = capacity(r);
     size_t off = (size_t)(head & r->mask);
-    r->peeked = 0;
-    r->whole_size = 0;
     if (used < REC_HDR || used > cap || cap - off < REC_HDR) return NULL;
     unsigned char h[REC_HDR];
     memcpy(h, r->data + off, REC_HDR); /* read once, then checked */
     uint32_t len = hdr32(h + 4);
-    uint64_t size = pad8(REC_HDR + (uint64_t)len);
+    *size = pad8(REC_HDR + (uint64_t)len);
     if (hdr32(h) != (TAG_MAGIC | REC_WHOLE) || hdr64(h + 8) != len ||
-        REC_HDR + (uint64_t)len > cap / 4 || size > cap - off)
+        REC_HDR + (uint64_t)len > cap / 4 || *size > cap - off)
         return NULL;
-    if (size > used && data_avail(r, size) < size) return NULL;
-    fetch_ahead(r, head + size);
-    r->whole_head = head;
-    r->whole_size = size;
+    if (*size > used && data_avail(r, *size) < *size) return NULL;
     *n = len;
     return r->data + off + REC_HDR;
 }
 
-int mproc__ring_take_whole(mproc__ring *r)
+int mproc__ring_take_small(mproc__ring *r, void *user, size_t cap, void **out, size_t *n)
 {
-    if (!r->whole_size || r->whole_head != mproc__load64(&r->sh->head)) return MPROC_ESTATE;
+    uint64_t head = mproc__load64(&r->sh->head), size;
+    size_t len;
+    const unsigned char *src = whole_at(r, head, &len, &size);
+    if (!src || (user && len > cap)) return 0;
+    unsigned char *dst = user ? user : malloc(len ? len : 1);
+    if (!dst) return MPROC_ENOMEM; /* the message stays */
+    fetch_ahead(r, head + size);
+    memcpy(dst, src, len);
+    r->peeked = 0;
     mproc__store64_rel(&r->sh->get_msgs, mproc__load64(&r->sh->get_msgs) + 1); /* ours: locked */
-    mproc__store64_rel(&r->sh->head, r->whole_head + r->whole_size);
-    r->whole_size = 0;
-    return 0;
+    mproc__store64_rel(&r->sh->head, head + size);
+    *n = len;
+    if (!user) *out = dst;
+    return 1;
+}
+
+/* The consumer's counterpart of put_kept: take_small in one piece while
+   the get lock is kept (no stream part-way through). */
+int mproc__ring_get_kept(mproc__ring *r, void *user, size_t cap, void **out, size_t *n)
+{
+    uint64_t me = lock_id(r);
+    if (r->biased[GET_LOCK] != me || !enter_kept(r, GET_LOCK, me)) return 0;
+    int rc = mproc__load64(&r->sh->get_stream) ? 0 : mproc__ring_take_small(r, user, cap, out, n);
+    ring_unlock(r, GET_LOCK, me);
+    if (rc > 0) wake_waiters(r, MPROC__RING_SPACE); /* no fence: a sleeper ran the remote one */
+    return rc;
 }
 
 /* Room for n more bytes after got, doubling the block up to total. */

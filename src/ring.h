@@ -115,8 +115,6 @@ struct mproc__ring {
     uint64_t peeked_head, peeked_total, peeked_size;
     size_t peeked_n;
     int peeked_type, peeked;
-    /* The record mproc__ring_whole gave (0: none), at whole_head. */
-    uint64_t whole_head, whole_size;
     uint64_t rung_seq[MPROC__RING_KINDS]; /* wait_seq when this side last rang */
     /* The two locks ([0] put, [1] get) as this object holds them: tag
        names the object in a lock's owner id; biased: the id under which
@@ -200,14 +198,17 @@ int mproc__ring_get_lock(mproc__ring *r, uint64_t deadline, int timeout_ms);
 void mproc__ring_get_unlock(mproc__ring *r);
 int mproc__ring_peek(mproc__ring *r, uint64_t *total, uint64_t deadline, int timeout_ms);
 /* The small-message path, get lock held: the message at the head if it
-   is one whole record lying in one piece, checked as peek checks a record
-   (its bytes in the ring, *n its length), else NULL: nothing there yet,
-   or a record for the general path (peek), which waits, streams and
-   reports corruption. The bytes stay until take_whole consumes the record
-   (MPROC_ESTATE, taking nothing, without such a whole just before);
-   producers waiting for room are woken by get_unlock. */
-const unsigned char *mproc__ring_whole(mproc__ring *r, size_t *n);
-int mproc__ring_take_whole(mproc__ring *r);
+   is one whole record lying in one piece, checked as peek checks a
+   record, copied into user (cap bytes) or a new malloc'd block (*out)
+   and consumed. 1: taken, *n its length; 0: nothing taken (nothing there
+   yet, larger than cap, or a record for the general path: peek, which
+   waits, streams and reports corruption); MPROC_ENOMEM: the message
+   stays. Producers waiting for room are woken by get_unlock. */
+int mproc__ring_take_small(mproc__ring *r, void *user, size_t cap, void **out, size_t *n);
+/* take_small without the get lock held: done while this object keeps the
+   lock between calls (ring.c, "the two locks"), else 0 at once, and the
+   caller takes the general path (get_lock, ...). Wakes producers. */
+int mproc__ring_get_kept(mproc__ring *r, void *user, size_t cap, void **out, size_t *n);
 /* Right after peek, total as peek gave it. Returns 1 if chunks follow
    (then take_rest), else 0; *got: bytes copied. MPROC_ESTATE, taking
    nothing, without such a peek. Producers waiting for the room a whole

@@ -500,6 +500,67 @@ static int child_send(const void *argp, size_t len)
     return 0;
 }
 
+/* a.nsizes messages of a.sizes[0] bytes (seeds 0, 1, ...), then one of
+   a.sizes[1] bytes (seed 999): enough in a row that both ends keep their
+   ring locks between calls (ring.c: BIAS_AFTER). */
+#define KEPT_RUN 200
+static int child_send_run(const void *argp, size_t len)
+{
+    child_arg a;
+    if (len != sizeof a) return 10;
+    memcpy(&a, argp, sizeof a);
+    mproc_conn *c;
+    if (mproc_conn_attach(&a.ref, &c) != 0) return 11;
+    unsigned char *p = malloc((size_t)a.sizes[1]);
+    if (!p) return 12;
+    int rc = 0;
+    for (uint32_t i = 0; i < a.nsizes && !rc; i++) {
+        tu_fill(p, (size_t)a.sizes[0], i);
+        rc = mproc_conn_send(c, p, (size_t)a.sizes[0]);
+    }
+    tu_fill(p, (size_t)a.sizes[1], 999);
+    if (!rc) rc = mproc_conn_send(c, p, (size_t)a.sizes[1]);
+    free(p);
+    mproc_conn_destroy(c);
+    return rc ? 13 : 0;
+}
+
+/* The small-message path of a kept lock keeps recv_into's contract: a
+   message larger than the buffer is MPROC_EINVAL with its size, and stays. */
+static void test_kept_lock_recv_into_too_small(void **state)
+{
+    (void)state;
+    mproc_conn *r, *w;
+    assert_int_equal(mproc_pipe(&r, &w, 0), 0);
+    child_arg a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(mproc_conn_ref(w, &a.ref), 0);
+    a.nsizes = KEPT_RUN;
+    a.sizes[0] = 40;
+    a.sizes[1] = 300;
+    mproc_process *p = tu_start(child_send_run, &a, sizeof a);
+    mproc_conn_destroy(w);
+    /* all sent before the first receive: no receiver sleeps on the ring,
+       so the sender's lock is kept during its run, and ours during ours */
+    int code = -1;
+    assert_int_equal(mproc_process_join(p, TU_JOIN_TIMEOUT_MS), 0);
+    assert_int_equal(mproc_process_exitcode(p, &code), 0);
+    assert_int_equal(code, 0);
+    mproc_process_destroy(p);
+    unsigned char buf[64];
+    size_t len = 0;
+    for (uint32_t i = 0; i < KEPT_RUN; i++) {
+        assert_int_equal(mproc_conn_recv_into(r, buf, sizeof buf, &len, BIG_WAIT_MS), 0);
+        assert_int_equal(len, 40);
+        assert_true(tu_check(buf, len, i));
+    }
+    assert_int_equal(mproc_conn_recv_into(r, buf, sizeof buf, &len, BIG_WAIT_MS), MPROC_EINVAL);
+    assert_int_equal(len, 300);
+    recv_pattern(r, 300, 999);
+    assert_int_equal(mproc_conn_recv_into(r, buf, sizeof buf, &len, BIG_WAIT_MS), MPROC_ECLOSED);
+    mproc_conn_destroy(r);
+}
+
 static int child_echo(const void *argp, size_t len)
 {
     child_arg a;
@@ -955,6 +1016,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_roundtrip_duplex),
         cmocka_unit_test(test_direction_and_bad_input),
         cmocka_unit_test(test_recv_into),
+        cmocka_unit_test(test_kept_lock_recv_into_too_small),
         cmocka_unit_test(test_timeouts_and_poll),
         cmocka_unit_test(test_close_oneway),
         cmocka_unit_test(test_reader_goes_midstream),
