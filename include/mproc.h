@@ -556,6 +556,10 @@ MPROC_API void mproc_queue_destroy(mproc_queue *q);
 MPROC_API int mproc_queue_ref(const mproc_queue *q, mproc_ref *ref);
 MPROC_API int mproc_queue_attach(const mproc_ref *ref, mproc_queue **q);
 
+/* Frees a block mproc handed out (a received message, a pool result).
+   Every such block is malloc's: free() frees it too. mproc_free may keep
+   the calling thread's last small block for its next receive, which then
+   costs no malloc (freed at the thread's exit). */
 MPROC_API void mproc_free(void *p);
 
 /* Wait on any mix of objects (multiprocessing.connection.wait), including

@@ -70,4 +70,3 @@ uint64_t mproc__fnv1a64(const void *data, size_t len, uint64_t seed)
     return h;
 }
 
-void mproc_free(void *p) { free(p); }

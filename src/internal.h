@@ -27,6 +27,9 @@ int mproc__fail_os_last(void);
 
 /* Allocation that reports failure as NULL (callers return MPROC_ENOMEM). */
 void *mproc__calloc(size_t n, size_t size);
+/* A block for a received message of n bytes (msgblock.c): the thread's
+   spare that mproc_free kept, or malloc's; NULL when out of memory. */
+void *mproc__msg_alloc(size_t n);
 
 /* Milliseconds left before deadline_ms (mproc__os_now_ms() based), clamped
    at 0; MPROC_FOREVER passes through. */

@@ -747,7 +747,7 @@ int mproc__ring_take_small(mproc__ring *r, void *user, size_t cap, void **out, s
     size_t len;
     const unsigned char *src = whole_at(r, head, &len, &size);
     if (!src || (user && len > cap)) return 0;
-    unsigned char *dst = user ? user : malloc(len ? len : 1);
+    unsigned char *dst = user ? user : mproc__msg_alloc(len);
     if (!dst) return MPROC_ENOMEM; /* the message stays */
     fetch_ahead(r, head + size);
     memcpy(dst, src, len);

@@ -5,6 +5,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <time.h>
+#if defined(__APPLE__)
+#  include <malloc/malloc.h> /* malloc_size */
+#elif defined(__GLIBC__) || defined(__linux__) || defined(__FreeBSD__)
+#  include <malloc.h> /* malloc_usable_size */
+#endif
 
 struct mproc__os_thread {
     pthread_t tid;
@@ -152,4 +157,39 @@ void mproc__os_cond_destroy(mproc__os_cond *c)
     if (!c) return;
     pthread_cond_destroy(&c->c);
     free(c);
+}
+
+/* ---- a hook at thread exit, and malloc's block sizes ------------------------ */
+/* A key whose value is set once per thread that arms the hook: POSIX runs
+   a key's destructor at the exit of every thread whose value is not NULL. */
+static pthread_key_t exit_key;
+static int exit_key_ok;
+static void (*exit_fn)(void);
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+static void exit_hook(void *armed)
+{
+    (void)armed;
+    if (exit_fn) exit_fn();
+}
+
+static void exit_key_make(void) { exit_key_ok = pthread_key_create(&exit_key, exit_hook) == 0; }
+
+int mproc__os_at_thread_exit(void (*fn)(void))
+{
+    if (pthread_once(&exit_once, exit_key_make) != 0 || !exit_key_ok) return MPROC_EOS;
+    exit_fn = fn;
+    return pthread_setspecific(exit_key, &exit_key) == 0 ? 0 : MPROC_EOS;
+}
+
+size_t mproc__os_block_size(void *p)
+{
+#if defined(__APPLE__)
+    return malloc_size(p);
+#elif defined(__GLIBC__) || defined(__linux__) || defined(__FreeBSD__)
+    return malloc_usable_size(p);
+#else
+    (void)p;
+    return 0;
+#endif
 }

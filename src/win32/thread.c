@@ -6,6 +6,8 @@
  */
 #include "w32.h"
 
+#include <malloc.h> /* _msize */
+
 struct mproc__os_thread {
     HANDLE handle;
     void (*fn)(void *);
@@ -120,4 +122,39 @@ void mproc__os_global_lock(void)
 void mproc__os_global_unlock(void)
 {
     ReleaseSRWLockExclusive(&global_lock);
+}
+
+/* ---- a hook at thread exit, and malloc's block sizes ------------------------ */
+/* A fiber-local slot with a callback: Windows calls it at the exit of
+   every thread whose value is not NULL. */
+static DWORD exit_slot = FLS_OUT_OF_INDEXES;
+static void (*exit_fn)(void);
+static INIT_ONCE exit_once = INIT_ONCE_STATIC_INIT;
+
+static void WINAPI exit_hook(PVOID armed)
+{
+    if (armed && exit_fn) exit_fn();
+}
+
+static BOOL CALLBACK exit_slot_make(PINIT_ONCE once, PVOID param, PVOID *ctx)
+{
+    (void)once;
+    (void)param;
+    (void)ctx;
+    exit_slot = FlsAlloc(exit_hook);
+    return TRUE;
+}
+
+int mproc__os_at_thread_exit(void (*fn)(void))
+{
+    InitOnceExecuteOnce(&exit_once, exit_slot_make, NULL, NULL);
+    if (exit_slot == FLS_OUT_OF_INDEXES) return MPROC_EOS;
+    exit_fn = fn;
+    return FlsSetValue(exit_slot, &exit_slot) ? 0 : MPROC_EOS;
+}
+
+size_t mproc__os_block_size(void *p)
+{
+    size_t n = _msize(p);
+    return n == (size_t)-1 ? 0 : n;
 }
