@@ -4,6 +4,7 @@
 
 #include "mproc.h"
 #include "os.h"
+#include "atomic.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -62,8 +63,15 @@ static inline uint64_t mproc__get_u64(const unsigned char *p)
     return (uint64_t)mproc__get_u32(p) | ((uint64_t)mproc__get_u32(p + 4) << 32);
 }
 
-/* This process's pid, cached (sync.c; refreshed in forked children). */
-uint64_t mproc__self_pid(void);
+/* This process's pid, cached (sync.c; refreshed in forked children): a
+   load on the paths that take a lock per message. */
+extern volatile uint64_t mproc__self_pid_cache;
+uint64_t mproc__self_pid_first(void);
+static inline uint64_t mproc__self_pid(void)
+{
+    uint64_t pid = mproc__load64(&mproc__self_pid_cache);
+    return pid ? pid : mproc__self_pid_first();
+}
 
 /* Process-wide state of the bootstrap (bootstrap.c). */
 /* 1 when this process was spawned by mproc and has not passed the guard:

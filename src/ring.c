@@ -87,6 +87,22 @@ static void ring_read(mproc__ring *r, uint64_t pos, void *dst, size_t n)
     memcpy((unsigned char *)dst + room, r->data, n - room);
 }
 
+/* A small message's bytes, inline: a call to memcpy and its dispatch on
+   the size cost as much as copying 64 bytes. Two fixed-size copies that
+   may overlap cover 16 to 64 bytes. */
+static inline void copy_small(unsigned char *dst, const unsigned char *src, size_t n)
+{
+    if (n >= 16 && n <= 32) {
+        memcpy(dst, src, 16);
+        memcpy(dst + n - 16, src + n - 16, 16);
+    } else if (n > 32 && n <= 64) {
+        memcpy(dst, src, 32);
+        memcpy(dst + n - 32, src + n - 32, 32);
+    } else {
+        memcpy(dst, src, n);
+    }
+}
+
 /* The line AHEAD bytes on is fetched while a message is copied (each
    message moves on by at least 16 bytes, so every line gets its turn):
    every fence of a message (the locks) would otherwise wait for the other
@@ -189,15 +205,19 @@ static uint64_t announcements(mproc__ring *r)
 
 /* After a full fence (a lock's take or release, or mproc__fence): the
    announcement of a sleeper that has not seen the change is visible. */
-static void wake_waiters(mproc__ring *r, int kind)
+static MPROC__NOINLINE void wake_announced(mproc__ring *r, int kind)
 {
-    if (!mproc__load64(&r->sh->waiters[kind])) return;
     /* A sleeper counts itself in waiters, then in wait_seq, then looks: if
        this load missed its wait_seq, its look sees the change. */
     uint64_t seq = mproc__load64(&r->sh->wait_seq[kind]);
     if (seq == r->rung_seq[kind]) return; /* rung already; it has yet to run */
     r->rung_seq[kind] = seq;
     r->ops->wake(r, kind);
+}
+
+static inline void wake_waiters(mproc__ring *r, int kind)
+{
+    if (mproc__load64(&r->sh->waiters[kind])) wake_announced(r, kind);
 }
 
 void mproc__ring_wake(mproc__ring *r, int kind)
@@ -435,7 +455,7 @@ static void put_abort(mproc__ring *r)
    must never take one not yet counted); put_pending, the tail before that
    record plus one, lets whoever takes over from a producer that died in
    between undo the count (repair_put). */
-static void start_message(mproc__ring *r, int streamed)
+static inline void start_message(mproc__ring *r, int streamed)
 {
     mproc__store64_rel(&r->sh->put_pending, mproc__load64(&r->sh->tail) + 1);
     if (streamed) mproc__store64_rel(&r->sh->put_stream, 1);
@@ -532,7 +552,7 @@ static int put_kept(mproc__ring *r, uint64_t me, const void *buf, size_t len)
     unsigned char *at = r->data + off;
     mproc__rec_header(at, REC_WHOLE, (uint32_t)len, len);
     fetch_ahead_w(r, tail + size);
-    memcpy(at + REC_HDR, buf, len);
+    copy_small(at + REC_HDR, buf, len);
     mproc__store64_rel(&r->sh->tail, tail + size); /* publish */
     first_published(r);
     ring_unlock(r, PUT_LOCK, me);
@@ -540,11 +560,10 @@ static int put_kept(mproc__ring *r, uint64_t me, const void *buf, size_t len)
     return 1;
 }
 
-int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, uint64_t deadline,
-                    int timeout_ms)
+/* The general path: any message, any state of the lock. */
+static MPROC__NOINLINE int put_locked(mproc__ring *r, uint64_t me, const void *buf, size_t len,
+                                      uint64_t deadline, int timeout_ms)
 {
-    uint64_t me = lock_id(r);
-    if (r->biased[PUT_LOCK] == me && put_kept(r, me, buf, len)) return 0;
     int rc = ring_lock(r, PUT_LOCK, me, deadline, timeout_ms);
     if (rc < 0) return rc;
     if (rc == 1) repair_put(r); /* after a dead owner */
@@ -557,6 +576,14 @@ int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, uint64_t deadli
     ring_unlock(r, PUT_LOCK, me);
     wake_waiters(r, MPROC__RING_DATA); /* after the unlock's fence (or the sleeper's) */
     return rc;
+}
+
+int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, uint64_t deadline,
+                    int timeout_ms)
+{
+    uint64_t me = lock_id(r);
+    if (r->biased[PUT_LOCK] == me && put_kept(r, me, buf, len)) return 0;
+    return put_locked(r, me, buf, len, deadline, timeout_ms);
 }
 
 /* ---- consumer side ---------------------------------------------------------------- */
@@ -750,7 +777,7 @@ int mproc__ring_take_small(mproc__ring *r, void *user, size_t cap, void **out, s
     unsigned char *dst = user ? user : mproc__msg_alloc(len);
     if (!dst) return MPROC_ENOMEM; /* the message stays */
     fetch_ahead(r, head + size);
-    memcpy(dst, src, len);
+    copy_small(dst, src, len);
     r->peeked = 0;
     mproc__store64_rel(&r->sh->get_msgs, mproc__load64(&r->sh->get_msgs) + 1); /* ours: locked */
     mproc__store64_rel(&r->sh->head, head + size);

@@ -67,25 +67,23 @@ typedef char sblock_fits[(sizeof(sblock) <= MPROC__SYNC_BLOCK - MPROC__SYNC_RESE
 /* ---- identity ------------------------------------------------------------- */
 /* getpid() per acquire would double the cost of an uncontended pair; the
    pid is cached and refreshed in forked children. */
-static uint64_t self_pid_cache;
+volatile uint64_t mproc__self_pid_cache;
 static MPROC__THREAD_LOCAL char thread_marker; /* its address names the thread */
 
 static void refresh_self(void)
 {
-    mproc__store64(&self_pid_cache, (uint64_t)mproc__os_getpid());
+    mproc__store64(&mproc__self_pid_cache, (uint64_t)mproc__os_getpid());
 }
 
-uint64_t mproc__self_pid(void)
+uint64_t mproc__self_pid_first(void)
 {
-    uint64_t pid = mproc__load64(&self_pid_cache);
-    if (pid) return pid;
     mproc__os_global_lock();
-    if (mproc__load64(&self_pid_cache) == 0) {
+    if (mproc__load64(&mproc__self_pid_cache) == 0) {
         mproc__os_sync_atfork(refresh_self);
         refresh_self();
     }
     mproc__os_global_unlock();
-    return mproc__load64(&self_pid_cache);
+    return mproc__load64(&mproc__self_pid_cache);
 }
 
 static void sync_init(void) { (void)mproc__self_pid(); }
