@@ -27,6 +27,8 @@ static void drop_spare(void)
     spare = NULL;
 }
 
+static const mproc__os_exit_hook spare_hook = {drop_spare};
+
 void *mproc__msg_alloc(size_t n)
 {
     void *p = spare;
@@ -42,7 +44,7 @@ void *mproc__msg_alloc(size_t n)
 void mproc_free(void *p)
 {
     if (p && !spare) {
-        if (!spare_hooked) spare_hooked = mproc__os_at_thread_exit(drop_spare) == 0 ? 1 : -1;
+        if (!spare_hooked) spare_hooked = mproc__os_at_thread_exit(&spare_hook) == 0 ? 1 : -1;
         size_t size = spare_hooked > 0 ? mproc__os_block_size(p) : 0;
         if (size && size <= SPARE_MAX) {
             spare = p;

@@ -170,10 +170,14 @@ typedef struct mproc__os_thread mproc__os_thread;
 typedef struct mproc__os_mutex mproc__os_mutex;
 int mproc__os_thread_start(mproc__os_thread **t, void (*fn)(void *), void *arg);
 void mproc__os_thread_join(mproc__os_thread *t);
-/* Calls fn when the calling thread exits, once armed on that thread
-   (not for the thread that calls exit()). One hook for the library: fn is
-   the same on every call (msgblock.c's). 0, or an error: not armed. */
-int mproc__os_at_thread_exit(void (*fn)(void));
+/* Calls hook->fn when the calling thread exits, once armed on that
+   thread (not for the thread that calls exit()). One hook per thread: the
+   last one armed. hook stays valid for the program's life (a static).
+   0, or an error: not armed. */
+typedef struct mproc__os_exit_hook {
+    void (*fn)(void);
+} mproc__os_exit_hook;
+int mproc__os_at_thread_exit(const mproc__os_exit_hook *hook);
 /* The bytes malloc's block p can hold (>= what was asked), or 0 where the
    system cannot tell. */
 size_t mproc__os_block_size(void *p);

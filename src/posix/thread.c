@@ -160,26 +160,21 @@ void mproc__os_cond_destroy(mproc__os_cond *c)
 }
 
 /* ---- a hook at thread exit, and malloc's block sizes ------------------------ */
-/* A key whose value is set once per thread that arms the hook: POSIX runs
-   a key's destructor at the exit of every thread whose value is not NULL. */
+/* A key whose value, set by each thread that arms a hook, is the hook:
+   POSIX runs a key's destructor at the exit of every thread whose value
+   is not NULL, with that value. */
 static pthread_key_t exit_key;
 static int exit_key_ok;
-static void (*exit_fn)(void);
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
-static void exit_hook(void *armed)
-{
-    (void)armed;
-    if (exit_fn) exit_fn();
-}
+static void exit_hook(void *hook) { ((const mproc__os_exit_hook *)hook)->fn(); }
 
 static void exit_key_make(void) { exit_key_ok = pthread_key_create(&exit_key, exit_hook) == 0; }
 
-int mproc__os_at_thread_exit(void (*fn)(void))
+int mproc__os_at_thread_exit(const mproc__os_exit_hook *hook)
 {
     if (pthread_once(&exit_once, exit_key_make) != 0 || !exit_key_ok) return MPROC_EOS;
-    exit_fn = fn;
-    return pthread_setspecific(exit_key, &exit_key) == 0 ? 0 : MPROC_EOS;
+    return pthread_setspecific(exit_key, hook) == 0 ? 0 : MPROC_EOS;
 }
 
 size_t mproc__os_block_size(void *p)

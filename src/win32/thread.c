@@ -126,14 +126,13 @@ void mproc__os_global_unlock(void)
 
 /* ---- a hook at thread exit, and malloc's block sizes ------------------------ */
 /* A fiber-local slot with a callback: Windows calls it at the exit of
-   every thread whose value is not NULL. */
+   every thread whose value is not NULL, with that value (the hook). */
 static DWORD exit_slot = FLS_OUT_OF_INDEXES;
-static void (*exit_fn)(void);
 static INIT_ONCE exit_once = INIT_ONCE_STATIC_INIT;
 
-static void WINAPI exit_hook(PVOID armed)
+static void WINAPI exit_hook(PVOID hook)
 {
-    if (armed && exit_fn) exit_fn();
+    if (hook) ((const mproc__os_exit_hook *)hook)->fn();
 }
 
 static BOOL CALLBACK exit_slot_make(PINIT_ONCE once, PVOID param, PVOID *ctx)
@@ -145,12 +144,11 @@ static BOOL CALLBACK exit_slot_make(PINIT_ONCE once, PVOID param, PVOID *ctx)
     return TRUE;
 }
 
-int mproc__os_at_thread_exit(void (*fn)(void))
+int mproc__os_at_thread_exit(const mproc__os_exit_hook *hook)
 {
     InitOnceExecuteOnce(&exit_once, exit_slot_make, NULL, NULL);
     if (exit_slot == FLS_OUT_OF_INDEXES) return MPROC_EOS;
-    exit_fn = fn;
-    return FlsSetValue(exit_slot, &exit_slot) ? 0 : MPROC_EOS;
+    return FlsSetValue(exit_slot, (PVOID)(uintptr_t)hook) ? 0 : MPROC_EOS;
 }
 
 size_t mproc__os_block_size(void *p)
