@@ -79,14 +79,6 @@ static inline void mproc__fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST);
    (os.h: mproc__os_remote_fence), whose other side pays for both. */
 static inline void mproc__compiler_fence(void) { __atomic_signal_fence(__ATOMIC_SEQ_CST); }
 
-/* Keeps a rarely taken path out of its caller, so that the common path
-   saves and restores few registers. */
-#if defined(_MSC_VER)
-#  define MPROC__NOINLINE __declspec(noinline)
-#else
-#  define MPROC__NOINLINE __attribute__((noinline))
-#endif
-
 /* Memory hints: start fetching the line at p, to read it (prefetch) or to
    write it (prefetchw), while the code goes on. They order nothing. */
 static inline void mproc__prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }

@@ -15,6 +15,13 @@
 #else
 #  define MPROC__NORETURN _Noreturn
 #endif
+/* Keeps a rarely taken path out of its caller, so that the common path
+   saves and restores few registers. */
+#if defined(_MSC_VER)
+#  define MPROC__NOINLINE __declspec(noinline)
+#else
+#  define MPROC__NOINLINE __attribute__((noinline))
+#endif
 #if defined(_MSC_VER) /* cl.exe, and clang-cl in the same code */
 #  define MPROC__THREAD_LOCAL __declspec(thread)
 #else
