@@ -30,7 +30,7 @@
 #include "ring.h"
 #include "ref.h"
 
-#define C_MAGIC 0x324e6f636f72706dULL /* "mprocoN2": the ring layout of issue 16 */
+#define C_MAGIC 0x334e6f636f72706dULL /* "mprocoN3": the ring layout of issue 16 */
 /* Bytes per direction: room for a burst of small messages and for 256 KiB
    chunks of large ones, while a pipe costs address space, not memory,
    until it is used. */

@@ -21,10 +21,13 @@ static MPROC__THREAD_LOCAL void *spare;
 static MPROC__THREAD_LOCAL size_t spare_size;
 static MPROC__THREAD_LOCAL int spare_hooked; /* 1: freed at thread exit; -1: cannot be */
 
+/* At the thread's exit: later calls of mproc_free there (other exit
+   hooks) free at once, since nothing would free a spare kept now. */
 static void drop_spare(void)
 {
     free(spare);
     spare = NULL;
+    spare_hooked = -1;
 }
 
 static const mproc__os_exit_hook spare_hook = {drop_spare};

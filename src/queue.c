@@ -28,7 +28,7 @@
 #include "ring.h"
 #include "ref.h"
 
-#define Q_MAGIC 0x3351636f72706dULL /* "mprocQ3": the ring layout of issue 16 */
+#define Q_MAGIC 0x3451636f72706dULL /* "mprocQ4": the ring layout of issue 16 */
 #define RING_BYTES ((uint64_t)8 << 20)
 #define DATA_OFF 4096
 #define WAIT_SLICE_MS MPROC__WAIT_SLICE_MS

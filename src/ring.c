@@ -98,7 +98,7 @@ static inline void copy_small(unsigned char *dst, const unsigned char *src, size
     } else if (n > 32 && n <= 64) {
         memcpy(dst, src, 32);
         memcpy(dst + n - 32, src + n - 32, 32);
-    } else {
+    } else if (n) { /* src may be NULL when n is 0 */
         memcpy(dst, src, n);
     }
 }
@@ -242,7 +242,12 @@ void mproc__ring_wake(mproc__ring *r, int kind)
    the fence makes the owner's store of busy visible before that look, or
    the owner's look at the word after it (which then sees REVOKE and takes
    the plain path): never both missed. Once busy is 0 the contender takes
-   the lock with a compare-and-swap. Sleepers pay likewise: a waker that
+   the lock with a compare-and-swap. The keeper it was taken from may not
+   have looked since, and its next call stores to busy before it looks at
+   the word: busy is then its own only if nobody else keeps the lock. So
+   the contender names it in stale, nobody keeps the lock while stale
+   names a live process, and the old keeper clears stale at its next call,
+   after its last store to busy. Sleepers pay likewise: a waker that
    leaves a kept lock has no fence before it looks for them, so a sleeper
    runs the remote fence after announcing itself while a lock is kept
    (mproc__ring_announce). A dead owner's lock is taken over as any other,
@@ -264,23 +269,46 @@ typedef struct lock_try {
     mproc__ring_lock *lk;
     int which;
     uint64_t me;
-    uint64_t fenced; /* the owner word a remote fence was run for */
+    /* The owner word and kept_seq a remote fence was run for: the same
+       word can come back after its owner took the lock plainly and kept
+       it again (kept_seq tells), and that keeping needs a fence of its own. */
+    uint64_t fenced, fenced_seq;
     int recovered;
 } lock_try;
 
 /* A kept lock of a live owner: ask for it (REVOKE), fence, and take it
-   once its owner is not inside. */
+   once its owner is not inside; the owner is then stale (the two locks). */
 static int revoke(lock_try *t, uint64_t owner)
 {
     if (!(owner & LOCK_REVOKE)) {
         if (!mproc__cas64(&t->lk->owner, owner, owner | LOCK_REVOKE)) return 0;
         owner |= LOCK_REVOKE;
     }
-    if (t->fenced != owner) {
+    uint64_t seq = mproc__load64(&t->lk->kept_seq);
+    if (t->fenced != owner || t->fenced_seq != seq) {
         if (mproc__os_remote_fence()) return 0; /* the owner's next call gives it up */
         t->fenced = owner;
+        t->fenced_seq = seq;
     }
-    return !mproc__load64(&t->lk->busy) && mproc__cas64(&t->lk->owner, owner, t->me);
+    if (mproc__load64(&t->lk->busy) || !mproc__cas64(&t->lk->owner, owner, t->me)) return 0;
+    mproc__store64(&t->lk->stale, owner & LOCK_ID);
+    return 1;
+}
+
+/* A keeper the lock was taken from clears stale once it is past its last
+   store to busy (it has stopped keeping the lock). */
+static void clear_stale(mproc__ring_lock *lk, uint64_t me)
+{
+    if (mproc__load64(&lk->stale) == me) (void)mproc__cas64(&lk->stale, me, 0);
+}
+
+/* Whether the lock may be kept: no stale keeper, or one that has died. */
+static int no_stale_keeper(mproc__ring_lock *lk)
+{
+    uint64_t stale = mproc__load64(&lk->stale);
+    if (!stale) return 1;
+    if (mproc__os_pid_alive(owner_pid(stale))) return 0;
+    return mproc__cas64(&lk->stale, stale, 0);
 }
 
 static int try_lock(mproc__ring *r, void *arg, int sleeping)
@@ -321,8 +349,9 @@ static void note_plain_take(mproc__ring *r, int which, uint64_t me)
 static int lock_plain(mproc__ring *r, int which, uint64_t me, uint64_t deadline, int timeout_ms)
 {
     mproc__ring_lock *lk = lock_of(r, which);
-    lock_try t = {lk, which, me, 0, 0};
+    lock_try t = {lk, which, me, 0, 0, 0};
     r->biased[which] = 0;
+    clear_stale(lk, me);
     if (!mproc__cas64(&lk->owner, 0, me)) {
         int rc = mproc__ring_wait(r, MPROC__RING_LOCK, try_lock, &t, deadline, timeout_ms);
         if (rc) return rc;
@@ -333,7 +362,8 @@ static int lock_plain(mproc__ring *r, int which, uint64_t me, uint64_t deadline,
 
 /* Kept locks: entering is a plain store to busy and a look at the owner
    word (see the two locks); 1 if the lock is ours now. A lock revoked
-   meanwhile is left at once: the general path gives it up. */
+   meanwhile is left at once, and not kept by us any more: the plain path
+   (lock_plain, which clears stale) takes it. */
 static inline int enter_kept(mproc__ring *r, int which, uint64_t me)
 {
     mproc__ring_lock *lk = lock_of(r, which);
@@ -341,6 +371,7 @@ static inline int enter_kept(mproc__ring *r, int which, uint64_t me)
     mproc__compiler_fence();
     if (mproc__load64(&lk->owner) == (me | LOCK_BIAS)) return 1;
     mproc__store64_rel(&lk->busy, 0);
+    r->biased[which] = 0;
     return 0;
 }
 
@@ -367,7 +398,9 @@ static void unlock_plain(mproc__ring *r, int which, uint64_t me)
     }
     r->biased[which] = 0;
     if (r->streak[which] >= BIAS_AFTER && !mproc__load64(&r->sh->waiters[MPROC__RING_LOCK]) &&
-        mproc__os_remote_fence_join() == 0 && mproc__cas64(&lk->owner, me, me | LOCK_BIAS)) {
+        no_stale_keeper(lk) && mproc__os_remote_fence_join() == 0 &&
+        (mproc__store64(&lk->kept_seq, mproc__load64(&lk->kept_seq) + 1), /* ours: locked */
+         mproc__cas64(&lk->owner, me, me | LOCK_BIAS))) {
         r->biased[which] = me;
         wake_waiters(r, MPROC__RING_LOCK); /* one that came since looks again */
         return;
@@ -393,9 +426,11 @@ static inline void ring_unlock(mproc__ring *r, int which, uint64_t me)
 static int revoke_kept_locks(mproc__ring *r)
 {
     int kept = 0;
+    uint64_t me = lock_id(r);
     for (int which = PUT_LOCK; which <= GET_LOCK; which++) {
         mproc__ring_lock *lk = lock_of(r, which);
         uint64_t owner = mproc__load64(&lk->owner);
+        if ((owner & LOCK_ID) == me) continue; /* ours: we wake nobody while asleep */
         while ((owner & LOCK_BIAS) && !(owner & LOCK_REVOKE) &&
                !mproc__cas64(&lk->owner, owner, owner | LOCK_REVOKE))
             owner = mproc__load64(&lk->owner);
@@ -658,6 +693,7 @@ static int stream_record(mproc__ring *r, void *arg, int sleeping)
         mproc__cas64(&r->sh->put.owner, owner, me)) {
         mproc__store64(&r->sh->put.busy, 0);
         r->biased[PUT_LOCK] = 0;
+        r->streak[PUT_LOCK] = 0; /* taken over to repair it, not to keep */
         repair_put(r);
         ring_unlock(r, PUT_LOCK, me);
     }
@@ -700,7 +736,7 @@ void mproc__ring_get_unlock(mproc__ring *r)
 {
     r->peeked = 0;
     ring_unlock(r, GET_LOCK, lock_id(r));
-    wake_waiters(r, MPROC__RING_SPACE); /* for take_start, after the unlock's fence */
+    wake_waiters(r, MPROC__RING_SPACE); /* after the unlock's fence, or the sleeper's remote one */
 }
 
 int mproc__ring_peek(mproc__ring *r, uint64_t *total, uint64_t deadline, int timeout_ms)

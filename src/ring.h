@@ -50,9 +50,11 @@ enum { MPROC__RING_DATA, MPROC__RING_SPACE, MPROC__RING_LOCK, MPROC__RING_JOIN,
    (pid in the low 32 bits, which ring object in bits 32-61) and the
    BIAS/REVOKE flags, 0 when free; busy: a holder that keeps the lock
    between calls (BIAS) is inside it; last: the id that took it last
-   without BIAS, for the decision to keep it. */
+   without BIAS, for the decision to keep it; stale: the id of a keeper
+   the lock was taken from, until it has seen so (nobody keeps the lock
+   meanwhile); kept_seq: how many times the lock was kept. */
 typedef struct mproc__ring_lock {
-    volatile uint64_t owner, busy, last;
+    volatile uint64_t owner, busy, last, stale, kept_seq;
 } mproc__ring_lock;
 
 /* The ring's state in shared memory, one cache line per group: the side
@@ -65,12 +67,11 @@ typedef struct mproc__ring_shared {
     mproc__ring_lock put;
     volatile uint64_t put_stream, put_msgs; /* put_msgs: messages started */
     volatile uint64_t put_pending; /* see start_message in ring.c */
-    uint64_t pad1[2];
     volatile uint64_t tail;
     uint64_t pad2[7];
     mproc__ring_lock get;
     volatile uint64_t get_stream, get_msgs; /* get_msgs: messages taken */
-    uint64_t pad3[3];
+    uint64_t pad3[1];
     volatile uint64_t head;
     uint64_t pad4[7];
     volatile uint64_t waiters[MPROC__RING_KINDS];
