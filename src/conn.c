@@ -400,11 +400,9 @@ static int recv_new(mproc_conn *c, void *user, size_t cap, void **out, size_t *l
 {
     int rc = mproc__ring_get_lock(&c->in, deadline, timeout_ms);
     if (rc) return rc;
-    size_t n;
-    rc = mproc__ring_take_small(&c->in, user, cap, out, &n);
+    rc = mproc__ring_take_small(&c->in, user, cap, out, len);
     if (rc) {
         mproc__ring_get_unlock(&c->in);
-        if (rc > 0) *len = n;
         return rc > 0 ? 0 : rc;
     }
     uint64_t total = 0, got = 0, room = cap;

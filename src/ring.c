@@ -384,6 +384,14 @@ static inline int ring_lock(mproc__ring *r, int which, uint64_t me, uint64_t dea
     return lock_plain(r, which, me, deadline, timeout_ms);
 }
 
+/* Its plain owner me keeps the lock: kept_seq first, so that a
+   contender's fence cached for an earlier keeping is not reused. */
+static int keep_lock(mproc__ring_lock *lk, uint64_t me)
+{
+    mproc__store64(&lk->kept_seq, mproc__load64(&lk->kept_seq) + 1); /* ours: locked */
+    return mproc__cas64(&lk->owner, me, me | LOCK_BIAS);
+}
+
 /* Only by its owner: a forked copy of an object holding a lock must not
    free it under the process that holds it. A plain owner that has taken
    the lock often enough in a row, with nobody waiting for it, keeps it. */
@@ -398,9 +406,7 @@ static void unlock_plain(mproc__ring *r, int which, uint64_t me)
     }
     r->biased[which] = 0;
     if (r->streak[which] >= BIAS_AFTER && !mproc__load64(&r->sh->waiters[MPROC__RING_LOCK]) &&
-        no_stale_keeper(lk) && mproc__os_remote_fence_join() == 0 &&
-        (mproc__store64(&lk->kept_seq, mproc__load64(&lk->kept_seq) + 1), /* ours: locked */
-         mproc__cas64(&lk->owner, me, me | LOCK_BIAS))) {
+        no_stale_keeper(lk) && mproc__os_remote_fence_join() == 0 && keep_lock(lk, me)) {
         r->biased[which] = me;
         wake_waiters(r, MPROC__RING_LOCK); /* one that came since looks again */
         return;
@@ -568,8 +574,8 @@ static int put_stream(mproc__ring *r, const unsigned char *buf, size_t len, uint
 
 /* Small messages while the put lock is kept, the common case of a busy
    stream: the general path's steps in one piece, for a message that fits
-   one record before the ring's end, into room already known (seen_head),
-   with a queue's maxsize not in the way. Between two busy processes a
+   one record before the ring's end, with room for it now (space_now)
+   and a queue's maxsize not in the way. Between two busy processes a
    small message costs each side its instructions more than its copy, and
    the general path's layers were most of them. 1: sent; 0: nothing done,
    take the general path (which finds out why and waits if it must). */
@@ -578,8 +584,7 @@ static int put_kept(mproc__ring *r, uint64_t me, const void *buf, size_t len)
     uint64_t size = pad8(REC_HDR + len), cap = capacity(r);
     if (len > chunk_max(r) || !enter_kept(r, PUT_LOCK, me)) return 0;
     uint64_t tail = mproc__load64(&r->sh->tail), off = tail & r->mask;
-    if (cap - off < size || tail < r->seen_head || tail - r->seen_head > cap - size ||
-        (r->ops->room && !r->ops->room(r))) {
+    if (cap - off < size || !space_now(r, size, 1)) {
         ring_unlock(r, PUT_LOCK, me);
         return 0;
     }
