@@ -359,7 +359,7 @@ int mproc_conn_send(mproc_conn *c, const void *buf, size_t len)
     if (!c || (!buf && len) || (uint64_t)len > MPROC__RING_MAX_MSG) return MPROC_EINVAL;
     if (!c->can_send) return MPROC_ESTATE;
     if (gone(c) || (c->sends++ == c->next_probe && reader_gone(c))) return MPROC_ECLOSED;
-    int rc = mproc__ring_put(&c->out, buf, len, UINT64_MAX, MPROC_FOREVER);
+    int rc = mproc__ring_put(&c->out, buf, len, MPROC_FOREVER);
     /* A token that found the other end gone: nobody will read this. */
     return rc == 0 && gone(c) ? MPROC_ECLOSED : rc;
 }
@@ -457,16 +457,27 @@ static int recv_resume(mproc_conn *c, void *user, size_t cap, void **out, size_t
     return 0;
 }
 
+/* Every receive that the kept-lock path did not serve: a message part-way
+   in, one not there yet, a lock not kept. Out of line, so that the common
+   path saves few registers. */
+static MPROC__NOINLINE int conn_recv_general(mproc_conn *c, void *user, size_t cap, void **out,
+                                            size_t *len, int timeout_ms)
+{
+    uint64_t deadline = mproc__deadline_ms(timeout_ms);
+    if (c->pend) return recv_resume(c, user, cap, out, len, deadline, timeout_ms);
+    return recv_new(c, user, cap, out, len, deadline, timeout_ms);
+}
+
 static int conn_recv(mproc_conn *c, void *user, size_t cap, void **out, size_t *len,
                      int timeout_ms)
 {
     if (!c->can_recv) return MPROC_ESTATE;
     if (c->pend && c->pend_pid != mproc__self_pid()) drop_parked(c);
-    uint64_t deadline = mproc__deadline_ms(timeout_ms);
-    if (c->pend) return recv_resume(c, user, cap, out, len, deadline, timeout_ms);
-    int rc = mproc__ring_get_kept(&c->in, user, cap, out, len);
-    if (rc) return rc > 0 ? 0 : rc;
-    return recv_new(c, user, cap, out, len, deadline, timeout_ms);
+    if (!c->pend) {
+        int rc = mproc__ring_get_kept(&c->in, user, cap, out, len);
+        if (rc) return rc > 0 ? 0 : rc;
+    }
+    return conn_recv_general(c, user, cap, out, len, timeout_ms);
 }
 
 int mproc_conn_recv(mproc_conn *c, void **buf, size_t *len, int timeout_ms)

@@ -22,6 +22,14 @@
 #else
 #  define MPROC__NOINLINE __attribute__((noinline))
 #endif
+/* Puts a per-message step into each of its callers even where the
+   compiler would rather keep one copy (a call costs the message its
+   saved registers). */
+#if defined(_MSC_VER)
+#  define MPROC__ALWAYS_INLINE __forceinline
+#else
+#  define MPROC__ALWAYS_INLINE inline __attribute__((always_inline))
+#endif
 #if defined(_MSC_VER) /* cl.exe, and clang-cl in the same code */
 #  define MPROC__THREAD_LOCAL __declspec(thread)
 #else

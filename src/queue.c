@@ -133,7 +133,7 @@ int mproc_queue_put(mproc_queue *q, const void *buf, size_t len, int timeout_ms)
     if (q->closed) return MPROC_ECLOSED;
     if (mproc__load64(&q->sh->shutdown)) return MPROC_ESHUTDOWN;
     q->putting = 1;
-    int rc = mproc__ring_put(&q->ring, buf, len, mproc__deadline_ms(timeout_ms), timeout_ms);
+    int rc = mproc__ring_put(&q->ring, buf, len, timeout_ms);
     q->putting = 0;
     return rc;
 }
@@ -166,6 +166,18 @@ static int get_one(mproc_queue *q, void **out, size_t *len, uint64_t deadline, i
     return 0;
 }
 
+/* Every get the kept-lock path did not serve; out of line, so that the
+   common path saves few registers. */
+static MPROC__NOINLINE int get_general(mproc_queue *q, void **buf, size_t *len, int timeout_ms)
+{
+    uint64_t deadline = mproc__deadline_ms(timeout_ms);
+    int rc = mproc__ring_get_lock(&q->ring, deadline, timeout_ms);
+    if (rc) return rc;
+    while ((rc = get_one(q, buf, len, deadline, timeout_ms)) == MPROC__RING_ABORTED) {}
+    mproc__ring_get_unlock(&q->ring);
+    return rc;
+}
+
 int mproc_queue_get(mproc_queue *q, void **buf, size_t *len, int timeout_ms)
 {
     if (!q || !buf || !len) return MPROC_EINVAL;
@@ -175,12 +187,7 @@ int mproc_queue_get(mproc_queue *q, void **buf, size_t *len, int timeout_ms)
     if (mproc__load64(&q->sh->shutdown) && shut_wait(q, MPROC__RING_DATA)) return MPROC_ESHUTDOWN;
     int rc = mproc__ring_get_kept(&q->ring, NULL, 0, buf, len);
     if (rc) return rc > 0 ? 0 : rc;
-    uint64_t deadline = mproc__deadline_ms(timeout_ms);
-    rc = mproc__ring_get_lock(&q->ring, deadline, timeout_ms);
-    if (rc) return rc;
-    while ((rc = get_one(q, buf, len, deadline, timeout_ms)) == MPROC__RING_ABORTED) {}
-    mproc__ring_get_unlock(&q->ring);
-    return rc;
+    return get_general(q, buf, len, timeout_ms);
 }
 
 /* ---- size, close, join ---------------------------------------------------------------- */

@@ -136,7 +136,7 @@ static uint64_t data_avail(mproc__ring *r, uint64_t need)
 /* Free bytes, at least need if that many are free; the head is read again
    only when the last one seen does not show them (or is from before
    another producer's records). */
-static uint64_t free_space(mproc__ring *r, uint64_t need)
+static MPROC__ALWAYS_INLINE uint64_t free_space(mproc__ring *r, uint64_t need)
 {
     uint64_t tail = mproc__load64(&r->sh->tail), cap = capacity(r);
     if (tail >= r->seen_head && tail - r->seen_head <= cap && cap - (tail - r->seen_head) >= need)
@@ -395,7 +395,7 @@ static int keep_lock(mproc__ring_lock *lk, uint64_t me)
 /* Only by its owner: a forked copy of an object holding a lock must not
    free it under the process that holds it. A plain owner that has taken
    the lock often enough in a row, with nobody waiting for it, keeps it. */
-static void unlock_plain(mproc__ring *r, int which, uint64_t me)
+static MPROC__NOINLINE void unlock_plain(mproc__ring *r, int which, uint64_t me)
 {
     mproc__ring_lock *lk = lock_of(r, which);
     if (r->biased[which] == me) { /* a contender asked for it: it may be asleep */
@@ -602,8 +602,9 @@ static int put_kept(mproc__ring *r, uint64_t me, const void *buf, size_t len)
 
 /* The general path: any message, any state of the lock. */
 static MPROC__NOINLINE int put_locked(mproc__ring *r, uint64_t me, const void *buf, size_t len,
-                                      uint64_t deadline, int timeout_ms)
+                                      int timeout_ms)
 {
+    uint64_t deadline = mproc__deadline_ms(timeout_ms);
     int rc = ring_lock(r, PUT_LOCK, me, deadline, timeout_ms);
     if (rc < 0) return rc;
     if (rc == 1) repair_put(r); /* after a dead owner */
@@ -618,12 +619,11 @@ static MPROC__NOINLINE int put_locked(mproc__ring *r, uint64_t me, const void *b
     return rc;
 }
 
-int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, uint64_t deadline,
-                    int timeout_ms)
+int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, int timeout_ms)
 {
     uint64_t me = lock_id(r);
     if (r->biased[PUT_LOCK] == me && put_kept(r, me, buf, len)) return 0;
-    return put_locked(r, me, buf, len, deadline, timeout_ms);
+    return put_locked(r, me, buf, len, timeout_ms);
 }
 
 /* ---- consumer side ---------------------------------------------------------------- */
@@ -792,7 +792,8 @@ int mproc__ring_take_start(mproc__ring *r, void *dst, uint64_t total, uint64_t *
 /* The record at head if it is one whole record lying in one piece,
    checked as peek checks a record (*n its length, *size its bytes in the
    ring), else NULL. */
-static const unsigned char *whole_at(mproc__ring *r, uint64_t head, size_t *n, uint64_t *size)
+static MPROC__ALWAYS_INLINE const unsigned char *whole_at(mproc__ring *r, uint64_t head, size_t *n,
+                                                          uint64_t *size)
 {
     uint64_t used = data_avail(r, REC_HDR), cap = capacity(r);
     size_t off = (size_t)(head & r->mask);
@@ -809,7 +810,10 @@ static const unsigned char *whole_at(mproc__ring *r, uint64_t head, size_t *n, u
     return r->data + off + REC_HDR;
 }
 
-int mproc__ring_take_small(mproc__ring *r, void *user, size_t cap, void **out, size_t *n)
+/* take_small's body, inlined into get_kept: a call between the two cost
+   a message two sets of saved registers. */
+static MPROC__ALWAYS_INLINE int take_small(mproc__ring *r, void *user, size_t cap, void **out,
+                                           size_t *n)
 {
     uint64_t head = mproc__load64(&r->sh->head), size;
     size_t len;
@@ -827,13 +831,18 @@ int mproc__ring_take_small(mproc__ring *r, void *user, size_t cap, void **out, s
     return 1;
 }
 
+int mproc__ring_take_small(mproc__ring *r, void *user, size_t cap, void **out, size_t *n)
+{
+    return take_small(r, user, cap, out, n);
+}
+
 /* The consumer's counterpart of put_kept: take_small in one piece while
    the get lock is kept (no stream part-way through). */
 int mproc__ring_get_kept(mproc__ring *r, void *user, size_t cap, void **out, size_t *n)
 {
     uint64_t me = lock_id(r);
     if (r->biased[GET_LOCK] != me || !enter_kept(r, GET_LOCK, me)) return 0;
-    int rc = mproc__load64(&r->sh->get_stream) ? 0 : mproc__ring_take_small(r, user, cap, out, n);
+    int rc = mproc__load64(&r->sh->get_stream) ? 0 : take_small(r, user, cap, out, n);
     ring_unlock(r, GET_LOCK, me);
     if (rc > 0) wake_waiters(r, MPROC__RING_SPACE); /* no fence: a sleeper ran the remote one */
     return rc;

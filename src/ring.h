@@ -182,10 +182,10 @@ int mproc__ring_wait(mproc__ring *r, int kind, mproc__ring_cond cond, void *arg,
                      uint64_t deadline, int timeout_ms);
 
 /* One message in, whole: takes the put lock (repairing a dead holder's
-   stream), waits for room, copies, publishes, unlocks. A stream cut short
-   by a timeout or an error is ended with ABORT. */
-int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, uint64_t deadline,
-                    int timeout_ms);
+   stream), waits for room (timeout_ms from now, read from the clock only
+   if it must wait), copies, publishes, unlocks. A stream cut short by a
+   timeout or an error is ended with ABORT. */
+int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, int timeout_ms);
 
 /* Consumer side, with the get lock held (get_lock skips what a previous
    consumer left of a stream). Typical use: get_lock; peek (waits for the
