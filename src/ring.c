@@ -495,7 +495,10 @@ static void put_abort(mproc__ring *r)
 /* A message is counted before its first record is published (a consumer
    must never take one not yet counted); put_pending, the tail before that
    record plus one, lets whoever takes over from a producer that died in
-   between undo the count (repair_put). */
+   between undo the count (repair_put). It is never cleared after the
+   publication: the tail only grows, so an old put_pending can no longer
+   match it, and a store less per message is one entry less in a store
+   buffer that waits for the other core's lines. */
 static inline void start_message(mproc__ring *r, int streamed)
 {
     mproc__store64_rel(&r->sh->put_pending, mproc__load64(&r->sh->tail) + 1);
@@ -503,8 +506,6 @@ static inline void start_message(mproc__ring *r, int streamed)
     mproc__store64_rel(&r->sh->put_msgs, mproc__load64(&r->sh->put_msgs) + 1); /* ours: locked */
     if (r->ops->started) r->ops->started(r);
 }
-
-static void first_published(mproc__ring *r) { mproc__store64_rel(&r->sh->put_pending, 0); }
 
 /* With the put lock taken over from a dead producer: a message it counted
    but never published is uncounted; a stream it started is ended. */
@@ -541,7 +542,6 @@ static int put_whole(mproc__ring *r, const void *buf, size_t len, uint64_t deadl
     }
     start_message(r, 0);
     put_record(r, REC_WHOLE, len, buf, len);
-    first_published(r);
     return 0;
 }
 
@@ -564,7 +564,6 @@ static int put_stream(mproc__ring *r, const unsigned char *buf, size_t len, uint
         }
         if (off == 0) start_message(r, 1);
         put_record(r, type, len, buf + off, n);
-        if (off == 0) first_published(r);
         if (type == REC_LAST) mproc__store64(&r->sh->put_stream, 0);
         mproc__ring_wake(r, MPROC__RING_DATA);
         off += n;
@@ -594,7 +593,6 @@ static int put_kept(mproc__ring *r, uint64_t me, const void *buf, size_t len)
     fetch_ahead_w(r, tail + size);
     copy_small(at + REC_HDR, buf, len);
     mproc__store64_rel(&r->sh->tail, tail + size); /* publish */
-    first_published(r);
     ring_unlock(r, PUT_LOCK, me);
     wake_waiters(r, MPROC__RING_DATA); /* no fence: a sleeper ran the remote one */
     return 1;
