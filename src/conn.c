@@ -142,7 +142,7 @@ static int c_sleep_once(mproc__ring *r, int kind, mproc__ring_cond cond, void *a
     return ok;
 }
 
-static const mproc__ring_ops conn_ops = {c_sleep_once, c_wake, NULL, NULL, NULL};
+static const mproc__ring_ops conn_ops = {c_sleep_once, c_wake, NULL};
 
 /* ---- lifecycle --------------------------------------------------------------- */
 static void conn_free(mproc_conn *c)

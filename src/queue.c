@@ -104,17 +104,8 @@ static int q_sleep_once(mproc__ring *r, int kind, mproc__ring_cond cond, void *a
 }
 
 /* ---- the message counts ------------------------------------------------------------ */
-static int q_room(mproc__ring *r)
-{
-    mproc_queue *q = r->user;
-    return !q->sh->maxsize || mproc__ring_count(r) < q->sh->maxsize;
-}
-
-static void q_started(mproc__ring *r)
-{
-    mproc_queue *q = r->user;
-    if (q->flags & MPROC_QUEUE_JOINABLE) mproc__add64(&q->sh->unfinished, 1);
-}
+/* maxsize and the unfinished count are the ring's to keep as it puts
+   (queue_bind); a message cut short is the queue's to uncount. */
 
 /* A message cut short is never delivered, so no task_done will come. */
 static void q_aborted(mproc__ring *r)
@@ -124,7 +115,7 @@ static void q_aborted(mproc__ring *r)
         mproc__ring_wake(&q->ring, MPROC__RING_JOIN);
 }
 
-static const mproc__ring_ops queue_ops = {q_sleep_once, q_wake, q_room, q_started, q_aborted};
+static const mproc__ring_ops queue_ops = {q_sleep_once, q_wake, q_aborted};
 
 /* ---- put and get -------------------------------------------------------------------- */
 int mproc_queue_put(mproc_queue *q, const void *buf, size_t len, int timeout_ms)
@@ -357,7 +348,10 @@ static int queue_bind(mproc_queue *q)
     uint64_t room = q->map_size - DATA_OFF;
     int rc = mproc__ring_bind(&q->ring, &q->sh->ring, data, room, &queue_ops, q, WAIT_SLICE_MS);
     if (!rc && mproc__load64(&q->sh->ring.capacity) != room) rc = MPROC_EINVAL;
-    return rc;
+    if (rc) return rc;
+    q->ring.max_msgs = q->sh->maxsize;
+    q->ring.unfinished = (q->flags & MPROC_QUEUE_JOINABLE) ? &q->sh->unfinished : NULL;
+    return 0;
 }
 
 static void entry_for(const mproc_queue *q, mproc__entry *e, unsigned char *info)

@@ -87,20 +87,38 @@ static void ring_read(mproc__ring *r, uint64_t pos, void *dst, size_t n)
     memcpy((unsigned char *)dst + room, r->data, n - room);
 }
 
-/* A small message's bytes, inline: a call to memcpy and its dispatch on
-   the size cost as much as copying 64 bytes. Two fixed-size copies that
-   may overlap cover 16 to 64 bytes. */
+/* Up to SMALL_MSG bytes, inline and without a call: a call to memcpy
+   and its dispatch on the size cost as much as copying 64 bytes, and
+   would make the kept-lock paths save registers. Two fixed-size copies
+   that may overlap cover each range of sizes. */
+#define SMALL_MSG 64
+
 static inline void copy_small(unsigned char *dst, const unsigned char *src, size_t n)
 {
-    if (n >= 16 && n <= 32) {
-        memcpy(dst, src, 16);
-        memcpy(dst + n - 16, src + n - 16, 16);
-    } else if (n > 32 && n <= 64) {
+    if (n >= 32) {
         memcpy(dst, src, 32);
         memcpy(dst + n - 32, src + n - 32, 32);
-    } else if (n) { /* src may be NULL when n is 0 */
-        memcpy(dst, src, n);
+    } else if (n >= 16) {
+        memcpy(dst, src, 16);
+        memcpy(dst + n - 16, src + n - 16, 16);
+    } else if (n >= 8) {
+        memcpy(dst, src, 8);
+        memcpy(dst + n - 8, src + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(dst, src, 4);
+        memcpy(dst + n - 4, src + n - 4, 4);
+    } else if (n) { /* 1 to 3 bytes; src may be NULL when n is 0 */
+        dst[0] = src[0];
+        dst[n / 2] = src[n / 2];
+        dst[n - 1] = src[n - 1];
     }
+}
+
+/* Any length: copy_small's inline moves up to SMALL_MSG, memcpy above. */
+static inline void copy_any(unsigned char *dst, const unsigned char *src, size_t n)
+{
+    if (n <= SMALL_MSG) copy_small(dst, src, n);
+    else memcpy(dst, src, n);
 }
 
 /* The line AHEAD bytes on is fetched while a message is copied (each
@@ -148,11 +166,13 @@ static MPROC__ALWAYS_INLINE uint64_t free_space(mproc__ring *r, uint64_t need)
 
 int mproc__ring_readable(mproc__ring *r) { return data_avail(r, REC_HDR) >= REC_HDR; }
 
-uint64_t mproc__ring_count(mproc__ring *r)
+static inline uint64_t messages_in(mproc__ring *r)
 {
     uint64_t taken = mproc__load64(&r->sh->get_msgs), started = mproc__load64(&r->sh->put_msgs);
     return started > taken ? started - taken : 0;
 }
+
+uint64_t mproc__ring_count(mproc__ring *r) { return messages_in(r); }
 
 /* ---- waiting --------------------------------------------------------------------- */
 int mproc__ring_wait(mproc__ring *r, int kind, mproc__ring_cond cond, void *arg,
@@ -415,15 +435,42 @@ static MPROC__NOINLINE void unlock_plain(mproc__ring *r, int which, uint64_t me)
     else mproc__fence(); /* the callers' wakes rely on a fence here */
 }
 
+/* Leaves a kept lock: 1 if it is still kept, 0 if it was revoked
+   meanwhile (unlock_plain must then run). */
+static inline int leave_kept(mproc__ring *r, int which, uint64_t me)
+{
+    mproc__ring_lock *lk = lock_of(r, which);
+    mproc__store64_rel(&lk->busy, 0);
+    mproc__compiler_fence();
+    return mproc__load64(&lk->owner) == (me | LOCK_BIAS);
+}
+
 static inline void ring_unlock(mproc__ring *r, int which, uint64_t me)
 {
-    if (r->biased[which] == me) {
-        mproc__ring_lock *lk = lock_of(r, which);
-        mproc__store64_rel(&lk->busy, 0);
-        mproc__compiler_fence();
-        if (mproc__load64(&lk->owner) == (me | LOCK_BIAS)) return; /* kept */
-    }
+    if (r->biased[which] == me && leave_kept(r, which, me)) return;
     unlock_plain(r, which, me);
+}
+
+/* The id the kept-lock paths compare with biased, from the pid cache
+   alone (0 before the pid is known: they then miss, and the general path
+   asks for it). Calling nothing keeps those paths free of saved
+   registers. */
+static inline uint64_t kept_id(mproc__ring *r)
+{
+    uint64_t pid = mproc__load64(&mproc__self_pid_cache);
+    return pid ? (pid & 0xffffffffu) | r->tag << 32 : 0;
+}
+
+/* What a kept-lock path did: nothing (the general path does it all), or
+   its message, with what it left to the general code: unlock_plain for a
+   lock revoked meanwhile, a wake for announced sleepers. */
+enum { KEPT_MISSED = 0, KEPT_DONE = 1, KEPT_UNLOCK = 2, KEPT_WAKE = 4 };
+
+static inline int kept_leave_flags(mproc__ring *r, int which, uint64_t me, int kind)
+{
+    int flags = leave_kept(r, which, me) ? 0 : KEPT_UNLOCK;
+    if (kind >= 0 && mproc__load64(&r->sh->waiters[kind])) flags |= KEPT_WAKE;
+    return flags;
 }
 
 /* A sleeper asks the owners that keep a lock to give it up at their next
@@ -470,10 +517,16 @@ typedef struct space_need {
     int first;     /* the record starts a message */
 } space_need;
 
+/* A new message may start: a queue's maxsize is not reached. */
+static inline int message_room(mproc__ring *r)
+{
+    return !r->max_msgs || messages_in(r) < r->max_msgs;
+}
+
 /* first: the record starts a message, which a queue's maxsize may refuse. */
 static inline int space_now(mproc__ring *r, uint64_t want, int first)
 {
-    if (first && r->ops->room && !r->ops->room(r)) return 0;
+    if (first && !message_room(r)) return 0;
     return free_space(r, want) >= want;
 }
 
@@ -504,7 +557,7 @@ static inline void start_message(mproc__ring *r, int streamed)
     mproc__store64_rel(&r->sh->put_pending, mproc__load64(&r->sh->tail) + 1);
     if (streamed) mproc__store64_rel(&r->sh->put_stream, 1);
     mproc__store64_rel(&r->sh->put_msgs, mproc__load64(&r->sh->put_msgs) + 1); /* ours: locked */
-    if (r->ops->started) r->ops->started(r);
+    if (r->unfinished) mproc__add64(r->unfinished, 1);
 }
 
 /* With the put lock taken over from a dead producer: a message it counted
@@ -576,26 +629,27 @@ static int put_stream(mproc__ring *r, const unsigned char *buf, size_t len, uint
    one record before the ring's end, with room for it now (space_now)
    and a queue's maxsize not in the way. Between two busy processes a
    small message costs each side its instructions more than its copy, and
-   the general path's layers were most of them. 1: sent; 0: nothing done,
-   take the general path (which finds out why and waits if it must). */
-static int put_kept(mproc__ring *r, uint64_t me, const void *buf, size_t len)
+   the general path's layers were most of them. It calls nothing: each
+   register saved is a store, and in the slow regime (the other core
+   holds the lines this side writes next) stores wait in the store buffer,
+   so fewer of them are fewer messages' worth of stall. Returns KEPT_*. */
+static MPROC__ALWAYS_INLINE int put_kept(mproc__ring *r, const void *buf, size_t len, int small)
 {
-    uint64_t size = pad8(REC_HDR + len), cap = capacity(r);
-    if (len > chunk_max(r) || !enter_kept(r, PUT_LOCK, me)) return 0;
+    uint64_t me = kept_id(r), size = pad8(REC_HDR + len), cap = capacity(r);
+    if (!me || r->biased[PUT_LOCK] != me || len > chunk_max(r) || !enter_kept(r, PUT_LOCK, me))
+        return KEPT_MISSED;
     uint64_t tail = mproc__load64(&r->sh->tail), off = tail & r->mask;
-    if (cap - off < size || !space_now(r, size, 1)) {
-        ring_unlock(r, PUT_LOCK, me);
-        return 0;
-    }
+    if (cap - off < size || !space_now(r, size, 1))
+        return kept_leave_flags(r, PUT_LOCK, me, -1);
     start_message(r, 0);
     unsigned char *at = r->data + off;
     mproc__rec_header(at, REC_WHOLE, (uint32_t)len, len);
     fetch_ahead_w(r, tail + size);
-    copy_small(at + REC_HDR, buf, len);
+    if (small) copy_small(at + REC_HDR, buf, len);
+    else copy_any(at + REC_HDR, buf, len);
     mproc__store64_rel(&r->sh->tail, tail + size); /* publish */
-    ring_unlock(r, PUT_LOCK, me);
-    wake_waiters(r, MPROC__RING_DATA); /* no fence: a sleeper ran the remote one */
-    return 1;
+    /* the wake needs no fence: a sleeper ran the remote one */
+    return KEPT_DONE | kept_leave_flags(r, PUT_LOCK, me, MPROC__RING_DATA);
 }
 
 /* The general path: any message, any state of the lock. */
@@ -617,11 +671,23 @@ static MPROC__NOINLINE int put_locked(mproc__ring *r, uint64_t me, const void *b
     return rc;
 }
 
+/* Whatever the small-message put_kept left: its unlock and wake, or the
+   whole message, through put_kept for any size if it is larger. */
+static MPROC__NOINLINE int put_rest(mproc__ring *r, int kept, const void *buf, size_t len,
+                                    int timeout_ms)
+{
+    if (kept == KEPT_MISSED && len > SMALL_MSG) kept = put_kept(r, buf, len, 0);
+    uint64_t me = lock_id(r);
+    if (kept & KEPT_UNLOCK) unlock_plain(r, PUT_LOCK, me);
+    if (!(kept & KEPT_DONE)) return put_locked(r, me, buf, len, timeout_ms);
+    wake_waiters(r, MPROC__RING_DATA);
+    return 0;
+}
+
 int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, int timeout_ms)
 {
-    uint64_t me = lock_id(r);
-    if (r->biased[PUT_LOCK] == me && put_kept(r, me, buf, len)) return 0;
-    return put_locked(r, me, buf, len, timeout_ms);
+    int kept = len <= SMALL_MSG ? put_kept(r, buf, len, 1) : KEPT_MISSED;
+    return kept == KEPT_DONE ? 0 : put_rest(r, kept, buf, len, timeout_ms);
 }
 
 /* ---- consumer side ---------------------------------------------------------------- */
@@ -808,8 +874,16 @@ static MPROC__ALWAYS_INLINE const unsigned char *whole_at(mproc__ring *r, uint64
     return r->data + off + REC_HDR;
 }
 
-/* take_small's body, inlined into get_kept: a call between the two cost
-   a message two sets of saved registers. */
+/* The record at head, of size bytes, taken (the get lock held). */
+static inline void finish_take(mproc__ring *r, uint64_t head, uint64_t size)
+{
+    r->peeked = 0;
+    mproc__store64_rel(&r->sh->get_msgs, mproc__load64(&r->sh->get_msgs) + 1); /* ours: locked */
+    mproc__store64_rel(&r->sh->head, head + size);
+}
+
+/* take_small's body, inlined into its callers: a call between the two
+   cost a message two sets of saved registers. */
 static MPROC__ALWAYS_INLINE int take_small(mproc__ring *r, void *user, size_t cap, void **out,
                                            size_t *n)
 {
@@ -820,10 +894,8 @@ static MPROC__ALWAYS_INLINE int take_small(mproc__ring *r, void *user, size_t ca
     unsigned char *dst = user ? user : mproc__msg_alloc(len);
     if (!dst) return MPROC_ENOMEM; /* the message stays */
     fetch_ahead(r, head + size);
-    copy_small(dst, src, len);
-    r->peeked = 0;
-    mproc__store64_rel(&r->sh->get_msgs, mproc__load64(&r->sh->get_msgs) + 1); /* ours: locked */
-    mproc__store64_rel(&r->sh->head, head + size);
+    copy_any(dst, src, len);
+    finish_take(r, head, size);
     *n = len;
     if (!user) *out = dst;
     return 1;
@@ -834,9 +906,31 @@ int mproc__ring_take_small(mproc__ring *r, void *user, size_t cap, void **out, s
     return take_small(r, user, cap, out, n);
 }
 
-/* The consumer's counterpart of put_kept: take_small in one piece while
-   the get lock is kept (no stream part-way through). */
-int mproc__ring_get_kept(mproc__ring *r, void *user, size_t cap, void **out, size_t *n)
+/* The consumer's counterpart of put_kept for a message of up to
+   SMALL_MSG bytes into the caller's buffer (recv_into): it calls
+   nothing, for the same reason. Returns KEPT_*. */
+static MPROC__ALWAYS_INLINE int take_kept_small(mproc__ring *r, unsigned char *dst, size_t cap,
+                                                size_t *n)
+{
+    uint64_t me = kept_id(r), head, size;
+    size_t len;
+    const unsigned char *src;
+    if (!me || r->biased[GET_LOCK] != me || !enter_kept(r, GET_LOCK, me)) return KEPT_MISSED;
+    head = mproc__load64(&r->sh->head);
+    if (mproc__load64(&r->sh->get_stream) || !(src = whole_at(r, head, &len, &size)) ||
+        len > SMALL_MSG || len > cap)
+        return kept_leave_flags(r, GET_LOCK, me, -1);
+    fetch_ahead(r, head + size);
+    copy_small(dst, src, len);
+    finish_take(r, head, size);
+    *n = len;
+    /* the wake needs no fence: a sleeper ran the remote one */
+    return KEPT_DONE | kept_leave_flags(r, GET_LOCK, me, MPROC__RING_SPACE);
+}
+
+/* take_small in one piece while the get lock is kept (no stream
+   part-way through): any size, into a block of its own or the caller's. */
+static int take_kept_any(mproc__ring *r, void *user, size_t cap, void **out, size_t *n)
 {
     uint64_t me = lock_id(r);
     if (r->biased[GET_LOCK] != me || !enter_kept(r, GET_LOCK, me)) return 0;
@@ -844,6 +938,22 @@ int mproc__ring_get_kept(mproc__ring *r, void *user, size_t cap, void **out, siz
     ring_unlock(r, GET_LOCK, me);
     if (rc > 0) wake_waiters(r, MPROC__RING_SPACE); /* no fence: a sleeper ran the remote one */
     return rc;
+}
+
+/* Whatever take_kept_small left: its unlock and wake, or the message. */
+static MPROC__NOINLINE int get_kept_rest(mproc__ring *r, int kept, void *user, size_t cap,
+                                         void **out, size_t *n)
+{
+    if (kept & KEPT_UNLOCK) unlock_plain(r, GET_LOCK, lock_id(r));
+    if (!(kept & KEPT_DONE)) return take_kept_any(r, user, cap, out, n);
+    wake_waiters(r, MPROC__RING_SPACE);
+    return 1;
+}
+
+int mproc__ring_get_kept(mproc__ring *r, void *user, size_t cap, void **out, size_t *n)
+{
+    int kept = user ? take_kept_small(r, user, cap, n) : KEPT_MISSED;
+    return kept == KEPT_DONE ? 1 : get_kept_rest(r, kept, user, cap, out, n);
 }
 
 /* Room for n more bytes after got, doubling the block up to total. */

@@ -93,11 +93,7 @@ typedef struct mproc__ring_ops {
     int (*sleep_once)(mproc__ring *r, int kind, mproc__ring_cond cond, void *arg, int slice_ms);
     /* Something waiters of kind wait for has happened. */
     void (*wake)(mproc__ring *r, int kind);
-    /* Optional. room: 1 if a new message may start now (a queue's
-       maxsize); started: its first record is about to be published;
-       aborted: a started message was cut short. */
-    int (*room)(mproc__ring *r);
-    void (*started)(mproc__ring *r);
+    /* Optional: a started message was cut short. */
     void (*aborted)(mproc__ring *r);
 } mproc__ring_ops;
 
@@ -124,6 +120,13 @@ struct mproc__ring {
        them; streak_seq: the announcements counted at the last take. */
     uint64_t tag, biased[2], streak_seq[2];
     unsigned streak[2];
+    /* A queue's counts, set after bind (0 and NULL for a pipe): at most
+       max_msgs messages in the ring if not 0 (maxsize), and unfinished
+       counts each message as it starts (a JoinableQueue's). Data, not
+       callbacks: the put that a small message takes calls nothing, so it
+       saves no registers. */
+    uint64_t max_msgs;
+    volatile uint64_t *unfinished;
     int slice_ms;         /* longest single sleep */
     const mproc__ring_ops *ops;
     void *user;

@@ -500,10 +500,12 @@ static int child_send(const void *argp, size_t len)
     return 0;
 }
 
-/* a.nsizes messages of a.sizes[0] bytes (seeds 0, 1, ...), then one of
-   a.sizes[1] bytes (seed 999): enough in a row that both ends keep their
-   ring locks between calls (ring.c: BIAS_AFTER). */
+/* KEPT_RUN messages of 40 bytes (seeds 0, 1, ...): enough in a row that
+   both ends keep their ring locks between calls (ring.c: BIAS_AFTER).
+   Then, mode SEND_ONE: one of a.sizes[0] bytes (seed 999); mode
+   SEND_EACH_SIZE: one of each size from 0 to a.sizes[0] (seed: its size). */
 #define KEPT_RUN 200
+enum { SEND_ONE, SEND_EACH_SIZE };
 static int child_send_run(const void *argp, size_t len)
 {
     child_arg a;
@@ -511,37 +513,39 @@ static int child_send_run(const void *argp, size_t len)
     memcpy(&a, argp, sizeof a);
     mproc_conn *c;
     if (mproc_conn_attach(&a.ref, &c) != 0) return 11;
-    unsigned char *p = malloc((size_t)a.sizes[1]);
+    size_t most = (size_t)a.sizes[0] > 40 ? (size_t)a.sizes[0] : 40;
+    unsigned char *p = malloc(most);
     if (!p) return 12;
     int rc = 0;
-    for (uint32_t i = 0; i < a.nsizes && !rc; i++) {
-        tu_fill(p, (size_t)a.sizes[0], i);
-        rc = mproc_conn_send(c, p, (size_t)a.sizes[0]);
+    for (uint32_t i = 0; i < KEPT_RUN && !rc; i++) {
+        tu_fill(p, 40, i);
+        rc = mproc_conn_send(c, p, 40);
     }
-    tu_fill(p, (size_t)a.sizes[1], 999);
-    if (!rc) rc = mproc_conn_send(c, p, (size_t)a.sizes[1]);
+    for (size_t n = a.mode == SEND_ONE ? most : 0; n <= most && !rc; n++) {
+        tu_fill(p, n, a.mode == SEND_ONE ? 999 : n);
+        rc = mproc_conn_send(c, p, n);
+    }
     free(p);
     mproc_conn_destroy(c);
     return rc ? 13 : 0;
 }
 
-/* The small-message path of a kept lock keeps recv_into's contract: a
-   message larger than the buffer is MPROC_EINVAL with its size, and stays. */
-static void test_kept_lock_recv_into_too_small(void **state)
+/* The read end of a pipe whose writer, a child, ran child_send_run in
+   mode with size and has exited, with the KEPT_RUN messages of the run
+   received. All was sent before the first receive, so no receiver slept
+   on the ring: the sender's lock was kept during its run, and ours is
+   kept after the run's receives. */
+static mproc_conn *after_kept_run(uint32_t mode, uint64_t size)
 {
-    (void)state;
     mproc_conn *r, *w;
     assert_int_equal(mproc_pipe(&r, &w, 0), 0);
     child_arg a;
     memset(&a, 0, sizeof a);
     assert_int_equal(mproc_conn_ref(w, &a.ref), 0);
-    a.nsizes = KEPT_RUN;
-    a.sizes[0] = 40;
-    a.sizes[1] = 300;
+    a.mode = mode;
+    a.sizes[0] = size;
     mproc_process *p = tu_start(child_send_run, &a, sizeof a);
     mproc_conn_destroy(w);
-    /* all sent before the first receive: no receiver sleeps on the ring,
-       so the sender's lock is kept during its run, and ours during ours */
     int code = -1;
     assert_int_equal(mproc_process_join(p, TU_JOIN_TIMEOUT_MS), 0);
     assert_int_equal(mproc_process_exitcode(p, &code), 0);
@@ -554,9 +558,46 @@ static void test_kept_lock_recv_into_too_small(void **state)
         assert_int_equal(len, 40);
         assert_true(tu_check(buf, len, i));
     }
+    return r;
+}
+
+/* The small-message path of a kept lock keeps recv_into's contract: a
+   message larger than the buffer is MPROC_EINVAL with its size, and stays. */
+static void test_kept_lock_recv_into_too_small(void **state)
+{
+    (void)state;
+    mproc_conn *r = after_kept_run(SEND_ONE, 300);
+    unsigned char buf[64];
+    size_t len = 0;
     assert_int_equal(mproc_conn_recv_into(r, buf, sizeof buf, &len, BIG_WAIT_MS), MPROC_EINVAL);
     assert_int_equal(len, 300);
     recv_pattern(r, 300, 999);
+    assert_int_equal(mproc_conn_recv_into(r, buf, sizeof buf, &len, BIG_WAIT_MS), MPROC_ECLOSED);
+    mproc_conn_destroy(r);
+}
+
+/* The kept-lock paths copy up to 64 bytes with moves of their own for
+   each range of sizes: every size up to it and past it arrives whole,
+   through recv_into and recv alike. */
+static void test_kept_lock_every_small_size(void **state)
+{
+    (void)state;
+    mproc_conn *r = after_kept_run(SEND_EACH_SIZE, 140);
+    unsigned char buf[256];
+    size_t len = 0;
+    for (size_t n = 0; n <= 140; n++) {
+        if (n % 2) {
+            void *m = NULL;
+            assert_int_equal(mproc_conn_recv(r, &m, &len, BIG_WAIT_MS), 0);
+            assert_int_equal(len, n);
+            assert_true(tu_check(m, len, n));
+            mproc_free(m);
+        } else {
+            assert_int_equal(mproc_conn_recv_into(r, buf, sizeof buf, &len, BIG_WAIT_MS), 0);
+            assert_int_equal(len, n);
+            assert_true(tu_check(buf, len, n));
+        }
+    }
     assert_int_equal(mproc_conn_recv_into(r, buf, sizeof buf, &len, BIG_WAIT_MS), MPROC_ECLOSED);
     mproc_conn_destroy(r);
 }
@@ -1017,6 +1058,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_direction_and_bad_input),
         cmocka_unit_test(test_recv_into),
         cmocka_unit_test(test_kept_lock_recv_into_too_small),
+        cmocka_unit_test(test_kept_lock_every_small_size),
         cmocka_unit_test(test_timeouts_and_poll),
         cmocka_unit_test(test_close_oneway),
         cmocka_unit_test(test_reader_goes_midstream),
