@@ -349,6 +349,7 @@ static int queue_bind(mproc_queue *q)
     int rc = mproc__ring_bind(&q->ring, &q->sh->ring, data, room, &queue_ops, q, WAIT_SLICE_MS);
     if (!rc && mproc__load64(&q->sh->ring.capacity) != room) rc = MPROC_EINVAL;
     if (rc) return rc;
+    q->ring.counted = 1;
     q->ring.max_msgs = q->sh->maxsize;
     q->ring.unfinished = (q->flags & MPROC_QUEUE_JOINABLE) ? &q->sh->unfinished : NULL;
     return 0;

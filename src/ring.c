@@ -545,17 +545,20 @@ static void put_abort(mproc__ring *r)
     mproc__ring_wake(r, MPROC__RING_DATA);
 }
 
-/* A message is counted before its first record is published (a consumer
-   must never take one not yet counted); put_pending, the tail before that
-   record plus one, lets whoever takes over from a producer that died in
-   between undo the count (repair_put). It is never cleared after the
-   publication: the tail only grows, so an old put_pending can no longer
-   match it, and a store less per message is one entry less in a store
-   buffer that waits for the other core's lines. */
+/* A message is counted (r->counted) before its first record is published
+   (a consumer must never take one not yet counted); put_pending, the tail
+   before that record plus one, lets whoever takes over from a producer
+   that died in between undo the count and end a stream that has nothing
+   in the ring without an ABORT record (repair_put). It is never cleared
+   after the publication: the tail only grows, so an old put_pending can
+   no longer match it, and a store less per message is one entry less in
+   a store buffer that waits for the other core's lines. */
 static inline void start_message(mproc__ring *r, int streamed)
 {
+    if (!r->counted && !streamed) return; /* a pipe's whole message: nothing to undo */
     mproc__store64_rel(&r->sh->put_pending, mproc__load64(&r->sh->tail) + 1);
     if (streamed) mproc__store64_rel(&r->sh->put_stream, 1);
+    if (!r->counted) return;
     mproc__store64_rel(&r->sh->put_msgs, mproc__load64(&r->sh->put_msgs) + 1); /* ours: locked */
     if (r->unfinished) mproc__add64(r->unfinished, 1);
 }
@@ -566,7 +569,7 @@ static void repair_put(mproc__ring *r)
 {
     uint64_t pending = mproc__load64(&r->sh->put_pending);
     if (pending && mproc__load64(&r->sh->tail) == pending - 1) {
-        mproc__store64(&r->sh->put_msgs, mproc__load64(&r->sh->put_msgs) - 1);
+        if (r->counted) mproc__store64(&r->sh->put_msgs, mproc__load64(&r->sh->put_msgs) - 1);
         if (r->ops->aborted) r->ops->aborted(r);
         mproc__store64(&r->sh->put_stream, 0); /* nothing of it is in the ring */
     }
@@ -842,7 +845,8 @@ int mproc__ring_take_start(mproc__ring *r, void *dst, uint64_t total, uint64_t *
     rec x = {r->peeked_type, r->peeked_n, r->peeked_total, r->peeked_size};
     r->peeked = 0;
     /* Counted before the head moves: a producer woken for room sees it. */
-    mproc__store64_rel(&r->sh->get_msgs, mproc__load64(&r->sh->get_msgs) + 1); /* ours: locked */
+    if (r->counted) /* ours: locked */
+        mproc__store64_rel(&r->sh->get_msgs, mproc__load64(&r->sh->get_msgs) + 1);
     *got = x.n;
     if (x.type == REC_WHOLE) {
         rec_take(r, &x, dst, 0); /* producers are woken by get_unlock */
@@ -878,7 +882,8 @@ static MPROC__ALWAYS_INLINE const unsigned char *whole_at(mproc__ring *r, uint64
 static inline void finish_take(mproc__ring *r, uint64_t head, uint64_t size)
 {
     r->peeked = 0;
-    mproc__store64_rel(&r->sh->get_msgs, mproc__load64(&r->sh->get_msgs) + 1); /* ours: locked */
+    if (r->counted) /* ours: locked */
+        mproc__store64_rel(&r->sh->get_msgs, mproc__load64(&r->sh->get_msgs) + 1);
     mproc__store64_rel(&r->sh->head, head + size);
 }
 

@@ -120,11 +120,13 @@ struct mproc__ring {
        them; streak_seq: the announcements counted at the last take. */
     uint64_t tag, biased[2], streak_seq[2];
     unsigned streak[2];
-    /* A queue's counts, set after bind (0 and NULL for a pipe): at most
-       max_msgs messages in the ring if not 0 (maxsize), and unfinished
-       counts each message as it starts (a JoinableQueue's). Data, not
-       callbacks: the put that a small message takes calls nothing, so it
-       saves no registers. */
+    /* A queue's counts, set after bind (0 and NULL for a pipe): counted,
+       the ring keeps put_msgs and get_msgs (a pipe, which never asks for
+       its size, saves their stores); at most max_msgs messages in the
+       ring if not 0 (maxsize); unfinished counts each message as it
+       starts (a JoinableQueue's). Data, not callbacks: the put that a
+       small message takes calls nothing, so it saves no registers. */
+    int counted;
     uint64_t max_msgs;
     volatile uint64_t *unfinished;
     int slice_ms;         /* longest single sleep */
