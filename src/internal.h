@@ -46,6 +46,19 @@ void *mproc__calloc(size_t n, size_t size);
 /* A block for a received message of n bytes (msgblock.c): the thread's
    spare that mproc_free kept, or malloc's; NULL when out of memory. */
 void *mproc__msg_alloc(size_t n);
+/* The thread's spare block (msgblock.c), inline for the receive paths
+   that call nothing: taken for a message of n bytes if it suits one (at
+   most twice the bytes, and a line: a kept block is not worth much more
+   memory than the message holds), else NULL. */
+extern MPROC__THREAD_LOCAL void *mproc__spare;
+extern MPROC__THREAD_LOCAL size_t mproc__spare_size;
+static inline void *mproc__msg_take_spare(size_t n)
+{
+    void *p = mproc__spare;
+    if (!p || n > mproc__spare_size || mproc__spare_size > 2 * n + 64) return NULL;
+    mproc__spare = NULL;
+    return p;
+}
 
 /* Milliseconds left before deadline_ms (mproc__os_now_ms() based), clamped
    at 0; MPROC_FOREVER passes through. */

@@ -17,8 +17,10 @@
    much as their copy. */
 #define SPARE_MAX 1024
 
-static MPROC__THREAD_LOCAL void *spare;
-static MPROC__THREAD_LOCAL size_t spare_size;
+MPROC__THREAD_LOCAL void *mproc__spare;
+MPROC__THREAD_LOCAL size_t mproc__spare_size;
+#define spare mproc__spare
+#define spare_size mproc__spare_size
 static MPROC__THREAD_LOCAL int spare_hooked; /* 1: freed at thread exit; -1: cannot be */
 
 /* At the thread's exit: later calls of mproc_free there (other exit
@@ -34,14 +36,8 @@ static const mproc__os_exit_hook spare_hook = {drop_spare};
 
 void *mproc__msg_alloc(size_t n)
 {
-    void *p = spare;
-    /* at most twice the bytes asked for (and a line): a kept block is not
-       worth much more memory than the message holds */
-    if (p && n <= spare_size && spare_size <= 2 * n + 64) {
-        spare = NULL;
-        return p;
-    }
-    return malloc(n ? n : 1);
+    void *p = mproc__msg_take_spare(n);
+    return p ? p : malloc(n ? n : 1);
 }
 
 void mproc_free(void *p)

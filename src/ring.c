@@ -912,19 +912,24 @@ int mproc__ring_take_small(mproc__ring *r, void *user, size_t cap, void **out, s
 }
 
 /* The consumer's counterpart of put_kept for a message of up to
-   SMALL_MSG bytes into the caller's buffer (recv_into): it calls
-   nothing, for the same reason. Returns KEPT_*. */
-static MPROC__ALWAYS_INLINE int take_kept_small(mproc__ring *r, unsigned char *dst, size_t cap,
-                                                size_t *n)
+   SMALL_MSG bytes, into the caller's buffer (user, cap bytes: recv_into)
+   or else the thread's spare block (*out: recv, Queue get): it calls
+   nothing, for the same reason. Without a spare that suits the message
+   it takes nothing: the general kept path allocates. Returns KEPT_*. */
+static MPROC__ALWAYS_INLINE int take_kept_small(mproc__ring *r, unsigned char *user, size_t cap,
+                                                void **out, size_t *n)
 {
     uint64_t me = kept_id(r), head, size;
     size_t len;
     const unsigned char *src;
+    unsigned char *dst;
     if (!me || r->biased[GET_LOCK] != me || !enter_kept(r, GET_LOCK, me)) return KEPT_MISSED;
     head = mproc__load64(&r->sh->head);
     if (mproc__load64(&r->sh->get_stream) || !(src = whole_at(r, head, &len, &size)) ||
-        len > SMALL_MSG || len > cap)
+        len > SMALL_MSG || (user ? len > cap : !(dst = mproc__msg_take_spare(len))))
         return kept_leave_flags(r, GET_LOCK, me, -1);
+    if (user) dst = user;
+    else *out = dst;
     fetch_ahead(r, head + size);
     copy_small(dst, src, len);
     finish_take(r, head, size);
@@ -957,7 +962,7 @@ static MPROC__NOINLINE int get_kept_rest(mproc__ring *r, int kept, void *user, s
 
 int mproc__ring_get_kept(mproc__ring *r, void *user, size_t cap, void **out, size_t *n)
 {
-    int kept = user ? take_kept_small(r, user, cap, n) : KEPT_MISSED;
+    int kept = take_kept_small(r, user, cap, out, n);
     return kept == KEPT_DONE ? 1 : get_kept_rest(r, kept, user, cap, out, n);
 }
 
