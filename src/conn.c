@@ -175,6 +175,7 @@ static int conn_bind(mproc_conn *c)
     int rc = 0;
     if (c->can_recv) rc = bind_ring(c, &c->in, c->end == END_A ? 0 : 1);
     if (!rc && c->can_send) rc = bind_ring(c, &c->out, c->end == END_A ? 1 : 0);
+    if (!rc && c->can_send) c->out.peer_gone = &c->peer_gone;
     return rc;
 }
 
@@ -354,14 +355,24 @@ int mproc_conn_attach(const mproc_ref *ref, mproc_conn **out)
 }
 
 /* ---- sending --------------------------------------------------------------- */
+/* A send whose turn it is to ask whether the reader has gone (out of
+   line: mproc_conn_send then keeps nothing across a call). */
+static MPROC__NOINLINE int send_after_probe(mproc_conn *c, const void *buf, size_t len)
+{
+    if (reader_gone(c)) return MPROC_ECLOSED;
+    return mproc__ring_put(&c->out, buf, len, MPROC_FOREVER);
+}
+
 int mproc_conn_send(mproc_conn *c, const void *buf, size_t len)
 {
     if (!c || (!buf && len) || (uint64_t)len > MPROC__RING_MAX_MSG) return MPROC_EINVAL;
     if (!c->can_send) return MPROC_ESTATE;
-    if (gone(c) || (c->sends++ == c->next_probe && reader_gone(c))) return MPROC_ECLOSED;
-    int rc = mproc__ring_put(&c->out, buf, len, MPROC_FOREVER);
-    /* A token that found the other end gone: nobody will read this. */
-    return rc == 0 && gone(c) ? MPROC_ECLOSED : rc;
+    if (gone(c)) return MPROC_ECLOSED;
+    if (c->sends++ == c->next_probe) return send_after_probe(c, buf, len);
+    /* MPROC_ECLOSED also if a wake token found the other end gone
+       (ring.h: peer_gone). A tail call: each register saved would be a
+       store, and a producer's stores are what it waits on (ring.c). */
+    return mproc__ring_put(&c->out, buf, len, MPROC_FOREVER);
 }
 
 /* ---- receiving --------------------------------------------------------------- */

@@ -151,17 +151,21 @@ static uint64_t data_avail(mproc__ring *r, uint64_t need)
     return r->seen_tail >= head ? r->seen_tail - head : 0;
 }
 
-/* Free bytes, at least need if that many are free; the head is read again
-   only when the last one seen does not show them (or is from before
-   another producer's records). */
+/* Free bytes after tail, at least need if that many are free; the head
+   is read again only when the last one seen does not show them (or is
+   from before another producer's records). */
+static MPROC__ALWAYS_INLINE uint64_t free_after(mproc__ring *r, uint64_t tail, uint64_t need)
+{
+    uint64_t cap = capacity(r), used = tail - r->seen_head;
+    if (tail >= r->seen_head && used <= cap && cap - used >= need) return cap - used;
+    r->seen_head = mproc__load64(&r->sh->head);
+    used = tail - r->seen_head;
+    return used <= cap ? cap - used : 0;
+}
+
 static MPROC__ALWAYS_INLINE uint64_t free_space(mproc__ring *r, uint64_t need)
 {
-    uint64_t tail = mproc__load64(&r->sh->tail), cap = capacity(r);
-    if (tail >= r->seen_head && tail - r->seen_head <= cap && cap - (tail - r->seen_head) >= need)
-        return cap - (tail - r->seen_head);
-    r->seen_head = mproc__load64(&r->sh->head);
-    uint64_t used = tail - r->seen_head;
-    return used <= cap ? cap - used : 0;
+    return free_after(r, mproc__load64(&r->sh->tail), need);
 }
 
 int mproc__ring_readable(mproc__ring *r) { return data_avail(r, REC_HDR) >= REC_HDR; }
@@ -553,10 +557,10 @@ static void put_abort(mproc__ring *r)
    after the publication: the tail only grows, so an old put_pending can
    no longer match it, and a store less per message is one entry less in
    a store buffer that waits for the other core's lines. */
-static inline void start_message(mproc__ring *r, int streamed)
+static inline void start_message(mproc__ring *r, uint64_t tail, int streamed)
 {
     if (!r->counted && !streamed) return; /* a pipe's whole message: nothing to undo */
-    mproc__store64_rel(&r->sh->put_pending, mproc__load64(&r->sh->tail) + 1);
+    mproc__store64_rel(&r->sh->put_pending, tail + 1);
     if (streamed) mproc__store64_rel(&r->sh->put_stream, 1);
     if (!r->counted) return;
     mproc__store64_rel(&r->sh->put_msgs, mproc__load64(&r->sh->put_msgs) + 1); /* ours: locked */
@@ -596,7 +600,7 @@ static int put_whole(mproc__ring *r, const void *buf, size_t len, uint64_t deadl
         int rc = mproc__ring_wait(r, MPROC__RING_SPACE, has_space, &need, deadline, timeout_ms);
         if (rc) return rc;
     }
-    start_message(r, 0);
+    start_message(r, mproc__load64(&r->sh->tail), 0);
     put_record(r, REC_WHOLE, len, buf, len);
     return 0;
 }
@@ -618,7 +622,7 @@ static int put_stream(mproc__ring *r, const unsigned char *buf, size_t len, uint
             if (off) put_abort(r); /* the consumer discards what it has */
             return rc;
         }
-        if (off == 0) start_message(r, 1);
+        if (off == 0) start_message(r, mproc__load64(&r->sh->tail), 1);
         put_record(r, type, len, buf + off, n);
         if (type == REC_LAST) mproc__store64(&r->sh->put_stream, 0);
         mproc__ring_wake(r, MPROC__RING_DATA);
@@ -642,9 +646,9 @@ static MPROC__ALWAYS_INLINE int put_kept(mproc__ring *r, const void *buf, size_t
     if (!me || r->biased[PUT_LOCK] != me || len > chunk_max(r) || !enter_kept(r, PUT_LOCK, me))
         return KEPT_MISSED;
     uint64_t tail = mproc__load64(&r->sh->tail), off = tail & r->mask;
-    if (cap - off < size || !space_now(r, size, 1))
+    if (cap - off < size || !message_room(r) || free_after(r, tail, size) < size)
         return kept_leave_flags(r, PUT_LOCK, me, -1);
-    start_message(r, 0);
+    start_message(r, tail, 0);
     unsigned char *at = r->data + off;
     mproc__rec_header(at, REC_WHOLE, (uint32_t)len, len);
     fetch_ahead_w(r, tail + size);
@@ -682,9 +686,10 @@ static MPROC__NOINLINE int put_rest(mproc__ring *r, int kept, const void *buf, s
     if (kept == KEPT_MISSED && len > SMALL_MSG) kept = put_kept(r, buf, len, 0);
     uint64_t me = lock_id(r);
     if (kept & KEPT_UNLOCK) unlock_plain(r, PUT_LOCK, me);
-    if (!(kept & KEPT_DONE)) return put_locked(r, me, buf, len, timeout_ms);
-    wake_waiters(r, MPROC__RING_DATA);
-    return 0;
+    int rc = 0;
+    if (!(kept & KEPT_DONE)) rc = put_locked(r, me, buf, len, timeout_ms);
+    else wake_waiters(r, MPROC__RING_DATA);
+    return rc == 0 && r->peer_gone && mproc__load64(r->peer_gone) ? MPROC_ECLOSED : rc;
 }
 
 int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, int timeout_ms)

@@ -129,6 +129,11 @@ struct mproc__ring {
     int counted;
     uint64_t max_msgs;
     volatile uint64_t *unfinished;
+    /* A conn's flag that its other end has gone (NULL for a queue): a put
+       that woke or waited says MPROC_ECLOSED once it is set (a wake token
+       found the other end gone: nobody will read the message). A put that
+       did neither cannot have set it, and returns 0 without looking. */
+    volatile uint64_t *peer_gone;
     int slice_ms;         /* longest single sleep */
     const mproc__ring_ops *ops;
     void *user;
