@@ -27,7 +27,7 @@
    A conn is used by one thread at a time per direction (as Python's): the
    send and receive sides of a duplex conn may be used by two threads at
    once. */
-#include "ring.h"
+#include "ring_kept.h"
 #include "ref.h"
 
 #define C_MAGIC 0x334e6f636f72706dULL /* "mprocoN3": the ring layout of issue 16 */
@@ -468,47 +468,70 @@ static int recv_resume(mproc_conn *c, void *user, size_t cap, void **out, size_t
     return 0;
 }
 
-/* Every receive that the kept-lock path did not serve: a message part-way
-   in, one not there yet, a lock not kept. Out of line, so that the common
-   path saves few registers. */
-static MPROC__NOINLINE int conn_recv_general(mproc_conn *c, void *user, size_t cap, void **out,
-                                            size_t *len, int timeout_ms)
+/* Every receive that take_kept_small did not finish (kept: what it left):
+   a message part-way in, one not there yet, one larger than it takes, a
+   lock not kept. Out of line, so that the common path saves no registers.
+   On failure *len is 0, but for recv_into's "too small" (its size). */
+static MPROC__NOINLINE int conn_recv_rest(mproc_conn *c, int kept, void *user, size_t cap,
+                                         void **out, size_t *len, int timeout_ms)
 {
-    uint64_t deadline = mproc__deadline_ms(timeout_ms);
-    if (c->pend) return recv_resume(c, user, cap, out, len, deadline, timeout_ms);
-    return recv_new(c, user, cap, out, len, deadline, timeout_ms);
-}
-
-static int conn_recv(mproc_conn *c, void *user, size_t cap, void **out, size_t *len,
-                     int timeout_ms)
-{
-    if (!c->can_recv) return MPROC_ESTATE;
-    if (c->pend && c->pend_pid != mproc__self_pid()) drop_parked(c);
-    if (!c->pend) {
-        int rc = mproc__ring_get_kept(&c->in, user, cap, out, len);
-        if (rc) return rc > 0 ? 0 : rc;
+    int rc = MPROC_ESTATE;
+    if (c->can_recv) {
+        if (c->pend && c->pend_pid != mproc__self_pid()) drop_parked(c);
+        rc = c->pend ? 0 : mproc__ring_get_kept_rest(&c->in, kept, user, cap, out, len);
+        if (rc == 0) {
+            uint64_t deadline = mproc__deadline_ms(timeout_ms);
+            if (c->pend) rc = recv_resume(c, user, cap, out, len, deadline, timeout_ms);
+            else rc = recv_new(c, user, cap, out, len, deadline, timeout_ms);
+        } else if (rc > 0) {
+            rc = 0;
+        }
     }
-    return conn_recv_general(c, user, cap, out, len, timeout_ms);
+    if (rc && (!user || rc != MPROC_EINVAL)) *len = 0;
+    return rc;
 }
 
+/* conn_recv_rest for each kind of receive, with few enough arguments to
+   be reached by a jump. */
+static MPROC__NOINLINE int recv_block_rest(mproc_conn *c, int kept, void **out, size_t *len,
+                                          int timeout_ms)
+{
+    return conn_recv_rest(c, kept, NULL, 0, out, len, timeout_ms);
+}
+
+static MPROC__NOINLINE int recv_into_rest(mproc_conn *c, int kept, void *buf, size_t cap,
+                                         size_t *len, int timeout_ms)
+{
+    return conn_recv_rest(c, kept, buf, cap, NULL, len, timeout_ms);
+}
+
+/* The kept-lock path is inline in both receives (ring_kept.h): a small
+   message costs no call and no saved register. */
 int mproc_conn_recv(mproc_conn *c, void **buf, size_t *len, int timeout_ms)
 {
     if (!c || !buf || !len) return MPROC_EINVAL;
     *buf = NULL;
-    size_t n = 0;
-    int rc = conn_recv(c, NULL, 0, buf, &n, timeout_ms);
-    *len = rc ? 0 : n;
-    return rc;
+    *len = 0;
+    int kept = KEPT_MISSED;
+    if (c->can_recv && !c->pend) {
+        kept = take_kept_small(&c->in, NULL, 0, buf, len);
+        if (kept == KEPT_DONE) return 0;
+    }
+    return recv_block_rest(c, kept, buf, len, timeout_ms);
 }
 
 int mproc_conn_recv_into(mproc_conn *c, void *buf, size_t cap, size_t *len, int timeout_ms)
 {
     if (!c || !len || (!buf && cap)) return MPROC_EINVAL;
     static unsigned char none[1];
+    if (!buf) buf = none;
     *len = 0;
-    int rc = conn_recv(c, buf ? buf : none, cap, NULL, len, timeout_ms);
-    if (rc && rc != MPROC_EINVAL) *len = 0; /* a size only with "too small" */
-    return rc;
+    int kept = KEPT_MISSED;
+    if (c->can_recv && !c->pend) {
+        kept = take_kept_small(&c->in, buf, cap, NULL, len);
+        if (kept == KEPT_DONE) return 0;
+    }
+    return recv_into_rest(c, kept, buf, cap, len, timeout_ms);
 }
 
 /* ---- readiness ------------------------------------------------------------------ */

@@ -25,7 +25,7 @@
 
    A queue object is used by one thread at a time; use one object (attach
    the ref again) per thread for concurrent use within a process. */
-#include "ring.h"
+#include "ring_kept.h"
 #include "ref.h"
 
 #define Q_MAGIC 0x3451636f72706dULL /* "mprocQ4": the ring layout of issue 16 */
@@ -157,18 +157,23 @@ static int get_one(mproc_queue *q, void **out, size_t *len, uint64_t deadline, i
     return 0;
 }
 
-/* Every get the kept-lock path did not serve; out of line, so that the
-   common path saves few registers. */
-static MPROC__NOINLINE int get_general(mproc_queue *q, void **buf, size_t *len, int timeout_ms)
+/* What take_kept_small left (kept), and every get it could not serve;
+   out of line, so that the common path saves no registers. */
+static MPROC__NOINLINE int get_rest(mproc_queue *q, int kept, void **buf, size_t *len,
+                                    int timeout_ms)
 {
+    int rc = mproc__ring_get_kept_rest(&q->ring, kept, NULL, 0, buf, len);
+    if (rc) return rc > 0 ? 0 : rc;
     uint64_t deadline = mproc__deadline_ms(timeout_ms);
-    int rc = mproc__ring_get_lock(&q->ring, deadline, timeout_ms);
+    rc = mproc__ring_get_lock(&q->ring, deadline, timeout_ms);
     if (rc) return rc;
     while ((rc = get_one(q, buf, len, deadline, timeout_ms)) == MPROC__RING_ABORTED) {}
     mproc__ring_get_unlock(&q->ring);
     return rc;
 }
 
+/* The kept-lock path is inline here (ring_kept.h): a small message costs
+   no call and no saved register. */
 int mproc_queue_get(mproc_queue *q, void **buf, size_t *len, int timeout_ms)
 {
     if (!q || !buf || !len) return MPROC_EINVAL;
@@ -176,9 +181,9 @@ int mproc_queue_get(mproc_queue *q, void **buf, size_t *len, int timeout_ms)
     *len = 0;
     if (q->closed) return MPROC_ECLOSED;
     if (mproc__load64(&q->sh->shutdown) && shut_wait(q, MPROC__RING_DATA)) return MPROC_ESHUTDOWN;
-    int rc = mproc__ring_get_kept(&q->ring, NULL, 0, buf, len);
-    if (rc) return rc > 0 ? 0 : rc;
-    return get_general(q, buf, len, timeout_ms);
+    int kept = take_kept_small(&q->ring, NULL, 0, buf, len);
+    if (kept == KEPT_DONE) return 0;
+    return get_rest(q, kept, buf, len, timeout_ms);
 }
 
 /* ---- size, close, join ---------------------------------------------------------------- */

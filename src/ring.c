@@ -1,38 +1,16 @@
 /* A ring of framed messages in shared memory (see ring.h). */
-#include "ring.h"
+#include "ring_kept.h"
 
-#define REC_HDR MPROC__REC_HDR
-#define TAG_MAGIC MPROC__REC_TAG
 #define SPIN_CHECKS 160
 #define SPIN_YIELDS 8
 /* Pauses between two looks at a ring that was empty (or full): looking
    pulls the other side's cache line over, which stalls its next write. */
 #define SPIN_GAP_MIN 4
 #define SPIN_GAP_MAX 16
-/* Lock words (see the two locks). */
-#define LOCK_BIAS ((uint64_t)1 << 62)
-#define LOCK_REVOKE ((uint64_t)1 << 63)
-#define LOCK_ID (LOCK_BIAS - 1)
 #define LOCK_TAG_MAX (((uint64_t)1 << 30) - 1)
 
-enum { REC_WHOLE = MPROC__REC_WHOLE, REC_FIRST, REC_MIDDLE, REC_LAST, REC_ABORT };
 
-static uint32_t hdr32(const unsigned char *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
 
-static uint64_t hdr64(const unsigned char *p)
-{
-    uint64_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static uint64_t pad8(uint64_t n) { return (n + 7) & ~(uint64_t)7; }
-static uint64_t capacity(const mproc__ring *r) { return r->mask + 1; }
 
 void mproc__ring_format(mproc__ring_shared *sh, uint64_t cap)
 {
@@ -87,68 +65,19 @@ static void ring_read(mproc__ring *r, uint64_t pos, void *dst, size_t n)
     memcpy((unsigned char *)dst + room, r->data, n - room);
 }
 
-/* Up to SMALL_MSG bytes, inline and without a call: a call to memcpy
-   and its dispatch on the size cost as much as copying 64 bytes, and
-   would make the kept-lock paths save registers. Two fixed-size copies
-   that may overlap cover each range of sizes. */
-#define SMALL_MSG 64
 
-static inline void copy_small(unsigned char *dst, const unsigned char *src, size_t n)
-{
-    if (n >= 32) {
-        memcpy(dst, src, 32);
-        memcpy(dst + n - 32, src + n - 32, 32);
-    } else if (n >= 16) {
-        memcpy(dst, src, 16);
-        memcpy(dst + n - 16, src + n - 16, 16);
-    } else if (n >= 8) {
-        memcpy(dst, src, 8);
-        memcpy(dst + n - 8, src + n - 8, 8);
-    } else if (n >= 4) {
-        memcpy(dst, src, 4);
-        memcpy(dst + n - 4, src + n - 4, 4);
-    } else if (n) { /* 1 to 3 bytes; src may be NULL when n is 0 */
-        dst[0] = src[0];
-        dst[n / 2] = src[n / 2];
-        dst[n - 1] = src[n - 1];
-    }
-}
 
-/* Any length: copy_small's inline moves up to SMALL_MSG, memcpy above. */
-static inline void copy_any(unsigned char *dst, const unsigned char *src, size_t n)
-{
-    if (n <= SMALL_MSG) copy_small(dst, src, n);
-    else memcpy(dst, src, n);
-}
 
-/* The line AHEAD bytes on is fetched while a message is copied (each
-   message moves on by at least 16 bytes, so every line gets its turn):
-   every fence of a message (the locks) would otherwise wait for the other
-   core's cache line of the next one, a whole transfer per message, where
-   a ring without fences overlaps them. Only lines the other side is done
-   with: published records for a consumer, free room for a producer. */
-#define AHEAD 192
 
-static void fetch_ahead(mproc__ring *r, uint64_t pos)
-{
-    if (pos + AHEAD + 64 <= r->seen_tail) mproc__prefetch(r->data + ((pos + AHEAD) & r->mask));
-}
 
-static void fetch_ahead_w(mproc__ring *r, uint64_t pos)
+
+
+
+/* The producer's counterpart of fetch_ahead (ring_kept.h). */
+static inline void fetch_ahead_w(mproc__ring *r, uint64_t pos)
 {
     if (pos + AHEAD < r->seen_head + capacity(r))
         mproc__prefetchw(r->data + ((pos + AHEAD) & r->mask));
-}
-
-/* Bytes published and not consumed, at least need if that many are there:
-   the tail is read again only when the last one seen does not show them
-   (or is behind the head another consumer moved). */
-static uint64_t data_avail(mproc__ring *r, uint64_t need)
-{
-    uint64_t head = mproc__load64(&r->sh->head);
-    if (r->seen_tail >= head && r->seen_tail - head >= need) return r->seen_tail - head;
-    r->seen_tail = mproc__load64(&r->sh->tail);
-    return r->seen_tail >= head ? r->seen_tail - head : 0;
 }
 
 /* Free bytes after tail, at least need if that many are free; the head
@@ -169,6 +98,7 @@ static MPROC__ALWAYS_INLINE uint64_t free_space(mproc__ring *r, uint64_t need)
 }
 
 int mproc__ring_readable(mproc__ring *r) { return data_avail(r, REC_HDR) >= REC_HDR; }
+
 
 static inline uint64_t messages_in(mproc__ring *r)
 {
@@ -279,12 +209,7 @@ void mproc__ring_wake(mproc__ring *r, int kind)
 /* Takes in a row by one owner before it keeps the lock: producers that
    take turns keep taking it plainly (a revocation costs a system call). */
 #define BIAS_AFTER 64
-enum { PUT_LOCK, GET_LOCK };
 
-static mproc__ring_lock *lock_of(mproc__ring *r, int which)
-{
-    return which == PUT_LOCK ? &r->sh->put : &r->sh->get;
-}
 
 static uint64_t lock_id(mproc__ring *r) { return (mproc__self_pid() & 0xffffffffu) | r->tag << 32; }
 static int64_t owner_pid(uint64_t owner) { return (int64_t)(owner & 0xffffffffu); }
@@ -384,20 +309,6 @@ static int lock_plain(mproc__ring *r, int which, uint64_t me, uint64_t deadline,
     return t.recovered;
 }
 
-/* Kept locks: entering is a plain store to busy and a look at the owner
-   word (see the two locks); 1 if the lock is ours now. A lock revoked
-   meanwhile is left at once, and not kept by us any more: the plain path
-   (lock_plain, which clears stale) takes it. */
-static inline int enter_kept(mproc__ring *r, int which, uint64_t me)
-{
-    mproc__ring_lock *lk = lock_of(r, which);
-    mproc__store64_rel(&lk->busy, 1);
-    mproc__compiler_fence();
-    if (mproc__load64(&lk->owner) == (me | LOCK_BIAS)) return 1;
-    mproc__store64_rel(&lk->busy, 0);
-    r->biased[which] = 0;
-    return 0;
-}
 
 /* 0 locked, 1 locked after taking it over from a dead owner, or error. */
 static inline int ring_lock(mproc__ring *r, int which, uint64_t me, uint64_t deadline,
@@ -439,15 +350,6 @@ static MPROC__NOINLINE void unlock_plain(mproc__ring *r, int which, uint64_t me)
     else mproc__fence(); /* the callers' wakes rely on a fence here */
 }
 
-/* Leaves a kept lock: 1 if it is still kept, 0 if it was revoked
-   meanwhile (unlock_plain must then run). */
-static inline int leave_kept(mproc__ring *r, int which, uint64_t me)
-{
-    mproc__ring_lock *lk = lock_of(r, which);
-    mproc__store64_rel(&lk->busy, 0);
-    mproc__compiler_fence();
-    return mproc__load64(&lk->owner) == (me | LOCK_BIAS);
-}
 
 static inline void ring_unlock(mproc__ring *r, int which, uint64_t me)
 {
@@ -455,27 +357,8 @@ static inline void ring_unlock(mproc__ring *r, int which, uint64_t me)
     unlock_plain(r, which, me);
 }
 
-/* The id the kept-lock paths compare with biased, from the pid cache
-   alone (0 before the pid is known: they then miss, and the general path
-   asks for it). Calling nothing keeps those paths free of saved
-   registers. */
-static inline uint64_t kept_id(mproc__ring *r)
-{
-    uint64_t pid = mproc__load64(&mproc__self_pid_cache);
-    return pid ? (pid & 0xffffffffu) | r->tag << 32 : 0;
-}
 
-/* What a kept-lock path did: nothing (the general path does it all), or
-   its message, with what it left to the general code: unlock_plain for a
-   lock revoked meanwhile, a wake for announced sleepers. */
-enum { KEPT_MISSED = 0, KEPT_DONE = 1, KEPT_UNLOCK = 2, KEPT_WAKE = 4 };
 
-static inline int kept_leave_flags(mproc__ring *r, int which, uint64_t me, int kind)
-{
-    int flags = leave_kept(r, which, me) ? 0 : KEPT_UNLOCK;
-    if (kind >= 0 && mproc__load64(&r->sh->waiters[kind])) flags |= KEPT_WAKE;
-    return flags;
-}
 
 /* A sleeper asks the owners that keep a lock to give it up at their next
    call (REVOKE, as a contender would, without taking it). Returns 1 if a
@@ -521,6 +404,7 @@ typedef struct space_need {
     int first;     /* the record starts a message */
 } space_need;
 
+
 /* A new message may start: a queue's maxsize is not reached. */
 static inline int message_room(mproc__ring *r)
 {
@@ -548,6 +432,7 @@ static void put_abort(mproc__ring *r)
     mproc__store64(&r->sh->put_stream, 0);
     mproc__ring_wake(r, MPROC__RING_DATA);
 }
+
 
 /* A message is counted (r->counted) before its first record is published
    (a consumer must never take one not yet counted); put_pending, the tail
@@ -607,7 +492,6 @@ static int put_whole(mproc__ring *r, const void *buf, size_t len, uint64_t deadl
 
 /* Largest chunk of a streamed message: a quarter of the ring, so the
    consumer can drain one while the producer fills the next. */
-static size_t chunk_max(const mproc__ring *r) { return (size_t)(capacity(r) / 4 - REC_HDR); }
 
 static int put_stream(mproc__ring *r, const unsigned char *buf, size_t len, uint64_t deadline,
                       int timeout_ms)
@@ -630,6 +514,7 @@ static int put_stream(mproc__ring *r, const unsigned char *buf, size_t len, uint
     }
     return 0;
 }
+
 
 /* Small messages while the put lock is kept, the common case of a busy
    stream: the general path's steps in one piece, for a message that fits
@@ -691,6 +576,7 @@ static MPROC__NOINLINE int put_rest(mproc__ring *r, int kept, const void *buf, s
     else wake_waiters(r, MPROC__RING_DATA);
     return rc == 0 && r->peer_gone && mproc__load64(r->peer_gone) ? MPROC_ECLOSED : rc;
 }
+
 
 int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, int timeout_ms)
 {
@@ -862,35 +748,7 @@ int mproc__ring_take_start(mproc__ring *r, void *dst, uint64_t total, uint64_t *
     return 1;
 }
 
-/* The record at head if it is one whole record lying in one piece,
-   checked as peek checks a record (*n its length, *size its bytes in the
-   ring), else NULL. */
-static MPROC__ALWAYS_INLINE const unsigned char *whole_at(mproc__ring *r, uint64_t head, size_t *n,
-                                                          uint64_t *size)
-{
-    uint64_t used = data_avail(r, REC_HDR), cap = capacity(r);
-    size_t off = (size_t)(head & r->mask);
-    if (used < REC_HDR || used > cap || cap - off < REC_HDR) return NULL;
-    unsigned char h[REC_HDR];
-    memcpy(h, r->data + off, REC_HDR); /* read once, then checked */
-    uint32_t len = hdr32(h + 4);
-    *size = pad8(REC_HDR + (uint64_t)len);
-    if (hdr32(h) != (TAG_MAGIC | REC_WHOLE) || hdr64(h + 8) != len ||
-        REC_HDR + (uint64_t)len > cap / 4 || *size > cap - off)
-        return NULL;
-    if (*size > used && data_avail(r, *size) < *size) return NULL;
-    *n = len;
-    return r->data + off + REC_HDR;
-}
 
-/* The record at head, of size bytes, taken (the get lock held). */
-static inline void finish_take(mproc__ring *r, uint64_t head, uint64_t size)
-{
-    r->peeked = 0;
-    if (r->counted) /* ours: locked */
-        mproc__store64_rel(&r->sh->get_msgs, mproc__load64(&r->sh->get_msgs) + 1);
-    mproc__store64_rel(&r->sh->head, head + size);
-}
 
 /* take_small's body, inlined into its callers: a call between the two
    cost a message two sets of saved registers. */
@@ -916,32 +774,6 @@ int mproc__ring_take_small(mproc__ring *r, void *user, size_t cap, void **out, s
     return take_small(r, user, cap, out, n);
 }
 
-/* The consumer's counterpart of put_kept for a message of up to
-   SMALL_MSG bytes, into the caller's buffer (user, cap bytes: recv_into)
-   or else the thread's spare block (*out: recv, Queue get): it calls
-   nothing, for the same reason. Without a spare that suits the message
-   it takes nothing: the general kept path allocates. Returns KEPT_*. */
-static MPROC__ALWAYS_INLINE int take_kept_small(mproc__ring *r, unsigned char *user, size_t cap,
-                                                void **out, size_t *n)
-{
-    uint64_t me = kept_id(r), head, size;
-    size_t len;
-    const unsigned char *src;
-    unsigned char *dst;
-    if (!me || r->biased[GET_LOCK] != me || !enter_kept(r, GET_LOCK, me)) return KEPT_MISSED;
-    head = mproc__load64(&r->sh->head);
-    if (mproc__load64(&r->sh->get_stream) || !(src = whole_at(r, head, &len, &size)) ||
-        len > SMALL_MSG || (user ? len > cap : !(dst = mproc__msg_take_spare(len))))
-        return kept_leave_flags(r, GET_LOCK, me, -1);
-    if (user) dst = user;
-    else *out = dst;
-    fetch_ahead(r, head + size);
-    copy_small(dst, src, len);
-    finish_take(r, head, size);
-    *n = len;
-    /* the wake needs no fence: a sleeper ran the remote one */
-    return KEPT_DONE | kept_leave_flags(r, GET_LOCK, me, MPROC__RING_SPACE);
-}
 
 /* take_small in one piece while the get lock is kept (no stream
    part-way through): any size, into a block of its own or the caller's. */
@@ -956,8 +788,8 @@ static int take_kept_any(mproc__ring *r, void *user, size_t cap, void **out, siz
 }
 
 /* Whatever take_kept_small left: its unlock and wake, or the message. */
-static MPROC__NOINLINE int get_kept_rest(mproc__ring *r, int kept, void *user, size_t cap,
-                                         void **out, size_t *n)
+int mproc__ring_get_kept_rest(mproc__ring *r, int kept, void *user, size_t cap, void **out,
+                              size_t *n)
 {
     if (kept & KEPT_UNLOCK) unlock_plain(r, GET_LOCK, lock_id(r));
     if (!(kept & KEPT_DONE)) return take_kept_any(r, user, cap, out, n);
@@ -965,11 +797,6 @@ static MPROC__NOINLINE int get_kept_rest(mproc__ring *r, int kept, void *user, s
     return 1;
 }
 
-int mproc__ring_get_kept(mproc__ring *r, void *user, size_t cap, void **out, size_t *n)
-{
-    int kept = take_kept_small(r, user, cap, out, n);
-    return kept == KEPT_DONE ? 1 : get_kept_rest(r, kept, user, cap, out, n);
-}
 
 /* Room for n more bytes after got, doubling the block up to total. */
 static int grow(unsigned char **dst, uint64_t *room, uint64_t total, uint64_t got, uint64_t n)

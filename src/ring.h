@@ -216,10 +216,6 @@ int mproc__ring_peek(mproc__ring *r, uint64_t *total, uint64_t deadline, int tim
    waits, streams and reports corruption); MPROC_ENOMEM: the message
    stays. Producers waiting for room are woken by get_unlock. */
 int mproc__ring_take_small(mproc__ring *r, void *user, size_t cap, void **out, size_t *n);
-/* take_small without the get lock held: done while this object keeps the
-   lock between calls (ring.c, "the two locks"), else 0 at once, and the
-   caller takes the general path (get_lock, ...). Wakes producers. */
-int mproc__ring_get_kept(mproc__ring *r, void *user, size_t cap, void **out, size_t *n);
 /* Right after peek, total as peek gave it. Returns 1 if chunks follow
    (then take_rest), else 0; *got: bytes copied. MPROC_ESTATE, taking
    nothing, without such a peek. Producers waiting for the room a whole
