@@ -9,7 +9,10 @@
 enum { ST_CREATED, ST_RUNNING, ST_ENDED };
 
 struct mproc_process {
-    int state;
+    /* ST_*: read by any thread that holds the object (a pool kills a worker
+       from one thread while another polls it), written by the thread that
+       starts it or sees it end: state_of and set_state. */
+    volatile uint32_t state;
     mproc_target target;
     mproc__fnref target_ref;
     char name[MPROC__NAME_MAX];
@@ -35,6 +38,9 @@ struct mproc_process {
     int status_lost;            /* forkserver died before reporting the end */
     int pid_later;              /* mproc__process_start_pid_later */
 };
+
+static int state_of(const mproc_process *p) { return (int)mproc__load32(&p->state); }
+static void set_state(mproc_process *p, int state) { mproc__store32(&p->state, (uint32_t)state); }
 
 static char *spawn_exe;                       /* mproc_set_executable */
 static volatile uint32_t keep_stdin;          /* mproc_set_keep_stdin */
@@ -414,7 +420,7 @@ static void kill_daemons_at_exit(void)
 {
     mproc__os_global_lock();
     for (mproc_process *c = *children_head(); c; c = c->next_child)
-        if (c->daemon && c->state == ST_RUNNING) mproc__os_proc_signal(c->os, 0);
+        if (c->daemon && state_of(c) == ST_RUNNING) mproc__os_proc_signal(c->os, 0);
     mproc__os_global_unlock();
 }
 
@@ -463,12 +469,12 @@ static void unclaim(mproc_process *p)
 int mproc_process_start(mproc_process *p)
 {
     if (!p) return MPROC_EINVAL;
-    if (p->state != ST_CREATED) return MPROC_ESTATE;
+    if (state_of(p) != ST_CREATED) return MPROC_ESTATE;
     int rc = mproc__check_may_start();
     if (rc) return rc;
     rc = p->method == MPROC_FORK ? start_fork(p) : start_spawn(p);
     if (rc) return rc;
-    p->state = ST_RUNNING;
+    set_state(p, ST_RUNNING);
     track_child(p);
     /* The child has its own copy of a large argument now. */
     if (p->arg_map) {
@@ -502,7 +508,7 @@ static void close_handle(mproc__handle *h)
 static void mark_ended(mproc_process *p, int code)
 {
     p->exitcode = code;
-    p->state = ST_ENDED;
+    set_state(p, ST_ENDED);
     check_ack(p);
     close_handle(&p->status_read);
     close_handle(&p->parent_alive);
@@ -515,7 +521,7 @@ static void mark_ended(mproc_process *p, int code)
 static int update_claimed(mproc_process *p, int timeout_ms)
 {
     int code;
-    if (p->state == ST_ENDED) return 0;
+    if (state_of(p) == ST_ENDED) return 0;
     int rc = mproc__os_proc_wait(p->os, timeout_ms, &code);
     if (rc && rc != MPROC_ECHILD) return rc;
     p->status_lost = rc == MPROC_ECHILD;
@@ -534,7 +540,7 @@ static int update_state(mproc_process *p, int timeout_ms)
 int mproc_process_join(mproc_process *p, int timeout_ms)
 {
     if (!p) return MPROC_EINVAL;
-    if (p->state == ST_CREATED) return MPROC_ESTATE;
+    if (state_of(p) == ST_CREATED) return MPROC_ESTATE;
     int rc = update_state(p, timeout_ms);
     if (rc) return rc;
     if (p->status_lost) return MPROC_ECHILD;
@@ -544,7 +550,7 @@ int mproc_process_join(mproc_process *p, int timeout_ms)
 int mproc_process_is_alive(mproc_process *p)
 {
     if (!p) return MPROC_EINVAL;
-    if (p->state != ST_RUNNING) return 0;
+    if (state_of(p) != ST_RUNNING) return 0;
     int rc = update_state(p, 0);
     if (rc == MPROC_ETIMEDOUT) return 1;
     return rc ? rc : 0;
@@ -559,7 +565,7 @@ int mproc_process_exitcode(const mproc_process *cp, int *code)
 {
     mproc_process *p = (mproc_process *)cp; /* polling updates the cached state */
     if (!p || !code) return MPROC_EINVAL;
-    if (p->state == ST_CREATED) return MPROC_ESTATE;
+    if (state_of(p) == ST_CREATED) return MPROC_ESTATE;
     int rc = update_state(p, 0);
     if (rc == MPROC_ETIMEDOUT) return MPROC_ESTATE;
     if (rc) return rc;
@@ -570,8 +576,8 @@ int mproc_process_exitcode(const mproc_process *cp, int *code)
 static int signal_process(mproc_process *p, int hard)
 {
     if (!p) return MPROC_EINVAL;
-    if (p->state == ST_CREATED) return MPROC_ESTATE;
-    if (p->state == ST_ENDED) return 0;
+    if (state_of(p) == ST_CREATED) return MPROC_ESTATE;
+    if (state_of(p) == ST_ENDED) return 0;
     return mproc__os_proc_signal(p->os, hard);
 }
 
@@ -581,8 +587,8 @@ int mproc_process_kill(mproc_process *p) { return signal_process(p, 1); }
 int mproc_process_interrupt(mproc_process *p)
 {
     if (!p) return MPROC_EINVAL;
-    if (p->state == ST_CREATED) return MPROC_ESTATE;
-    if (p->state == ST_ENDED) return 0;
+    if (state_of(p) == ST_CREATED) return MPROC_ESTATE;
+    if (state_of(p) == ST_ENDED) return 0;
     return mproc__os_proc_interrupt(p->os);
 }
 
@@ -590,7 +596,7 @@ const char *mproc_process_name(const mproc_process *p) { return p ? p->name : NU
 
 int mproc__process_start_pid_later(mproc_process *p)
 {
-    if (p->state != ST_CREATED) return MPROC_ESTATE;
+    if (state_of(p) != ST_CREATED) return MPROC_ESTATE;
     p->pid_later = 1;
     int rc = mproc_process_start(p);
     p->pid_later = 0;
@@ -599,8 +605,8 @@ int mproc__process_start_pid_later(mproc_process *p)
 
 int mproc__process_wait_prepare(mproc_process *p, mproc__handle *h)
 {
-    if (p->state == ST_CREATED) return MPROC_ESTATE; /* never "ended" */
-    if (p->state != ST_RUNNING) return 1;
+    if (state_of(p) == ST_CREATED) return MPROC_ESTATE; /* never "ended" */
+    if (state_of(p) != ST_RUNNING) return 1;
     *h = mproc__os_proc_wait_handle(p->os);
     return *h == MPROC__NO_HANDLE ? 1 : 0;
 }
@@ -685,7 +691,7 @@ void mproc_process_destroy(mproc_process *p)
     mproc__os_global_lock();
     untrack_child_locked(p);
     mproc__os_global_unlock();
-    if (p->state == ST_RUNNING) {
+    if (state_of(p) == ST_RUNNING) {
         /* A running daemon dies with its handle; others run on (Python). */
         mproc__os_proc_free(p->os, p->daemon);
     } else if (p->os) {

@@ -717,6 +717,34 @@ static void test_spawn_from_threads(void **state)
 /* A non-daemon child has closed its bootstrap channel (3) and keeps its
    status channel (4); 5 is empty or, on the portable path, its watch
    descriptor; nothing above: not a sibling's channel, not a server's. */
+/* Polls its process until it has ended, as a pool's serving thread
+   polls a worker that another thread may kill. */
+static void poll_until_ended(void *arg)
+{
+    while (mproc_process_is_alive(arg) == 1) {}
+}
+
+/* Killed by one thread while another polls it: the poll reaps it, and the
+   kill must never come after that (the pid may then belong to another
+   process), so the two exclude each other; under TSan this test fails if
+   they do not. Many rounds, so that the kill falls at every point of the
+   poll. */
+static void test_kill_while_another_thread_polls(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 20; round++) {
+        mproc_process *p = tu_start(run_forever, NULL, 0);
+        mproc__os_thread *poller;
+        assert_int_equal(mproc__os_thread_start(&poller, poll_until_ended, p), 0);
+        for (int i = 0; i < round; i++) mproc__os_yield();
+        assert_int_equal(mproc_process_kill(p), 0);
+        assert_int_equal(mproc_process_kill(p), 0); /* again, maybe after the reap */
+        mproc__os_thread_join(poller);
+        assert_int_equal(tu_join(p), -9);
+        mproc_process_destroy(p);
+    }
+}
+
 static int check_only_own_channels(const void *arg, size_t len)
 {
     (void)arg; (void)len;
@@ -1108,6 +1136,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_daemon_dies_with_parent),
         tu_test_methods(test_fd_hygiene, TU_EXCEPT_FORK),
         tu_test_methods(test_spawn_from_threads, TU_EXCEPT_FORK),
+        cmocka_unit_test(test_kill_while_another_thread_polls),
         /* a forked child would run CMocka's crash handler (inherited) */
         tu_test_methods(test_crash_is_negative_signal, TU_EXCEPT_FORK),
         tu_test_methods(test_setuid_child_mode_refused, TU_M(MPROC_SPAWN)),

@@ -494,17 +494,44 @@ int mproc__posix_decode_status(int status)
     return -1;
 }
 
+/* Reaping a child and signalling it exclude each other: once waitpid has
+   taken a child its pid may be given to another process, which a signal
+   sent a moment later by another thread (a pool killing a worker while
+   its serving thread polls it) would reach. Both steps are short: waitpid
+   with WNOHANG, kill, a request to the server. Taken after the global
+   lock where both are held (kill_daemons_at_exit). A fork copy of the
+   program gets it unlocked, as pending_mu. */
+static pthread_mutex_t reap_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t reap_once = PTHREAD_ONCE_INIT;
+
+static void reap_unlock_in_child(void) { pthread_mutex_init(&reap_mu, NULL); }
+static void reap_register(void) { pthread_atfork(NULL, NULL, reap_unlock_in_child); }
+
+static void reap_lock(void)
+{
+    pthread_once(&reap_once, reap_register);
+    pthread_mutex_lock(&reap_mu);
+}
+
+static void reap_unlock(void) { pthread_mutex_unlock(&reap_mu); }
+
 /* 1 reaped, 0 still running, or an error. */
 static int try_reap(mproc__os_proc *p)
 {
-    int status;
+    int status, rc = 1;
     pid_t r;
+    reap_lock();
     do r = waitpid(p->pid, &status, WNOHANG); while (r < 0 && errno == EINTR);
-    if (r < 0) return mproc__fail_os_last();
-    if (r == 0) return 0;
-    p->reaped = 1;
-    p->exitcode = mproc__posix_decode_status(status);
-    return 1;
+    if (r < 0) {
+        rc = mproc__fail_os_last();
+    } else if (r == 0) {
+        rc = 0;
+    } else {
+        p->reaped = 1;
+        p->exitcode = mproc__posix_decode_status(status);
+    }
+    reap_unlock();
+    return rc;
 }
 
 /* When the wait handle cannot tell (no pidfd; a forked grandchild holding
@@ -525,10 +552,14 @@ static int poll_reap(mproc__os_proc *p, uint64_t deadline, int timeout_ms)
 /* The server reaps a served child and reports its status. */
 static int wait_served(mproc__os_proc *p, int timeout_ms)
 {
-    int rc = mproc__posix_served_wait(p->wait_fd, timeout_ms, &p->exitcode);
+    int code = 0;
+    int rc = mproc__posix_served_wait(p->wait_fd, timeout_ms, &code);
     if (rc && rc != MPROC_ECHILD) return rc;
+    reap_lock();
+    p->exitcode = code;
     p->reaped = 1;
     p->status_lost = rc == MPROC_ECHILD;
+    reap_unlock();
     return 0;
 }
 
@@ -549,25 +580,33 @@ int mproc__os_proc_wait(mproc__os_proc *p, int timeout_ms, int *exitcode)
     return p->status_lost ? MPROC_ECHILD : 0;
 }
 
-int mproc__os_proc_signal(mproc__os_proc *p, int hard)
+/* Sends sig to a child not reaped yet (reap_mu held, so that it cannot be
+   reaped meanwhile and its pid cannot have been reused). Only the parent
+   knows when the pid may be reused: for a served child that is the
+   server, which relays SIGTERM and SIGKILL. (SIGINT still goes to a
+   served child's pid directly: the server may have reaped it before its
+   report reached us.) */
+static int signal_unreaped(mproc__os_proc *p, int sig)
 {
+    int rc = 0;
     resolve_pid(p, MPROC_FOREVER);
-    if (p->reaped) return 0;
-    /* Only the parent knows when the pid may be reused: for a served child
-       that is the server. */
-    if (p->served) return mproc__posix_served_signal(p->pid, p->served, hard);
-    /* Not reaped yet, so the pid cannot have been reused. */
-    if (kill(p->pid, hard ? SIGKILL : SIGTERM) != 0 && errno != ESRCH) return mproc__fail_os_last();
-    return 0;
+    reap_lock();
+    if (!p->reaped) {
+        if (p->served && sig != SIGINT)
+            rc = mproc__posix_served_signal(p->pid, p->served, sig == SIGKILL);
+        else if (kill(p->pid, sig) != 0 && errno != ESRCH)
+            rc = mproc__fail_os_last();
+    }
+    reap_unlock();
+    return rc;
 }
 
-int mproc__os_proc_interrupt(mproc__os_proc *p)
+int mproc__os_proc_signal(mproc__os_proc *p, int hard)
 {
-    resolve_pid(p, MPROC_FOREVER);
-    if (p->reaped) return 0;
-    if (kill(p->pid, SIGINT) != 0 && errno != ESRCH) return mproc__fail_os_last();
-    return 0;
+    return signal_unreaped(p, hard ? SIGKILL : SIGTERM);
 }
+
+int mproc__os_proc_interrupt(mproc__os_proc *p) { return signal_unreaped(p, SIGINT); }
 
 mproc__handle mproc__os_proc_wait_handle(mproc__os_proc *p)
 {
