@@ -53,7 +53,7 @@ struct mproc_queue {
     int creator, closed, flags;
     /* What this object is doing now (one thread per object), for the
        shutdown rules of q_sleep_once. */
-    int putting, taking, draining;
+    int taking, draining;
 };
 
 enum { SHUT_NONE, SHUT_GRACEFUL, SHUT_IMMEDIATE };
@@ -83,7 +83,7 @@ static int shut_wait(mproc_queue *q, int kind)
 {
     uint64_t s = mproc__load64(&q->sh->shutdown);
     if (s == SHUT_NONE || kind == MPROC__RING_JOIN || q->draining) return 0;
-    if (q->putting || s == SHUT_IMMEDIATE) return MPROC_ESHUTDOWN;
+    if (q->ring.putting || s == SHUT_IMMEDIATE) return MPROC_ESHUTDOWN;
     return !q->taking && mproc__ring_count(&q->ring) == 0 ? MPROC_ESHUTDOWN : 0;
 }
 
@@ -123,10 +123,8 @@ int mproc_queue_put(mproc_queue *q, const void *buf, size_t len, int timeout_ms)
     if (!q || (!buf && len) || (uint64_t)len > MPROC__RING_MAX_MSG) return MPROC_EINVAL;
     if (q->closed) return MPROC_ECLOSED;
     if (mproc__load64(&q->sh->shutdown)) return MPROC_ESHUTDOWN;
-    q->putting = 1;
-    int rc = mproc__ring_put(&q->ring, buf, len, timeout_ms);
-    q->putting = 0;
-    return rc;
+    /* A tail call: the ring marks a put that may wait (ring.h: putting). */
+    return mproc__ring_put(&q->ring, buf, len, timeout_ms);
 }
 
 /* One message, with the get lock held. Once its first record is taken the

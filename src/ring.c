@@ -572,8 +572,13 @@ static MPROC__NOINLINE int put_rest(mproc__ring *r, int kept, const void *buf, s
     uint64_t me = lock_id(r);
     if (kept & KEPT_UNLOCK) unlock_plain(r, PUT_LOCK, me);
     int rc = 0;
-    if (!(kept & KEPT_DONE)) rc = put_locked(r, me, buf, len, timeout_ms);
-    else wake_waiters(r, MPROC__RING_DATA);
+    if (!(kept & KEPT_DONE)) {
+        r->putting = 1;
+        rc = put_locked(r, me, buf, len, timeout_ms);
+        r->putting = 0;
+    } else {
+        wake_waiters(r, MPROC__RING_DATA);
+    }
     return rc == 0 && r->peer_gone && mproc__load64(r->peer_gone) ? MPROC_ECLOSED : rc;
 }
 

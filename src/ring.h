@@ -134,6 +134,9 @@ struct mproc__ring {
        found the other end gone: nobody will read the message). A put that
        did neither cannot have set it, and returns 0 without looking. */
     volatile uint64_t *peer_gone;
+    /* 1 while a put of this object is in the general path, where it may
+       wait (its owner's sleep_once tells a put's wait from a get's). */
+    int putting;
     int slice_ms;         /* longest single sleep */
     const mproc__ring_ops *ops;
     void *user;
