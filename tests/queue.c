@@ -208,6 +208,17 @@ static int attach_arg(const void *argp, size_t len, qarg *a, mproc_queue **q)
     return mproc_queue_attach(&a->ref, q) ? 11 : 0;
 }
 
+/* A new queue (mproc_queue_create_ex) and a child's argument naming it
+   (a.ref; the rest zero). */
+static mproc_queue *queue_for_child(qarg *a, size_t maxsize, int flags)
+{
+    mproc_queue *q = NULL;
+    assert_int_equal(mproc_queue_create_ex(&q, maxsize, flags), 0);
+    memset(a, 0, sizeof *a);
+    assert_int_equal(mproc_queue_ref(q, &a->ref), 0);
+    return q;
+}
+
 /* Puts count messages {id, seq, padding} and exits at once. */
 static int producer(const void *argp, size_t len)
 {
@@ -315,11 +326,8 @@ static void test_many_producers_consumers(void **state)
 static void test_exit_after_put_join_before_drain(void **state)
 {
     (void)state;
-    mproc_queue *q;
-    assert_int_equal(mproc_queue_create(&q, 0), 0);
     qarg a;
-    memset(&a, 0, sizeof a);
-    assert_int_equal(mproc_queue_ref(q, &a.ref), 0);
+    mproc_queue *q = queue_for_child(&a, 0, 0);
     a.count = 20000; /* ~2 MB: far more than a pipe buffer */
     a.id = 1;
     mproc_process *p = tu_start(producer, &a, sizeof a);
@@ -358,11 +366,8 @@ static int big_producer(const void *argp, size_t len)
 static void test_big_messages_cross_process(void **state)
 {
     (void)state;
-    mproc_queue *q;
-    assert_int_equal(mproc_queue_create(&q, 0), 0);
     qarg a;
-    memset(&a, 0, sizeof a);
-    assert_int_equal(mproc_queue_ref(q, &a.ref), 0);
+    mproc_queue *q = queue_for_child(&a, 0, 0);
     a.flags = (uint32_t)huge_ok();
     mproc_process *p = tu_start(big_producer, &a, sizeof a);
     static const size_t sizes[] = {0, 1, 1 << 20, 2 << 20, 3 << 20, 40 << 20};
@@ -407,11 +412,8 @@ static void kill_mid_message(mproc_queue *q, mproc_process *p)
 static void test_producer_killed_mid_message(void **state)
 {
     (void)state;
-    mproc_queue *q;
-    assert_int_equal(mproc_queue_create(&q, 0), 0);
     qarg a;
-    memset(&a, 0, sizeof a);
-    assert_int_equal(mproc_queue_ref(q, &a.ref), 0);
+    mproc_queue *q = queue_for_child(&a, 0, 0);
     mproc_process *p = tu_start(producer_then_block, &a, sizeof a);
     get_pattern(q, 100, 1);
     get_pattern(q, 100, 2);
@@ -482,6 +484,40 @@ static void test_kept_locks_revoked_and_taken_over(void **state)
     mproc_queue_destroy(q);
 }
 
+/* A run of KEPT_RUN messages of 40 bytes (the put lock kept), then one
+   of each size from 0 to a.size (seed: its size). */
+static int producer_each_size(const void *argp, size_t len)
+{
+    qarg a;
+    mproc_queue *q;
+    int rc = attach_arg(argp, len, &a, &q);
+    if (rc) return rc;
+    for (uint32_t i = 0; i < KEPT_RUN; i++)
+        if (put_pattern(q, 40, i)) return 12;
+    for (uint32_t n = 0; n <= a.size; n++)
+        if (put_pattern(q, n, n)) return 13;
+    mproc_queue_destroy(q);
+    return 0;
+}
+
+/* The kept-lock get copies up to 64 bytes with moves of its own for each
+   range of sizes, into the thread's spare block when that suits the
+   message: every size up to it and past it arrives whole. All is put
+   before the first get, so both locks are kept. */
+static void test_kept_lock_every_small_size(void **state)
+{
+    (void)state;
+    qarg a;
+    mproc_queue *q = queue_for_child(&a, 0, 0);
+    a.size = 140;
+    mproc_process *p = tu_start(producer_each_size, &a, sizeof a);
+    assert_int_equal(tu_join(p), 0);
+    mproc_process_destroy(p);
+    for (uint32_t i = 0; i < KEPT_RUN; i++) get_pattern(q, 40, i);
+    for (uint32_t n = 0; n <= a.size; n++) get_pattern(q, n, n);
+    mproc_queue_destroy(q);
+}
+
 static int worker_task_done(const void *argp, size_t len)
 {
     qarg a;
@@ -502,11 +538,8 @@ static int worker_task_done(const void *argp, size_t len)
 static void test_joinable_cross_process(void **state)
 {
     (void)state;
-    mproc_queue *q;
-    assert_int_equal(mproc_queue_create_ex(&q, 0, MPROC_QUEUE_JOINABLE), 0);
     qarg a;
-    memset(&a, 0, sizeof a);
-    assert_int_equal(mproc_queue_ref(q, &a.ref), 0);
+    mproc_queue *q = queue_for_child(&a, 0, MPROC_QUEUE_JOINABLE);
     a.count = 500;
     for (uint32_t i = 0; i < a.count; i++) assert_int_equal(put_pattern(q, 32, i), 0);
     mproc_process *p = tu_start(worker_task_done, &a, sizeof a);
@@ -709,6 +742,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_big_messages_cross_process),
         cmocka_unit_test(test_producer_killed_mid_message),
         cmocka_unit_test(test_kept_locks_revoked_and_taken_over),
+        cmocka_unit_test(test_kept_lock_every_small_size),
         cmocka_unit_test(test_joinable_cross_process),
         cmocka_unit_test(test_wait_mixed),
         cmocka_unit_test(test_empty_full_closed),
