@@ -522,10 +522,10 @@ int mproc_conn_recv(mproc_conn *c, void **buf, size_t *len, int timeout_ms)
 
 int mproc_conn_recv_into(mproc_conn *c, void *buf, size_t cap, size_t *len, int timeout_ms)
 {
+    if (len) *len = 0;
     if (!c || !len || (!buf && cap)) return MPROC_EINVAL;
     static unsigned char none[1];
     if (!buf) buf = none;
-    *len = 0;
     int kept = KEPT_MISSED;
     if (c->can_recv && !c->pend) {
         kept = take_kept_small(&c->in, buf, cap, NULL, len);

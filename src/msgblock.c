@@ -40,12 +40,18 @@ void *mproc__msg_alloc(size_t n)
     return p ? p : malloc(n ? n : 1);
 }
 
+/* The latest block given back is kept, not the first: a spare from one
+   mid-sized message would otherwise stay, too large for the small ones
+   (mproc__msg_take_spare's rule), and every small receive would allocate
+   for the life of the thread. A receive loop takes the spare before it
+   gives a block back, so keeping the latest frees nothing more. */
 void mproc_free(void *p)
 {
-    if (p && !spare) {
+    if (p) {
         if (!spare_hooked) spare_hooked = mproc__os_at_thread_exit(&spare_hook) == 0 ? 1 : -1;
         size_t size = spare_hooked > 0 ? mproc__os_block_size(p) : 0;
         if (size && size <= SPARE_MAX) {
+            free(spare);
             spare = p;
             spare_size = size;
             return;

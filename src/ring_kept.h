@@ -196,14 +196,13 @@ static MPROC__ALWAYS_INLINE int take_kept_small(mproc__ring *r, unsigned char *u
     uint64_t me = kept_id(r), head, size;
     size_t len;
     const unsigned char *src;
-    unsigned char *dst;
+    unsigned char *dst = user;
     if (!me || r->biased[GET_LOCK] != me || !enter_kept(r, GET_LOCK, me)) return KEPT_MISSED;
     head = mproc__load64(&r->sh->head);
     if (mproc__load64(&r->sh->get_stream) || !(src = whole_at(r, head, &len, &size)) ||
         len > SMALL_MSG || (user ? len > cap : !(dst = mproc__msg_take_spare(len))))
         return kept_leave_flags(r, GET_LOCK, me, -1);
-    if (user) dst = user;
-    else *out = dst;
+    if (!user) *out = dst;
     fetch_ahead(r, head + size);
     copy_small(dst, src, len);
     finish_take(r, head, size);

@@ -46,8 +46,17 @@ struct mproc__os_proc {
 int mproc__os_has_fork(void) { return 1; }
 
 /* ---- reaping processes nobody waits for any more ------------------------- */
+/* The list has a lock of its own, taken last: the forkserver's client
+   adopts its dead server with client_mu held, and kill_daemons_at_exit
+   holds the global lock on its way to client_mu. A fork copy of the
+   program gets it unlocked. */
 static pid_t orphans[256];
 static size_t n_orphans;
+static pthread_mutex_t orphan_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t orphan_once = PTHREAD_ONCE_INIT;
+
+static void orphan_unlock_in_child(void) { pthread_mutex_init(&orphan_mu, NULL); }
+static void orphan_register(void) { pthread_atfork(NULL, NULL, orphan_unlock_in_child); }
 
 static void reap_orphans_locked(void)
 {
@@ -62,10 +71,11 @@ static void reap_orphans_locked(void)
 
 void mproc__posix_adopt_orphan(pid_t pid)
 {
-    mproc__os_global_lock();
+    pthread_once(&orphan_once, orphan_register);
+    pthread_mutex_lock(&orphan_mu);
     reap_orphans_locked();
     if (n_orphans < sizeof orphans / sizeof orphans[0]) orphans[n_orphans++] = pid;
-    mproc__os_global_unlock();
+    pthread_mutex_unlock(&orphan_mu);
 }
 
 /* ---- the child's environment and program --------------------------------- */
@@ -610,9 +620,13 @@ int mproc__os_proc_interrupt(mproc__os_proc *p) { return signal_unreaped(p, SIGI
 
 mproc__handle mproc__os_proc_wait_handle(mproc__os_proc *p)
 {
+    if (!p) return MPROC__NO_HANDLE;
     /* Read past the pid: the pipe is then readable only at the end. */
-    if (p) resolve_pid(p, MPROC_FOREVER);
-    return p && !p->reaped ? p->wait_fd : MPROC__NO_HANDLE;
+    resolve_pid(p, MPROC_FOREVER);
+    reap_lock(); /* another thread may be reaping it */
+    int reaped = p->reaped;
+    reap_unlock();
+    return reaped ? MPROC__NO_HANDLE : p->wait_fd;
 }
 
 void mproc__os_proc_free(mproc__os_proc *p, int kill_it)
