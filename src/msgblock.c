@@ -51,7 +51,7 @@ void mproc_free(void *p)
         if (!spare_hooked) spare_hooked = mproc__os_at_thread_exit(&spare_hook) == 0 ? 1 : -1;
         size_t size = spare_hooked > 0 ? mproc__os_block_size(p) : 0;
         if (size && size <= SPARE_MAX) {
-            free(spare);
+            if (spare) free(spare); /* rare: a receive loop took it first */
             spare = p;
             spare_size = size;
             return;
