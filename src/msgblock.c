@@ -17,18 +17,17 @@
    much as their copy. */
 #define SPARE_MAX 1024
 
+/* The spare and its size: extern, for mproc__msg_take_spare (internal.h). */
 MPROC__THREAD_LOCAL void *mproc__spare;
 MPROC__THREAD_LOCAL size_t mproc__spare_size;
-#define spare mproc__spare
-#define spare_size mproc__spare_size
 static MPROC__THREAD_LOCAL int spare_hooked; /* 1: freed at thread exit; -1: cannot be */
 
 /* At the thread's exit: later calls of mproc_free there (other exit
    hooks) free at once, since nothing would free a spare kept now. */
 static void drop_spare(void)
 {
-    free(spare);
-    spare = NULL;
+    free(mproc__spare);
+    mproc__spare = NULL;
     spare_hooked = -1;
 }
 
@@ -51,9 +50,9 @@ void mproc_free(void *p)
         if (!spare_hooked) spare_hooked = mproc__os_at_thread_exit(&spare_hook) == 0 ? 1 : -1;
         size_t size = spare_hooked > 0 ? mproc__os_block_size(p) : 0;
         if (size && size <= SPARE_MAX) {
-            if (spare) free(spare); /* rare: a receive loop took it first */
-            spare = p;
-            spare_size = size;
+            if (mproc__spare) free(mproc__spare); /* rare: a receive loop took it first */
+            mproc__spare = p;
+            mproc__spare_size = size;
             return;
         }
     }

@@ -9,9 +9,6 @@
 #define SPIN_GAP_MAX 16
 #define LOCK_TAG_MAX (((uint64_t)1 << 30) - 1)
 
-
-
-
 void mproc__ring_format(mproc__ring_shared *sh, uint64_t cap)
 {
     memset(sh, 0, sizeof *sh);
@@ -65,14 +62,6 @@ static void ring_read(mproc__ring *r, uint64_t pos, void *dst, size_t n)
     memcpy((unsigned char *)dst + room, r->data, n - room);
 }
 
-
-
-
-
-
-
-
-
 /* The producer's counterpart of fetch_ahead (ring_kept.h). */
 static inline void fetch_ahead_w(mproc__ring *r, uint64_t pos)
 {
@@ -98,7 +87,6 @@ static MPROC__ALWAYS_INLINE uint64_t free_space(mproc__ring *r, uint64_t need)
 }
 
 int mproc__ring_readable(mproc__ring *r) { return data_avail(r, REC_HDR) >= REC_HDR; }
-
 
 static inline uint64_t messages_in(mproc__ring *r)
 {
@@ -210,7 +198,6 @@ void mproc__ring_wake(mproc__ring *r, int kind)
    take turns keep taking it plainly (a revocation costs a system call). */
 #define BIAS_AFTER 64
 
-
 static uint64_t lock_id(mproc__ring *r) { return (mproc__self_pid() & 0xffffffffu) | r->tag << 32; }
 static int64_t owner_pid(uint64_t owner) { return (int64_t)(owner & 0xffffffffu); }
 
@@ -309,7 +296,6 @@ static int lock_plain(mproc__ring *r, int which, uint64_t me, uint64_t deadline,
     return t.recovered;
 }
 
-
 /* 0 locked, 1 locked after taking it over from a dead owner, or error. */
 static inline int ring_lock(mproc__ring *r, int which, uint64_t me, uint64_t deadline,
                             int timeout_ms)
@@ -350,15 +336,11 @@ static MPROC__NOINLINE void unlock_plain(mproc__ring *r, int which, uint64_t me)
     else mproc__fence(); /* the callers' wakes rely on a fence here */
 }
 
-
 static inline void ring_unlock(mproc__ring *r, int which, uint64_t me)
 {
     if (r->biased[which] == me && leave_kept(r, which, me)) return;
     unlock_plain(r, which, me);
 }
-
-
-
 
 /* A sleeper asks the owners that keep a lock to give it up at their next
    call (REVOKE, as a contender would, without taking it). Returns 1 if a
@@ -404,7 +386,6 @@ typedef struct space_need {
     int first;     /* the record starts a message */
 } space_need;
 
-
 /* A new message may start: a queue's maxsize is not reached. */
 static inline int message_room(mproc__ring *r)
 {
@@ -432,7 +413,6 @@ static void put_abort(mproc__ring *r)
     mproc__store64(&r->sh->put_stream, 0);
     mproc__ring_wake(r, MPROC__RING_DATA);
 }
-
 
 /* A message is counted (r->counted) before its first record is published
    (a consumer must never take one not yet counted); put_pending, the tail
@@ -515,7 +495,6 @@ static int put_stream(mproc__ring *r, const unsigned char *buf, size_t len, uint
     return 0;
 }
 
-
 /* Small messages while the put lock is kept, the common case of a busy
    stream: the general path's steps in one piece, for a message that fits
    one record before the ring's end, with room for it now (space_now)
@@ -581,7 +560,6 @@ static MPROC__NOINLINE int put_rest(mproc__ring *r, int kept, const void *buf, s
     }
     return rc == 0 && r->peer_gone && mproc__load64(r->peer_gone) ? MPROC_ECLOSED : rc;
 }
-
 
 int mproc__ring_put(mproc__ring *r, const void *buf, size_t len, int timeout_ms)
 {
@@ -753,8 +731,6 @@ int mproc__ring_take_start(mproc__ring *r, void *dst, uint64_t total, uint64_t *
     return 1;
 }
 
-
-
 /* take_small's body, inlined into its callers: a call between the two
    cost a message two sets of saved registers. */
 static MPROC__ALWAYS_INLINE int take_small(mproc__ring *r, void *user, size_t cap, void **out,
@@ -779,7 +755,6 @@ int mproc__ring_take_small(mproc__ring *r, void *user, size_t cap, void **out, s
     return take_small(r, user, cap, out, n);
 }
 
-
 /* take_small in one piece while the get lock is kept (no stream
    part-way through): any size, into a block of its own or the caller's. */
 static int take_kept_any(mproc__ring *r, void *user, size_t cap, void **out, size_t *n)
@@ -801,7 +776,6 @@ int mproc__ring_get_kept_rest(mproc__ring *r, int kept, void *user, size_t cap, 
     wake_waiters(r, MPROC__RING_SPACE);
     return 1;
 }
-
 
 /* Room for n more bytes after got, doubling the block up to total. */
 static int grow(unsigned char **dst, uint64_t *room, uint64_t total, uint64_t got, uint64_t n)

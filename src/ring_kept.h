@@ -86,7 +86,6 @@ static inline void fetch_ahead(mproc__ring *r, uint64_t pos)
     if (pos + AHEAD + 64 <= r->seen_tail) mproc__prefetch(r->data + ((pos + AHEAD) & r->mask));
 }
 
-
 /* Bytes published and not consumed, at least need if that many are there:
    the tail is read again only when the last one seen does not show them
    (or is behind the head another consumer moved). */
@@ -97,10 +96,6 @@ static MPROC__ALWAYS_INLINE uint64_t data_avail(mproc__ring *r, uint64_t need)
     r->seen_tail = mproc__load64(&r->sh->tail);
     return r->seen_tail >= head ? r->seen_tail - head : 0;
 }
-
-
-
-
 
 static inline mproc__ring_lock *lock_of(mproc__ring *r, int which)
 {
@@ -153,7 +148,6 @@ static inline int kept_leave_flags(mproc__ring *r, int which, uint64_t me, int k
     if (kind >= 0 && mproc__load64(&r->sh->waiters[kind])) flags |= KEPT_WAKE;
     return flags;
 }
-
 
 /* The record at head if it is one whole record lying in one piece,
    checked as peek checks a record (*n its length, *size its bytes in the

@@ -726,7 +726,6 @@ static void test_shutdown_wakes_blocked(void **state)
     }
 }
 
-
 int main(int argc, char **argv)
 {
     tu_guard(argc, argv);
